@@ -1,0 +1,270 @@
+"""Recurrent PPO in the PureJaxRL form: ``make_train(config) -> train(key)``, pure and jittable.
+
+Done convention (Lu et al. 2023): every transition stores ``reset`` (its observation starts a new
+episode: the memory is reset before it) and ``done`` (the episode ended with this step: GAE stops
+bootstrapping). Observations are augmented with the previous action and a first-step flag.
+Minibatches are groups of whole environment sequences, re-run from the carry the rollout started
+with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from flax.training.train_state import TrainState
+from gymnax.environments import spaces
+
+import envs
+import ssm
+from agents.ppo.config import PPOConfig
+from agents.ppo.network import ActorCritic, policy_distribution
+from envs.wrappers import EpisodeStats
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionSpec:
+    """How actions look to the network (``dim``) and how they are fed back as inputs."""
+
+    continuous: bool
+    dim: int
+    low: Any = None
+    high: Any = None
+
+    @classmethod
+    def from_space(cls, space) -> "ActionSpec":
+        if isinstance(space, spaces.Discrete):
+            return cls(continuous=False, dim=int(space.n))
+        if isinstance(space, spaces.Box):
+            return cls(continuous=True, dim=int(np.prod(space.shape)), low=np.asarray(space.low, np.float32),
+                       high=np.asarray(space.high, np.float32))
+        raise ValueError(f"unsupported action space {type(space).__name__}; valid: Discrete, Box")
+
+    def encode(self, action: jax.Array) -> jax.Array:
+        """``action [B] or [B, A] -> [B, A]``: one-hot for discrete actions, the vector itself otherwise."""
+        if self.continuous:
+            return action.astype(jnp.float32)
+        return jax.nn.one_hot(action, self.dim)
+
+    def to_env(self, action: jax.Array) -> jax.Array:
+        if self.continuous:
+            return jnp.clip(action, self.low, self.high).reshape(action.shape[:-1] + tuple(np.shape(self.low)))
+        return action
+
+
+class Transition(NamedTuple):
+    obs: jax.Array  # [T, E, D] augmented observation
+    reset: jax.Array  # [T, E] the observation starts an episode
+    action: jax.Array  # [T, E] or [T, E, A]
+    log_prob: jax.Array  # [T, E]
+    value: jax.Array  # [T, E]
+    reward: jax.Array  # [T, E]
+    done: jax.Array  # [T, E] the episode ended with this step
+    episode_return: jax.Array  # [T, E] return of the episode finished at this step, else 0
+    episode_done: jax.Array  # [T, E]
+
+
+@struct.dataclass
+class RunnerState:
+    train_state: TrainState
+    env_state: Any
+    obs: jax.Array  # [E, D_obs] latest raw observation
+    done: jax.Array  # [E] latest observation starts a new episode
+    prev_action: jax.Array  # [E, A] encoded previous action (zeros at episode start)
+    carry: Any  # memory carry entering the next step
+    key: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOParts:
+    """The pieces of a PPO run, built once from a config."""
+
+    config: PPOConfig
+    env: Any
+    env_params: Any
+    network: ActorCritic
+    actions: ActionSpec
+    obs_dim: int
+    init: Callable[[jax.Array], RunnerState]
+    update: Callable[[RunnerState, Any], tuple[RunnerState, dict]]
+    policy_step: Callable
+
+
+def augment(obs: jax.Array, prev_action: jax.Array, first: jax.Array) -> jax.Array:
+    """``[E, D], [E, A], [E] -> [E, D + A + 1]``: observation, previous action, first-step flag."""
+    obs = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+    return jnp.concatenate([obs, prev_action, first[:, None].astype(jnp.float32)], axis=-1)
+
+
+def gae(values: jax.Array, rewards: jax.Array, dones: jax.Array, last_value: jax.Array,
+        gamma: float, lam: float) -> tuple[jax.Array, jax.Array]:
+    """Generalised advantage estimation over ``[T, E]``; returns ``(advantages, value targets)``."""
+
+    def body(carry, step):
+        advantage, next_value = carry
+        value, reward, done = step
+        not_done = 1.0 - done.astype(jnp.float32)
+        delta = reward + gamma * next_value * not_done - value
+        advantage = delta + gamma * lam * not_done * advantage
+        return (advantage, value), advantage
+
+    _, advantages = jax.lax.scan(body, (jnp.zeros_like(last_value), last_value), (values, rewards, dones),
+                                 reverse=True)
+    return advantages, advantages + values
+
+
+def build(config: PPOConfig) -> PPOParts:
+    """Build env, network and the pure ``init(key)`` / ``update(state, _)`` functions."""
+    env, env_params = envs.make(config.env_name, **dict(config.env_options))
+    env = EpisodeStats(env)
+    actions = ActionSpec.from_space(env.action_space(env_params))
+    obs_dim = int(np.prod(env.observation_space(env_params).shape))
+    memory = ssm.make(config.model, features=config.features, num_layers=config.num_layers,
+                      **dict(config.model_options))
+    network = ActorCritic(memory=memory, action_dim=actions.dim, continuous=actions.continuous,
+                          features=config.features, encoder_hidden=config.encoder_hidden,
+                          head_hidden=config.head_hidden)
+    in_dim = obs_dim + actions.dim + 1
+    num_envs, num_steps, minibatch_envs = config.num_envs, config.num_steps, config.num_envs // config.num_minibatches
+
+    def schedule(count):
+        if not config.anneal_lr:
+            return config.lr
+        steps_per_update = config.update_epochs * config.num_minibatches
+        return config.lr * (1.0 - (count // steps_per_update) / config.num_updates)
+
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(schedule, eps=1e-5))
+
+    def init(key: jax.Array) -> RunnerState:
+        k_net, k_env, key = jax.random.split(key, 3)
+        params = network.init(k_net, jnp.zeros((1, num_envs, in_dim)), jnp.zeros((1, num_envs), bool))
+        train_state = TrainState.create(apply_fn=network.apply, params=params, tx=tx)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, num_envs), env_params)
+        return RunnerState(
+            train_state=train_state,
+            env_state=env_state,
+            obs=obs,
+            done=jnp.ones((num_envs,), bool),
+            prev_action=jnp.zeros((num_envs, actions.dim)),
+            carry=network.initialize_carry(num_envs),
+            key=key,
+        )
+
+    def policy_step(params, carry, x, first, key):
+        """Act once on augmented observations ``x [E, D]``: ``(carry, action, log_prob, value)``."""
+        carry, (policy, value) = network.apply(params, carry, x, first, method="step")
+        pi = policy_distribution(policy, params, actions.continuous)
+        action = pi.sample(seed=key)
+        return carry, action, pi.log_prob(action), value
+
+    def env_step(runner: RunnerState, _):
+        key, k_act, k_env = jax.random.split(runner.key, 3)
+        params = runner.train_state.params
+        x = augment(runner.obs, runner.prev_action, runner.done)
+        carry, action, log_prob, value = policy_step(params, runner.carry, x, runner.done, k_act)
+        obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, num_envs), runner.env_state, actions.to_env(action), env_params)
+        done = jnp.logical_or(terminated, truncated)
+        transition = Transition(x, runner.done, action, log_prob, value, reward, done,
+                                info["episode_return"], info["episode_done"])
+        prev_action = jnp.where(done[:, None], 0.0, actions.encode(action))
+        runner = runner.replace(env_state=env_state, obs=obs, done=done, prev_action=prev_action, carry=carry,
+                                key=key)
+        return runner, transition
+
+    def loss_fn(params, carry0, batch: Transition, advantages, targets):
+        _, (policy, value) = network.apply(params, carry0, batch.obs, batch.reset, method="scan")
+        pi = policy_distribution(policy, params, actions.continuous)
+        log_prob = pi.log_prob(batch.action)
+        value_clipped = batch.value + jnp.clip(value - batch.value, -config.clip_eps, config.clip_eps)
+        value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
+        ratio = jnp.exp(log_prob - batch.log_prob)
+        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        actor_loss = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps) * adv).mean()
+        entropy = pi.entropy().mean()
+        total = actor_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+        approx_kl = ((ratio - 1) - jnp.log(ratio)).mean()
+        return total, dict(actor_loss=actor_loss, value_loss=value_loss, entropy=entropy, approx_kl=approx_kl)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def update_minibatch(train_state: TrainState, minibatch):
+        carry0, batch, advantages, targets = minibatch
+        (loss, aux), grads = grad_fn(train_state.params, carry0, batch, advantages, targets)
+        return train_state.apply_gradients(grads=grads), dict(aux, loss=loss)
+
+    def update_epoch(state, _):
+        train_state, carry0, traj, advantages, targets, key = state
+        key, k_perm = jax.random.split(key)
+        perm = jax.random.permutation(k_perm, num_envs)
+
+        def split_time_major(a):  # [T, E, ...] -> [M, T, E/M, ...] in permuted env order
+            a = jnp.take(a, perm, axis=1)
+            a = a.reshape((num_steps, config.num_minibatches, minibatch_envs) + a.shape[2:])
+            return jnp.swapaxes(a, 0, 1)
+
+        def split_batch_major(a):  # [E, ...] -> [M, E/M, ...]
+            return jnp.take(a, perm, axis=0).reshape((config.num_minibatches, minibatch_envs) + a.shape[1:])
+
+        minibatches = (
+            jax.tree_util.tree_map(split_batch_major, carry0),
+            jax.tree_util.tree_map(split_time_major, traj),
+            split_time_major(advantages),
+            split_time_major(targets),
+        )
+        train_state, metrics = jax.lax.scan(update_minibatch, train_state, minibatches)
+        return (train_state, carry0, traj, advantages, targets, key), metrics
+
+    def update(runner: RunnerState, _) -> tuple[RunnerState, dict]:
+        carry0 = runner.carry
+        runner, traj = jax.lax.scan(env_step, runner, None, num_steps)
+        key, k_last, k_epochs = jax.random.split(runner.key, 3)
+        x_last = augment(runner.obs, runner.prev_action, runner.done)
+        _, _, _, last_value = policy_step(runner.train_state.params, runner.carry, x_last, runner.done, k_last)
+        advantages, targets = gae(traj.value, traj.reward, traj.done, last_value, config.gamma, config.gae_lambda)
+        (train_state, *_), losses = jax.lax.scan(
+            update_epoch, (runner.train_state, carry0, traj, advantages, targets, k_epochs), None,
+            config.update_epochs)
+        episodes = traj.episode_done.sum()
+        metrics = {k: v.mean() for k, v in losses.items()}
+        metrics["episodes"] = episodes
+        metrics["episode_return"] = jnp.where(
+            episodes > 0, (traj.episode_return * traj.episode_done).sum() / jnp.maximum(episodes, 1), jnp.nan)
+        return runner.replace(train_state=train_state, key=key), metrics
+
+    return PPOParts(config, env, env_params, network, actions, obs_dim, init, update, policy_step)
+
+
+def make_train(config: PPOConfig) -> Callable[[jax.Array], tuple[RunnerState, dict]]:
+    """A whole run as one pure function ``train(key) -> (final state, metrics [num_updates])``.
+
+    Jit it, or ``jax.vmap`` it over a batch of keys to train several seeds at once.
+    """
+    parts = build(config)
+
+    def train(key: jax.Array):
+        return jax.lax.scan(parts.update, parts.init(key), None, config.num_updates)
+
+    return train
+
+
+def make_chunk(parts: PPOParts) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
+    """``config.chunk_updates`` updates in one call: the unit of progress, logging and checkpointing."""
+
+    def chunk(runner: RunnerState):
+        return jax.lax.scan(parts.update, runner, None, parts.config.chunk_updates)
+
+    return chunk
+
+
+def count_params(params) -> int:
+    return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
+
+
+__all__ = ["ActionSpec", "PPOParts", "RunnerState", "Transition", "augment", "build", "count_params", "gae",
+           "make_chunk", "make_train", "nn"]

@@ -1,0 +1,5 @@
+"""Pure-JAX environments in the gymnax 1.x API, behind one registry."""
+
+from envs.registry import available, make
+
+__all__ = ["available", "make"]

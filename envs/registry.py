@@ -1,0 +1,36 @@
+"""One registry of environments: ``make(name, **options) -> (env, env_params)`` and ``available()``.
+
+Every environment speaks the gymnax 1.x API and auto-resets inside ``step`` (gymnax's
+``Environment.step`` is the shared auto-reset wrapper: subclasses implement ``step_env`` and
+``reset_env``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+
+def _builders() -> dict[str, Callable[..., tuple[Any, Any]]]:
+    import gymnax
+
+    from envs.popgym import ENVS as POPGYM_ENVS
+
+    builders: dict[str, Callable[..., tuple[Any, Any]]] = {}
+    for name in gymnax.registered_envs:
+        builders[name] = functools.partial(gymnax.make, name)
+    builders.update(POPGYM_ENVS)
+    return builders
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`make`."""
+    return sorted(_builders())
+
+
+def make(name: str, **options) -> tuple[Any, Any]:
+    """Build environment ``name``: returns ``(env, env_params)``."""
+    builders = _builders()
+    if name not in builders:
+        raise ValueError(f"unknown environment {name!r}; valid: {sorted(builders)}")
+    return builders[name](**options)

@@ -1,0 +1,1 @@
+"""Around the agents: chunked runs with progress, TensorBoard logs, orbax checkpoints and plots."""

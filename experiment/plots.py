@@ -1,0 +1,32 @@
+"""Learning-curve plots written into a run directory."""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def learning_curve(env_steps: np.ndarray, returns: np.ndarray, path: str, title: str) -> None:
+    """``env_steps [U]``, ``returns [S, U]`` (NaN where no episode finished) -> PNG at ``path``."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for seed, curve in enumerate(returns):
+        ok = np.isfinite(curve)
+        ax.plot(env_steps[ok], curve[ok], alpha=0.35, lw=1, label=f"seed {seed}" if len(returns) <= 8 else None)
+    with warnings.catch_warnings():  # all-NaN columns (no finished episode yet) are expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(returns, axis=0)
+    ok = np.isfinite(mean)
+    ax.plot(env_steps[ok], mean[ok], color="black", lw=2, label="mean")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
