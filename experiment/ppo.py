@@ -19,6 +19,9 @@ from experiment.loop import run_chunks, stack_history
 from experiment.plots import learning_curve
 
 
+RUN_FILE = "run.json"  # what a run was started with: enough to rebuild it for evaluation
+
+
 def runner_shardings(state: RunnerState, mesh: Mesh) -> RunnerState:
     """Environments (axis 1, after the seed axis) split across devices; parameters replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -49,6 +52,8 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     validate(config)
     os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, RUN_FILE), "w") as f:
+        json.dump({"config": dataclasses.asdict(config), "seeds": seeds, "seed": seed}, f, indent=2)
     parts = build(config)
     init = jax.jit(jax.vmap(parts.init))
     chunk = jax.vmap(make_chunk(parts))
@@ -76,8 +81,9 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
     updates_done = returns.shape[-1]
     env_steps = updates_done * steps_per_update
     evaluate = jax.jit(jax.vmap(make_evaluate(parts, config.eval_envs, deterministic_eval)))
+    # [seeds, envs, trials] -> whole-episode returns [seeds, envs]
     eval_returns = np.asarray(evaluate(result.state.train_state.params,
-                                       jax.random.split(jax.random.PRNGKey(seed + 1), seeds)))
+                                       jax.random.split(jax.random.PRNGKey(seed + 1), seeds))).sum(-1)
     summary = {
         "env": config.env_name,
         "model": config.model,

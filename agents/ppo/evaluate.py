@@ -1,4 +1,8 @@
-"""Evaluate a PPO policy: the return of one full episode in each of ``num_envs`` fresh envs."""
+"""Evaluate a PPO policy: the return of one full episode in each of ``num_envs`` fresh envs.
+
+Environments made of several trials (meta-RL: ``env.trials`` and ``info["trial"]``) report the return
+of every trial separately: the in-context learning curve.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,14 @@ from agents.ppo.train import PPOParts, augment
 
 def make_evaluate(parts: PPOParts, num_envs: int, deterministic: bool = False,
                   num_steps: int | None = None) -> Callable[[dict, jax.Array], jax.Array]:
-    """``evaluate(params, key) -> returns [num_envs]`` of each env's first episode.
+    """``evaluate(params, key) -> returns [num_envs, trials]`` of each env's first episode.
 
     Runs ``num_steps`` steps (default: the env's ``max_steps_in_episode``, so every episode ends).
     ``deterministic`` acts with the mode of the policy instead of sampling it.
     """
     env, env_params, network, actions = parts.env, parts.env_params, parts.network, parts.actions
     num_steps = num_steps or int(env_params.max_steps_in_episode)
+    trials = int(getattr(env, "trials", 1))
 
     def evaluate(params, key):
         k_reset, key = jax.random.split(key)
@@ -32,15 +37,16 @@ def make_evaluate(parts: PPOParts, num_envs: int, deterministic: bool = False,
                                                 method="step")
             pi = policy_distribution(policy, params, actions.continuous)
             action = pi.mode() if deterministic else pi.sample(seed=k_act)
-            obs, state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            obs, state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
                 jax.random.split(k_env, num_envs), state, actions.to_env(action), env_params)
             done = jnp.logical_or(terminated, truncated)
-            total = total + jnp.where(finished, 0.0, reward)
+            trial = info["trial"] if "trial" in info else jnp.zeros((num_envs,), jnp.int32)
+            total = total + jnp.where(finished, 0.0, reward)[:, None] * jax.nn.one_hot(trial, trials)
             prev_action = jnp.where(done[:, None], 0.0, actions.encode(action))
             return (state, obs, done, prev_action, memory, total, finished | done, key), None
 
         init = (env_state, obs, jnp.ones((num_envs,), bool), jnp.zeros((num_envs, actions.dim)),
-                network.initialize_carry(num_envs), jnp.zeros((num_envs,)), jnp.zeros((num_envs,), bool), key)
+                network.initialize_carry(num_envs), jnp.zeros((num_envs, trials)), jnp.zeros((num_envs,), bool), key)
         (_, _, _, _, _, total, _, _), _ = jax.lax.scan(body, init, None, num_steps)
         return total
 
