@@ -34,3 +34,18 @@ def make(name: str, **options) -> tuple[Any, Any]:
     if name not in builders:
         raise ValueError(f"unknown environment {name!r}; valid: {sorted(builders)}")
     return builders[name](**options)
+
+
+def evaluation_splits(name: str, **options) -> dict[str, dict]:
+    """The option sets an evaluation reports separately, keyed by split name.
+
+    A plain environment has one split, itself. The meta-RL environment has the training pool, the
+    training pool under projections never drawn in training, and the held-out pool.
+    """
+    if name not in _builders():
+        raise ValueError(f"unknown environment {name!r}; valid: {available()}")
+    if name == "meta":
+        from envs.meta import evaluation_splits as meta_splits
+
+        return meta_splits(**options)
+    return {"train": dict(options)}
