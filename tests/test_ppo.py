@@ -11,6 +11,7 @@ import pytest
 
 from agents.ppo.config import PPOConfig, from_mapping, validate
 from agents.ppo.train import ActionSpec, augment, build, gae, make_chunk, make_train
+from experiment.evaluation import evaluate_run
 from experiment.ppo import run_ppo
 
 TINY = PPOConfig(
@@ -107,3 +108,10 @@ def test_run_writes_outputs_and_resume_reaches_the_same_result(tmp_path):
     assert summary["seeds"] == 2 and len(summary["final_return"]) == 2
     assert summary["env_steps"] == TINY.num_updates * TINY.steps_per_update
     assert all(-1.0 <= r <= 1.0 for r in summary["final_return"])
+
+    report = evaluate_run(str(tmp_path / "whole"), episodes=6)
+    assert report["episodes"] == 6 and report["checkpoint"] == TINY.num_chunks
+    train_split = report["splits"]["train"]
+    assert len(train_split["trial_mean"]) == 1 and -1.0 <= train_split["trial_mean"][0] <= 1.0
+    assert train_split["trial_ci95"][0] >= 0.0
+    assert (tmp_path / "whole" / "eval.json").exists() and (tmp_path / "whole" / "eval.png").exists()
