@@ -20,6 +20,9 @@ def _builders() -> dict[str, Callable[..., tuple[Any, Any]]]:
     for name in gymnax.registered_envs:
         builders[name] = functools.partial(gymnax.make, name)
     builders.update(POPGYM_ENVS)
+    from envs.meta import make_meta
+
+    builders["meta"] = make_meta
     return builders
 
 

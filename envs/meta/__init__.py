@@ -1,0 +1,40 @@
+"""Meta-RL across randomly projected tasks (Lu et al. 2023): ``envs.make("meta", ...)``."""
+
+from __future__ import annotations
+
+from envs.meta.bases import BASE_NAMES, BaseSpec, check_names, make_base
+from envs.meta.env import MetaParams, MetaState, ProjectedMetaEnv
+
+# Train pool: classic control with both discrete (CartPole, Acrobot, MountainCar) and continuous
+# (Pendulum) actions, so the agent meets both action mappings. Held-out: MountainCarContinuous (new
+# action type and reward structure on familiar-looking dynamics) and Catch (a different kind of task).
+DEFAULT_TRAIN: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1")
+DEFAULT_HELDOUT: tuple[str, ...] = ("MountainCarContinuous-v0", "Catch-bsuite")
+POOLS = ("train", "heldout")
+
+
+def make_meta(train=DEFAULT_TRAIN, heldout=DEFAULT_HELDOUT, pool: str = "train", trials: int = 4,
+              obs_dim: int = 16, act_dim: int = 4, project_actions: bool = True, trial_steps: int = 200,
+              **options) -> tuple[ProjectedMetaEnv, MetaParams]:
+    """``(env, params)`` of the meta environment whose pool is the ``train`` or ``heldout`` list.
+
+    Other ``options`` go to :class:`ProjectedMetaEnv` (``project_obs``, ``projection_seeds``,
+    ``projection_offset``, ``projection_root``, ``brax_backend``).
+    """
+    train, heldout = (train,) if isinstance(train, str) else tuple(train), \
+        (heldout,) if isinstance(heldout, str) else tuple(heldout)
+    check_names(train)
+    check_names(heldout)
+    overlap = sorted(set(train) & set(heldout))
+    if overlap:
+        raise ValueError(f"meta train and heldout pools must be disjoint; both contain {overlap}")
+    if pool not in POOLS:
+        raise ValueError(f"unknown meta pool {pool!r}; valid: {list(POOLS)}")
+    names = train if pool == "train" else heldout
+    env = ProjectedMetaEnv(names, trials=trials, obs_dim=obs_dim, act_dim=act_dim, project_actions=project_actions,
+                           trial_steps=trial_steps, **options)
+    return env, env.default_params
+
+
+__all__ = ["BASE_NAMES", "BaseSpec", "DEFAULT_HELDOUT", "DEFAULT_TRAIN", "MetaParams", "MetaState",
+           "ProjectedMetaEnv", "make_base", "make_meta"]
