@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 from ssm.base import SequenceLayer
 from ssm.registry import ssm_stack
-from ssm.scan import SCAN_METHODS, linear_recurrence, linear_step
+from ssm.scan import SCAN_METHODS, linear_recurrence, linear_step, resolve_method
 
 
 class MambaCarry(NamedTuple):
@@ -194,18 +194,39 @@ class MambaLayer(SequenceLayer):
         dt, b, c = jnp.split(proj, [r, r + n], axis=-1)
         return jax.nn.softplus(self.dt_proj(dt)), b, c
 
+    def _step_state(self, a_mat, dt, u, b, reset, state):
+        """One selective-SSM step over ``dt, u [B, d]``, ``b [B, N]``: the new state ``[B, d, N]``."""
+        decay = jnp.exp(dt[..., None] * a_mat)
+        inp = (dt * u)[..., None] * b[:, None, :]
+        return linear_step(decay, inp, reset, state)
+
+    def _recurrence(self, a_mat, dt, u, b, c, resets, state):
+        """``dt, u [T, B, d]``, ``b, c [T, B, N]`` -> ``(state [B, d, N], C·h [T, B, d])``.
+
+        On the sequential path the per-step decay, input and readout are formed inside the loop, so no
+        ``[T, B, d, N]`` array is built: bench/scan.py measured this 1.5-1.7x faster than the
+        materialised form on CPU (fwd+bwd, B16 H128, L 256-1024), at 40% of the memory.
+        """
+        if resolve_method(self.scan_method) == "sequential":
+            def body(h, inputs):
+                dt_t, u_t, b_t, c_t, r_t = inputs
+                h = self._step_state(a_mat, dt_t, u_t, b_t, r_t, h)
+                return h, jnp.einsum("bdn,bn->bd", h, c_t)
+
+            return jax.lax.scan(body, state, (dt, u, b, c, resets))
+        decay = jnp.exp(dt[..., None] * a_mat)  # [T, B, d, N]
+        inp = (dt * u)[..., None] * b[..., None, :]  # [T, B, d, N]
+        state, h = linear_recurrence(decay, inp, resets, state, self.scan_method)
+        return state, jnp.einsum("tbdn,tbn->tbd", h, c)
+
     def scan(self, carry: MambaCarry, x: jax.Array, resets: jax.Array):
         """``x [T, B, H]``, ``resets [T, B]`` -> ``(carry, y [T, B, H])``."""
         xs, z = jnp.split(self.in_proj(x), 2, axis=-1)
         u, conv = causal_conv(xs, carry.conv, resets, self.conv_kernel, self.conv_bias)
         u = nn.silu(u)
         dt, b, c = self._selective(u)
-        a_mat = -jnp.exp(self.A_log)  # [d, N]
-        decay = jnp.exp(dt[..., None] * a_mat)  # [T, B, d, N]
-        inp = (dt * u)[..., None] * b[..., None, :]  # [T, B, d, N]
-        state, h = linear_recurrence(decay, inp, resets, carry.state, self.scan_method)
-        y = jnp.einsum("tbdn,tbn->tbd", h, c) + self.D * u
-        y = y * nn.silu(z)
+        state, ch = self._recurrence(-jnp.exp(self.A_log), dt, u, b, c, resets, carry.state)
+        y = (ch + self.D * u) * nn.silu(z)
         return MambaCarry(state, conv), self.out_proj(y)
 
     def step(self, carry: MambaCarry, x_t: jax.Array, reset_t: jax.Array):
@@ -214,14 +235,9 @@ class MambaLayer(SequenceLayer):
         u, conv = causal_conv_step(xs, carry.conv, reset_t, self.conv_kernel, self.conv_bias)
         u = nn.silu(u)
         dt, b, c = self._selective(u)
-        a_mat = -jnp.exp(self.A_log)
-        decay = jnp.exp(dt[..., None] * a_mat)  # [B, d, N]
-        inp = (dt * u)[..., None] * b[:, None, :]
-        state = linear_step(decay, inp, reset_t, carry.state)
-        y = jnp.einsum("bdn,bn->bd", state, c) + self.D * u
-        y = y * nn.silu(z)
+        state = self._step_state(-jnp.exp(self.A_log), dt, u, b, reset_t, carry.state)
+        y = (jnp.einsum("bdn,bn->bd", state, c) + self.D * u) * nn.silu(z)
         return MambaCarry(state, conv), self.out_proj(y)
-
 
 def build(
     features: int,

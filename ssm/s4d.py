@@ -37,7 +37,7 @@ import numpy as np
 from ssm.base import SequenceLayer
 from ssm.hippo import hippo_nplr
 from ssm.registry import ssm_stack
-from ssm.scan import SCAN_METHODS, linear_recurrence, linear_step
+from ssm.scan import SCAN_METHODS, linear_recurrence, linear_step, resolve_method
 
 KERNEL_MODES = ("auto", "conv", "scan")
 S4D_INITS = ("legs", "lin", "inv")
@@ -172,6 +172,14 @@ class S4DLayer(SequenceLayer):
 
     def _scan_path(self, carry, x, resets):
         lam_bar, b_bar, c, _ = self._system()
+        if resolve_method(self.scan_method) == "sequential":
+            # Input and readout formed inside the loop: no [T, B, H, N/2] arrays (bench/scan.py).
+            def body(h, inputs):
+                x_t, r_t = inputs
+                h = linear_step(lam_bar, x_t.astype(jnp.complex64)[..., None] * b_bar, r_t, h)
+                return h, self._readout(c, h, x_t)
+
+            return jax.lax.scan(body, carry, (x, resets))
         bu = x.astype(jnp.complex64)[..., None] * b_bar  # [T, B, H, N/2]
         carry, h = linear_recurrence(lam_bar, bu, resets, carry, self.scan_method)
         return carry, self._readout(c, h, x)

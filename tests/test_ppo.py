@@ -115,3 +115,11 @@ def test_run_writes_outputs_and_resume_reaches_the_same_result(tmp_path):
     assert len(train_split["trial_mean"]) == 1 and -1.0 <= train_split["trial_mean"][0] <= 1.0
     assert train_split["trial_ci95"][0] >= 0.0
     assert (tmp_path / "whole" / "eval.json").exists() and (tmp_path / "whole" / "eval.png").exists()
+
+
+def test_box_actions_with_scalar_bounds_keep_their_shape():
+    from gymnax.environments import spaces
+
+    spec = ActionSpec.from_space(spaces.Box(-1.0, 1.0, (3,)))
+    out = spec.to_env(jnp.array([[2.0, -0.5, -3.0]]))
+    np.testing.assert_array_equal(np.asarray(out), [[1.0, -0.5, -1.0]])

@@ -23,8 +23,11 @@ def to_config(cfg: DictConfig) -> PPOConfig:
     env, model = values.pop("env"), values.pop("model")
     for key in RUN_KEYS:
         values.pop(key, None)
+    # Every env key but its name is an option of the env's constructor (`env.trials`, `env.options.x`).
+    env_options = {k: v for k, v in env.items() if k not in ("name", "options")}
+    env_options.update(env.get("options") or {})
     values.update(
-        env_name=env["name"], env_options=env.get("options") or {},
+        env_name=env["name"], env_options=env_options,
         model=model["name"], features=model["features"], num_layers=model["num_layers"],
         model_options=model.get("options") or {},
     )

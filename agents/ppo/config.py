@@ -101,5 +101,6 @@ def from_mapping(values: Mapping[str, Any]) -> PPOConfig:
     values = dict(values)
     for key in ("env_options", "model_options"):
         if key in values and isinstance(values[key], Mapping):
-            values[key] = tuple(sorted(values[key].items()))
+            # Lists become tuples so the frozen config stays hashable.
+            values[key] = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values[key].items()))
     return PPOConfig(**values)

@@ -33,6 +33,7 @@ class ActionSpec:
 
     continuous: bool
     dim: int
+    shape: tuple[int, ...] = ()
     low: Any = None
     high: Any = None
 
@@ -41,8 +42,10 @@ class ActionSpec:
         if isinstance(space, spaces.Discrete):
             return cls(continuous=False, dim=int(space.n))
         if isinstance(space, spaces.Box):
-            return cls(continuous=True, dim=int(np.prod(space.shape)), low=np.asarray(space.low, np.float32),
-                       high=np.asarray(space.high, np.float32))
+            shape = tuple(space.shape)
+            return cls(continuous=True, dim=int(np.prod(shape)), shape=shape,
+                       low=np.broadcast_to(np.asarray(space.low, np.float32), shape).reshape(-1),
+                       high=np.broadcast_to(np.asarray(space.high, np.float32), shape).reshape(-1))
         raise ValueError(f"unsupported action space {type(space).__name__}; valid: Discrete, Box")
 
     def encode(self, action: jax.Array) -> jax.Array:
@@ -53,7 +56,7 @@ class ActionSpec:
 
     def to_env(self, action: jax.Array) -> jax.Array:
         if self.continuous:
-            return jnp.clip(action, self.low, self.high).reshape(action.shape[:-1] + tuple(np.shape(self.low)))
+            return jnp.clip(action, self.low, self.high).reshape(action.shape[:-1] + self.shape)
         return action
 
 

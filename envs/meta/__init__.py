@@ -36,5 +36,23 @@ def make_meta(train=DEFAULT_TRAIN, heldout=DEFAULT_HELDOUT, pool: str = "train",
     return env, env.default_params
 
 
+def evaluation_splits(**options) -> dict[str, dict]:
+    """The three generalisation splits of a meta-RL run, as ``make_meta`` option sets.
+
+    ``train``: the training pool with the training projections; ``new_projections``: the training pool
+    under projections from the disjoint family ``[offset + N, offset + 2N)`` (only when training drew
+    from a fixed family of ``N = projection_seeds``; with fresh projections every meta-episode, every
+    evaluation projection is already new); ``heldout``: the held-out pool.
+    """
+    options = {k: v for k, v in options.items() if k != "pool"}
+    splits = {"train": dict(options, pool="train")}
+    seeds = int(options.get("projection_seeds", 0))
+    if seeds > 0:
+        offset = int(options.get("projection_offset", 0)) + seeds
+        splits["new_projections"] = dict(options, pool="train", projection_offset=offset)
+    splits["heldout"] = dict(options, pool="heldout")
+    return splits
+
+
 __all__ = ["BASE_NAMES", "BaseSpec", "DEFAULT_HELDOUT", "DEFAULT_TRAIN", "MetaParams", "MetaState",
-           "ProjectedMetaEnv", "make_base", "make_meta"]
+           "ProjectedMetaEnv", "evaluation_splits", "make_base", "make_meta"]
