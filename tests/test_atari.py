@@ -1,0 +1,208 @@
+"""Atari100k env (envs/atari): protocol checked against ale-py's raw ALEInterface on real ROMs,
+the score table and aggregates, the registry names. Small: 1-2 emulators, at most ~120 steps each.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs
+from envs.atari import (
+    GAMES,
+    HUMAN_SCORES,
+    RANDOM_SCORES,
+    AtariEnv,
+    VectorAtari,
+    aggregate,
+    human_normalized_score,
+    make_atari,
+    rom_name,
+)
+
+
+def _rollout(env, actions, seed=0):
+    """Reset ``env`` (a VectorAtari) and run ``actions [T, N]`` in one jitted scan."""
+
+    def body(state, a):
+        obs, state, reward, term, trunc, info = env.step(jax.random.key(1), state, a)
+        return state, (obs, reward, term, trunc, info)
+
+    @jax.jit
+    def run(key):
+        obs0, state = env.reset(key)
+        _, out = jax.lax.scan(body, state, jnp.asarray(actions, jnp.int32))
+        return obs0, out
+
+    return jax.tree.map(np.asarray, run(jax.random.key(seed)))
+
+
+def _raw_ale(rom, seed=0):
+    from ale_py import ALEInterface, LoggerMode, roms
+
+    ALEInterface.setLoggerMode(LoggerMode.Error)
+    ale = ALEInterface()
+    ale.setInt("random_seed", seed)
+    ale.setFloat("repeat_action_probability", 0.0)
+    ale.setInt("frame_skip", 1)
+    ale.loadROM(roms.get_rom_path(rom))
+    ale.reset_game()
+    return ale
+
+
+def _area_matrix(n_in, n_out):
+    """Row i averages input cells [i*s, (i+1)*s), s = n_in / n_out, weighting partial cells by overlap."""
+    s = n_in / n_out
+    w = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        lo, hi = i * s, (i + 1) * s
+        for j in range(int(np.floor(lo)), min(n_in, int(np.ceil(hi)))):
+            w[i, j] = max(0.0, min(hi, j + 1) - max(lo, j)) / s
+    return w
+
+
+# ------------------------------------------------------------------------------------ scores
+def test_score_table_and_normalisation():
+    assert len(GAMES) == 26 and "Pong" in GAMES and "UpNDown" in GAMES
+    for game in GAMES:
+        assert human_normalized_score(game, RANDOM_SCORES[game]) == pytest.approx(0.0, abs=1e-12)
+        assert human_normalized_score(game, HUMAN_SCORES[game]) == pytest.approx(1.0)
+    assert human_normalized_score("Pong", -20.7) == pytest.approx(0.0)
+    assert human_normalized_score("Pong", 14.6) == pytest.approx(1.0)
+    assert human_normalized_score("Breakout", 30.5) == pytest.approx(1.0)
+    np.testing.assert_allclose(human_normalized_score("Boxing", [0.1, 6.1, 12.1]), [0.0, 0.5, 1.0])
+    assert rom_name("MsPacman") == "ms_pacman" and rom_name("UpNDown") == "up_n_down"
+    from ale_py import roms
+
+    assert all(roms.get_rom_path(rom_name(g)) is not None for g in GAMES)
+
+
+def test_aggregate_mean_median_iqm():
+    # normalised: Pong 1, Breakout 0, Boxing 0.5, Freeway 2
+    scores = {"Pong": 14.6, "Breakout": 1.7, "Boxing": 6.1, "Freeway": 59.2}
+    agg = aggregate(scores)
+    assert agg["mean"] == pytest.approx(0.875)
+    assert agg["median"] == pytest.approx(0.75)
+    assert agg["iqm"] == pytest.approx(0.75)  # drop 0 and 2, mean of 0.5 and 1
+    # per-run lists: mean/median over per-game means, IQM over pooled runs
+    agg = aggregate({"Freeway": [0.0, 29.6], "Pong": [14.6, 14.6], "Boxing": [0.1, 0.1],
+                     "Breakout": [1.7, 59.3]})
+    assert agg["mean"] == pytest.approx((0.5 + 1.0 + 0.0 + 1.0) / 4)
+    assert agg["median"] == pytest.approx(0.75)
+    assert agg["iqm"] == pytest.approx(0.5)  # pooled [0,0,0,0,1,1,1,2]: middle four 0,0,1,1
+
+
+def test_unknown_game_and_registry():
+    with pytest.raises(ValueError, match="Pong") as err:
+        make_atari("Tetris")
+    assert "Tetris" in str(err.value) and "Breakout" in str(err.value)
+    names = [n for n in envs.available() if n.startswith("atari/")]
+    assert sorted(names) == sorted(f"atari/{g}" for g in GAMES)
+    with pytest.raises(ValueError, match="atari/Pong"):
+        envs.make("atari/Tetris")
+
+
+# ------------------------------------------------------------------------------------ env
+def test_minimal_action_sets_spaces_and_obs():
+    pong, params = envs.make("atari/Pong")
+    assert pong.num_actions == 6 and pong.action_space(params).n == 6
+    assert params.max_steps_in_episode == 27_000 and pong.max_episode_frames == 108_000
+    breakout, _ = envs.make("atari/Breakout")
+    assert breakout.num_actions == 4
+    space = pong.observation_space(params)
+    assert space.shape == (64, 64, 3) and space.dtype == jnp.uint8
+
+    # single env, unbatched (num_envs=1)
+    obs, state = pong.reset(jax.random.key(0), params)
+    assert obs.shape == (64, 64, 3) and obs.dtype == jnp.uint8
+    obs, state, reward, term, trunc, info = pong.step(jax.random.key(1), state, 0, params)
+    assert obs.shape == (64, 64, 3) and obs.dtype == jnp.uint8
+    assert reward.dtype == jnp.float32 and term.shape == () and info["life_loss"].shape == ()
+
+    # gymnax-style: vmap the single view over num_envs
+    env, params = envs.make("atari/Pong", num_envs=2)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), params)
+    assert obs.shape == (2, 64, 64, 3) and obs.dtype == jnp.uint8
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    obs, state, reward, *_ = step(jax.random.split(jax.random.key(1), 2), state, jnp.array([2, 3]), params)
+    assert obs.shape == (2, 64, 64, 3) and reward.shape == (2,)
+    with pytest.raises(ValueError, match="num_envs=2"):
+        jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3), params)
+    with pytest.raises(Exception, match="jax.vmap with axis size 2"):
+        jax.block_until_ready(env.reset(jax.random.key(0), params))
+
+
+def test_frame_skip_and_max_pool_match_raw_ale():
+    """Each agent step = 4 raw ALE frames with the action held, obs = max of the last 2 frames
+    (then area-resized to 64x64); rewards summed over the 4 frames."""
+    steps = 40
+    acts = np.random.default_rng(0).integers(0, 4, size=(steps, 1))
+    full = VectorAtari("Breakout", 1, size=(210, 160), noop_max=0)
+    small = VectorAtari("Breakout", 1, noop_max=0)
+    obs0, (obs, reward, *_rest) = _rollout(full, acts)
+    obs0_64, (obs_64, *_rest) = _rollout(small, acts)
+
+    ale = _raw_ale("breakout")
+    action_set = ale.getMinimalActionSet()
+    assert list(action_set) == list(full.action_set)
+    np.testing.assert_array_equal(obs0[0], ale.getScreenRGB())
+    pooled_differs = 0
+    for t in range(steps):
+        frames, total = [], 0
+        for _ in range(4):
+            total += ale.act(action_set[acts[t, 0]])
+            frames.append(ale.getScreenRGB())
+        expected = np.maximum(frames[-1], frames[-2])
+        np.testing.assert_array_equal(obs[t, 0], expected, err_msg=f"step {t}")
+        assert reward[t, 0] == total
+        pooled_differs += not np.array_equal(expected, frames[-1])
+    assert pooled_differs > 0  # the max-pool is visible on this rollout
+    assert ale.getEpisodeFrameNumber() == 4 * steps
+
+    wh, ww = _area_matrix(210, 64), _area_matrix(160, 64)
+    for t in (0, steps // 2, steps - 1):
+        resized = np.einsum("ij,jkc,lk->ilc", wh, obs[t, 0].astype(np.float64), ww)
+        assert np.abs(resized - obs_64[t, 0]).max() <= 0.5 + 1e-6
+
+
+def test_episode_cap_truncates_and_resets():
+    cap_frames = 200  # 50 agent steps
+    env = VectorAtari("Pong", 1, noop_max=0, max_episode_frames=cap_frames)
+    assert env.default_params.max_steps_in_episode == 50
+    obs0, (obs, reward, term, trunc, info) = _rollout(env, np.zeros((60, 1)))
+    assert trunc[:, 0].nonzero()[0].tolist() == [49]
+    assert not term.any()
+    # auto-reset: the step that truncates returns the new episode's first frame
+    np.testing.assert_array_equal(obs[49, 0], obs0[0])
+
+
+def test_life_loss_is_info_only_on_breakout():
+    """Always FIRE: lives drop one at a time; each drop is a life_loss while the episode goes on;
+    LEFT never launches the ball so nothing is lost. XLA and host-callback backends agree."""
+    actions = np.tile([[1, 3]], (110, 1))
+    out = {}
+    for backend in ("xla", "callback"):
+        env = VectorAtari("Breakout", 2, backend=backend, noop_max=0, max_episode_frames=400)
+        out[backend] = _rollout(env, actions)
+    jax.tree.map(np.testing.assert_array_equal, out["xla"], out["callback"])
+    obs0, (obs, reward, term, trunc, info) = out["xla"]
+    lives, life_loss = info["lives"][:, 0], info["life_loss"][:, 0]
+    drops = np.nonzero(lives[1:] < lives[:-1])[0] + 1
+    assert len(drops) >= 3 and np.all(lives[drops] == lives[drops - 1] - 1)
+    assert life_loss.nonzero()[0].tolist() == drops.tolist()
+    assert not term[:, 0].any() and not trunc[:99, 0].any()  # the episode continued through them
+    assert trunc[99].all() and (info["lives"][99] == 5).all()  # cap at 400 frames, reset to 5 lives
+    assert not info["life_loss"][:, 1].any() and (info["lives"][:, 1] == 5).all()
+    np.testing.assert_array_equal(info["discount"], 1.0)
+
+
+def test_no_sticky_actions_deterministic():
+    """Same seed and actions -> identical frames (also with the 30 random no-ops at reset)."""
+    acts = np.random.default_rng(1).integers(0, 6, size=(60, 2))
+    a = _rollout(VectorAtari("Pong", 2), acts, seed=3)
+    b = _rollout(VectorAtari("Pong", 2), acts, seed=3)
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+    sticky = _rollout(VectorAtari("Pong", 2, repeat_action_probability=0.25), acts, seed=3)
+    assert not np.array_equal(sticky[1][0], a[1][0])  # the check would see sticky actions
+    with pytest.raises(ValueError, match="backend"):
+        AtariEnv("Pong", backend="gpu")
