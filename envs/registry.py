@@ -23,6 +23,13 @@ def _builders() -> dict[str, Callable[..., tuple[Any, Any]]]:
     from envs.meta import make_meta
 
     builders["meta"] = make_meta
+    from envs.atari import GAMES as ATARI_GAMES, make_atari  # Atari100k; ale-py loads when built
+
+    for game in ATARI_GAMES:
+        builders[f"atari/{game}"] = functools.partial(make_atari, game)
+    from envs.tasks import BUILDERS as TASK_BUILDERS  # offline meta-RL task distributions
+
+    builders.update(TASK_BUILDERS)
     return builders
 
 
