@@ -67,7 +67,7 @@ def bench_agent(config: PPOConfig, seeds: int, repeats: int) -> dict:
 
 def bench_env(name: str, num_envs: int, num_steps: int) -> float:
     env, params = envs.make(name)
-    n = env.action_space(params).n
+    space = env.action_space(params)
 
     def rollout(key):
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), params)
@@ -75,10 +75,11 @@ def bench_env(name: str, num_envs: int, num_steps: int) -> float:
         def body(carry, key):
             state = carry
             k_act, k_step = jax.random.split(key)
-            actions = jax.random.randint(k_act, (num_envs,), 0, n)
-            _, state, reward, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            actions = jax.vmap(space.sample)(jax.random.split(k_act, num_envs))
+            obs, state, reward, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
                 jax.random.split(k_step, num_envs), state, actions, params)
-            return state, reward.sum()
+            # Consume the observations too, or XLA drops the dynamics of envs whose reward ignores them.
+            return state, reward.sum() + obs.sum()
 
         return jax.lax.scan(body, state, jax.random.split(key, num_steps))[1].sum()
 
