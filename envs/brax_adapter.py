@@ -25,6 +25,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from envs.base import SettingsIdentity
+
 DEFAULT_BACKEND = "spring"
 
 
@@ -59,7 +61,7 @@ def strong_spec(tree: Any) -> Any:
                         tree)
 
 
-class BraxEnv(environment.Environment):
+class BraxEnv(SettingsIdentity, environment.Environment):
     """A brax environment speaking gymnax 1.x (pure, jittable, auto-resetting through ``step``)."""
 
     def __init__(self, name: str, backend: str = DEFAULT_BACKEND, max_steps: int = 1000, **kwargs):
@@ -78,15 +80,6 @@ class BraxEnv(environment.Environment):
     # Equality follows the settings, so equal envs share compiled code (gymnax jits with self static).
     def _config(self) -> tuple:
         return (self.env_name, self.backend, self.max_steps, self._kwargs)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self._config() == other._config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._config()))
-
-    def __repr__(self) -> str:
-        return f"BraxEnv{self._config()}"
 
     @property
     def default_params(self) -> BraxParams:

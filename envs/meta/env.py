@@ -56,6 +56,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from envs.base import SettingsIdentity
 from envs.brax_adapter import conform, strong_spec
 from envs.meta.bases import OBS_CLIP, BaseSpec, check_names, make_base
 
@@ -95,7 +96,7 @@ def hash_uniform(seed: jax.Array, n: int) -> jax.Array:
     return (x >> 8).astype(jnp.float32) * np.float32(2.0 / 2**24) - 1.0
 
 
-class ProjectedMetaEnv(environment.Environment):
+class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
     """Meta-RL over randomly projected base environments (gymnax 1.x API)."""
 
     def __init__(self, pool: tuple[str, ...] | list[str], trials: int = 4, obs_dim: int = 16, act_dim: int = 4,
@@ -154,15 +155,6 @@ class ProjectedMetaEnv(environment.Environment):
         return (self.pool, self.trials, self.obs_dim, self.act_dim, self.project_actions, self.project_obs,
                 self.trial_steps, self.projection_seeds, self.projection_offset, self.projection_root,
                 self.brax_backend)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self._config() == other._config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._config()))
-
-    def __repr__(self) -> str:
-        return f"ProjectedMetaEnv{self._config()}"
 
     @property
     def name(self) -> str:

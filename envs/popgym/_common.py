@@ -20,6 +20,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment
 
+from envs.base import SettingsIdentity
+
 DECK_SIZE = 52
 NUM_SUITS = 4
 NUM_RANKS = 13
@@ -33,24 +35,8 @@ class PopGymParams:
     max_steps_in_episode: int = 1
 
 
-class PopGymEnv(environment.Environment):
-    """Base class: equality and hashing follow the constructor settings.
-
-    gymnax jits ``step``/``reset`` with ``self`` static, so two envs built with the same settings
-    share compiled code, and envs with different settings never share it.
-    """
-
-    def _config(self) -> tuple:
-        raise NotImplementedError
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self._config() == other._config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._config()))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}{self._config()}"
+class PopGymEnv(SettingsIdentity, environment.Environment):
+    """Base class of the POPGym games: identity by settings, params from ``max_steps``."""
 
     @property
     def default_params(self) -> PopGymParams:

@@ -31,6 +31,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from envs.base import SettingsIdentity
+
 
 @struct.dataclass
 class BattleshipState(environment.EnvState):
@@ -53,7 +55,7 @@ def _pick(mask: jax.Array, u: jax.Array) -> jax.Array:
     return jnp.argmax(jnp.cumsum(mask, dtype=jnp.int32) > k)
 
 
-class Battleship(environment.Environment[BattleshipState, BattleshipParams]):
+class Battleship(SettingsIdentity, environment.Environment[BattleshipState, BattleshipParams]):
     """Battleship with the board hidden: only hit / miss of the last shot is observed."""
 
     def __init__(self, board_size: int = 10, ship_sizes: Sequence[int] = (2, 3, 3, 4)):
@@ -67,12 +69,6 @@ class Battleship(environment.Environment[BattleshipState, BattleshipParams]):
 
     def _config(self) -> tuple:
         return (self.board_size, self.ship_sizes)
-
-    def __eq__(self, other) -> bool:  # equal settings share gymnax's jit cache (self is static)
-        return type(self) is type(other) and self._config() == other._config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._config()))
 
     @property
     def default_params(self) -> BattleshipParams:

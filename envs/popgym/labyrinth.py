@@ -43,6 +43,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from envs.base import SettingsIdentity
+
 FREE, OBSTACLE, START, GOAL = 0, 1, 2, 3
 NUM_TILE_TYPES = 4
 NONE_ACTION = 4
@@ -179,7 +181,7 @@ class LabyrinthParams(environment.EnvParams):
     max_steps_in_episode: int = 1024
 
 
-class Labyrinth(environment.Environment[LabyrinthState, LabyrinthParams]):
+class Labyrinth(SettingsIdentity, environment.Environment[LabyrinthState, LabyrinthParams]):
     """Shared maze machinery; subclasses set ``goal_on_exit`` and the reward."""
 
     goal_on_exit = False
@@ -195,12 +197,6 @@ class Labyrinth(environment.Environment[LabyrinthState, LabyrinthParams]):
 
     def _config(self) -> tuple:
         return (self.cell_rows, self.cell_cols, self.episode_length)
-
-    def __eq__(self, other) -> bool:  # equal settings share gymnax's jit cache (self is static)
-        return type(self) is type(other) and self._config() == other._config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._config()))
 
     @property
     def default_params(self) -> LabyrinthParams:

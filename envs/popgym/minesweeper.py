@@ -24,6 +24,8 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from envs.base import SettingsIdentity
+
 
 @struct.dataclass
 class MineSweeperState(environment.EnvState):
@@ -38,7 +40,7 @@ class MineSweeperParams(environment.EnvParams):
     max_steps_in_episode: int = 14
 
 
-class MineSweeper(environment.Environment[MineSweeperState, MineSweeperParams]):
+class MineSweeper(SettingsIdentity, environment.Environment[MineSweeperState, MineSweeperParams]):
     """MineSweeper with the board hidden: only the clicked tile's mine count is observed."""
 
     def __init__(self, rows: int = 4, cols: int = 4, num_mines: int = 2):
@@ -54,12 +56,6 @@ class MineSweeper(environment.Environment[MineSweeperState, MineSweeperParams]):
 
     def _config(self) -> tuple:
         return (self.rows, self.cols, self.num_mines)
-
-    def __eq__(self, other) -> bool:  # equal settings share gymnax's jit cache (self is static)
-        return type(self) is type(other) and self._config() == other._config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._config()))
 
     @property
     def default_params(self) -> MineSweeperParams:

@@ -33,6 +33,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from envs.base import SettingsIdentity
 from envs.brax_adapter import DEFAULT_BACKEND, conform, strong_spec
 
 LOG_SCALE_LIMIT = 3.0
@@ -73,7 +74,7 @@ class SysParams:
     max_steps_in_episode: jax.Array | int = 200
 
 
-class BraxTaskEnv(environment.Environment):
+class BraxTaskEnv(SettingsIdentity, environment.Environment):
     """Base: a brax robot whose reward and/or system depend on the task in ``params``.
 
     Subclasses set ``brax_name``, ``reset_noise`` and implement ``_reward``, ``_obs``,
@@ -104,15 +105,6 @@ class BraxTaskEnv(environment.Environment):
     # Equality follows the settings, so equal envs share compiled code (gymnax jits with self static).
     def _config(self) -> tuple:
         return (self.backend, self.max_steps)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self._config() == other._config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._config()))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}{self._config()}"
 
     # -- tasks ---------------------------------------------------------------------------------
     def sample_tasks(self, rng: np.random.Generator, num_tasks: int):

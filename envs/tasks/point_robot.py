@@ -18,6 +18,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from envs.base import SettingsIdentity
+
 MAX_ACTION = 0.1
 
 
@@ -33,7 +35,7 @@ class PointRobotState:
     time: jax.Array
 
 
-class PointRobot(environment.Environment):
+class PointRobot(SettingsIdentity, environment.Environment):
     """2-D point robot; the task (goal) lives in ``params.goal``."""
 
     def __init__(self, max_steps: int = 20, goal_low: float = -1.0, goal_high: float = 1.0):
@@ -45,15 +47,6 @@ class PointRobot(environment.Environment):
 
     def _config(self) -> tuple:
         return (self.max_steps, self.goal_low, self.goal_high)
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self._config() == other._config()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._config()))
-
-    def __repr__(self) -> str:
-        return f"PointRobot{self._config()}"
 
     # -- tasks ---------------------------------------------------------------------------------
     def sample_tasks(self, rng: np.random.Generator, num_tasks: int) -> PointRobotParams:
