@@ -11,7 +11,6 @@ same process.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time

@@ -24,7 +24,6 @@ from experiment.checkpoint import Checkpoints
 class RunResult:
     state: Any
     history: dict  # metric -> [chunk][seed][update]
-    chunks_done: int
     wall_time: float  # seconds of this process spent in chunks (compile included)
     train_seconds: float  # seconds spent in chunks after the first (compile excluded)
     train_env_steps: int  # env steps taken in those chunks
@@ -81,7 +80,7 @@ def run_chunks(
                         sps=f"{steps_per_s:,.0f}")
         bar.update(1)
     bar.close()
-    return RunResult(state, history, len(history.get("episode_return", [])), wall, train_seconds, train_steps)
+    return RunResult(state, history, wall, train_seconds, train_steps)
 
 
 def _log(writer: SummaryWriter, metrics: dict, first_update: int, env_steps_per_update: int) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 
 class SequenceLayer(nn.Module):
@@ -37,17 +36,6 @@ class SequenceLayer(nn.Module):
         return self.scan(carry, x, resets)[1]
 
 
-def scan_steps(layer: SequenceLayer, carry, x: jax.Array, resets: jax.Array):
-    """Parallel-mode semantics computed by looping ``layer.step`` (use inside a bound method)."""
-
-    def body(layer, c, inputs):
-        x_t, r_t = inputs
-        return layer.step(c, x_t, r_t)
-
-    loop = nn.scan(body, variable_broadcast="params", split_rngs={"params": False, "dropout": True})
-    return loop(layer, carry, (x, resets))
-
-
 def step_mode_outputs(model: nn.Module, params, x: jax.Array, resets: jax.Array, carry=None):
     """Run a module's ``step`` over ``x [T, B, H]`` from outside (tests, benchmarks): ``(carry, y)``."""
     if carry is None:
@@ -59,6 +47,3 @@ def step_mode_outputs(model: nn.Module, params, x: jax.Array, resets: jax.Array,
 
     return jax.lax.scan(body, carry, (x, resets))
 
-
-def zeros_like_carry(carry):
-    return jax.tree_util.tree_map(jnp.zeros_like, carry)

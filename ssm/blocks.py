@@ -11,7 +11,6 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from ssm.base import SequenceLayer
 
@@ -101,6 +100,3 @@ class Stack(SequenceLayer):
             new_carry.append(c)
         return tuple(new_carry), self._finish(x_t)
 
-
-def zeros_carry(shape, dtype=jnp.float32) -> jax.Array:
-    return jnp.zeros(shape, dtype)

@@ -270,4 +270,4 @@ def count_params(params) -> int:
 
 
 __all__ = ["ActionSpec", "PPOParts", "RunnerState", "Transition", "augment", "build", "count_params", "gae",
-           "make_chunk", "make_train", "nn"]
+           "make_chunk", "make_train"]

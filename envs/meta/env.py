@@ -48,7 +48,6 @@ trial hit its step cap.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 import jax
 import jax.numpy as jnp
