@@ -36,6 +36,7 @@ import numpy as np
 
 from envs.tasks.brax_tasks import (AngleParams, AntDir, BraxTaskEnv, BraxTaskState, DirParams, HalfCheetahDir,
                                    HalfCheetahVel, HopperParams, SysParams, VelParams, WalkerParams)
+from envs.tasks.conditioned import PREFIX, TaskConditioned, make_conditioned
 from envs.tasks.point_robot import PointRobot, PointRobotParams, PointRobotState
 
 
@@ -104,12 +105,14 @@ def num_tasks(batch: Any) -> int:
 
 
 BUILDERS: dict[str, Callable[..., tuple[Any, Any]]] = {
-    name: functools.partial(make_task, name) for name in TASKS
+    **{name: functools.partial(make_task, name) for name in TASKS},
+    # One env drawing a task of a split at every reset, task features appended: data collection.
+    **{PREFIX + name: functools.partial(make_conditioned, name) for name in TASKS},
 }
 
 __all__ = [
     "AngleParams", "AntDir", "BUILDERS", "BraxTaskEnv", "BraxTaskState", "DirParams", "HalfCheetahDir",
     "HalfCheetahVel", "HopperParams", "PointRobot", "PointRobotParams", "PointRobotState", "SysParams",
-    "TASKS", "TaskSpec", "VelParams", "WalkerParams", "index_params", "make_env", "make_task", "num_tasks",
-    "task_params", "task_split",
+    "TASKS", "TaskConditioned", "TaskSpec", "VelParams", "WalkerParams", "index_params", "make_conditioned",
+    "make_env", "make_task", "num_tasks", "task_params", "task_split",
 ]

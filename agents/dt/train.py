@@ -1,0 +1,275 @@
+"""Decision Transformer training and evaluation as pure functions.
+
+* :class:`DTConfig`: the run's settings, validated by :func:`validate`;
+* :func:`prepare_data`: dataset episodes (``experiment.datasets.read_dataset``) -> stacked arrays with
+  returns-to-go and the state normalisation;
+* :func:`sample_batch`: K-step segments ``(rtg, states, actions, timesteps, mask)``. A segment starts
+  at any step of an episode; steps past the episode end are zero-padded on the right and masked out of
+  the loss (the backbone is causal, so padding never reaches a valid prediction);
+* :func:`build`: ``init(key, data) -> DTState``, the jitted ``train_step(state, batch) -> (state,
+  metrics)`` (AdamW, linear warm-up, global-norm clipping, MSE on actions) and ``train_chunk``;
+* :func:`make_evaluate`: roll the model out in the env with a target return, subtracting each received
+  reward from the return-to-go and keeping the last K steps as context.
+
+Context at evaluation: step ``t`` is written at position ``min(t, K-1)`` of a K-step buffer (shifted left
+by one once full) and the action is read at that position, so the first K steps see a left-aligned
+context exactly like segments that start at step 0 of an episode in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training.train_state import TrainState
+
+from agents.dt.model import DecisionTransformer, make_backbone
+
+
+@dataclasses.dataclass(frozen=True)
+class DTConfig:
+    """Defaults follow Chen et al. (2021) (REFERENCES.md section 6)."""
+
+    backbone: str = "transformer"
+    backbone_options: tuple[tuple[str, Any], ...] = ()
+    features: int = 128
+    num_layers: int = 3
+    num_heads: int = 1
+    dropout: float = 0.1
+    context_len: int = 20
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 10_000
+    grad_clip: float = 0.25
+    num_steps: int = 100_000
+    steps_per_chunk: int = 1_000
+    rtg_scale: float = 10.0
+    max_timestep: int = 1000
+    eval_episodes: int = 10
+
+
+def validate(config: DTConfig) -> DTConfig:
+    import ssm
+
+    valid = ["transformer"] + ssm.available()
+    if config.backbone not in valid:
+        raise ValueError(f"unknown backbone {config.backbone!r}; valid: {valid}")
+    for name in ("features", "num_layers", "num_heads", "context_len", "batch_size", "num_steps", "steps_per_chunk",
+                 "max_timestep", "eval_episodes"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if config.warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps!r}")
+    for name in ("lr", "grad_clip", "rtg_scale"):
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be > 0, got {getattr(config, name)!r}")
+    if not 0 <= config.dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout!r}")
+    if config.features % config.num_heads:
+        raise ValueError(f"features ({config.features}) must be divisible by num_heads ({config.num_heads})")
+    return config
+
+
+def from_mapping(values: Mapping[str, Any]) -> DTConfig:
+    fields = {f.name for f in dataclasses.fields(DTConfig)}
+    bad = sorted(set(values) - fields)
+    if bad:
+        raise ValueError(f"unknown DT config key(s) {bad}; valid: {sorted(fields)}")
+    values = dict(values)
+    if isinstance(values.get("backbone_options"), Mapping):
+        values["backbone_options"] = tuple(sorted(values["backbone_options"].items()))
+    return DTConfig(**values)
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+class DTData(NamedTuple):
+    """All episodes of a dataset, stacked: ``[N, T, ...]`` (every task's episodes, task by task)."""
+
+    states: jax.Array  # [N, T, obs], normalised
+    actions: jax.Array  # [N, T, act]
+    rtg: jax.Array  # [N, T] return-to-go, divided by rtg_scale
+    state_mean: jax.Array  # [obs]
+    state_std: jax.Array  # [obs]
+
+
+def returns_to_go(rewards: np.ndarray) -> np.ndarray:
+    """``[..., T] -> [..., T]``: ``R_t = sum_{t' >= t} r_t'`` (undiscounted)."""
+    return np.flip(np.cumsum(np.flip(rewards, -1), -1), -1)
+
+
+def prepare_data(episodes: Sequence[Mapping[str, np.ndarray]], rtg_scale: float) -> DTData:
+    obs = np.concatenate([ep["observations"] for ep in episodes]).astype(np.float32)
+    actions = np.concatenate([ep["actions"] for ep in episodes]).astype(np.float32)
+    rewards = np.concatenate([ep["rewards"] for ep in episodes]).astype(np.float32)
+    mean = obs.reshape(-1, obs.shape[-1]).mean(0)
+    std = obs.reshape(-1, obs.shape[-1]).std(0) + 1e-6
+    return DTData(states=jnp.asarray((obs - mean) / std), actions=jnp.asarray(actions),
+                  rtg=jnp.asarray(returns_to_go(rewards) / rtg_scale), state_mean=jnp.asarray(mean),
+                  state_std=jnp.asarray(std))
+
+
+class Batch(NamedTuple):
+    rtg: jax.Array  # [B, K]
+    states: jax.Array  # [B, K, obs]
+    actions: jax.Array  # [B, K, act]
+    timesteps: jax.Array  # [B, K] int
+    mask: jax.Array  # [B, K] bool: a real step (not padding)
+
+
+def sample_batch(data: DTData, key: jax.Array, batch_size: int, context_len: int) -> Batch:
+    """``batch_size`` segments of ``context_len`` steps, each from a uniform episode and start step."""
+    n, horizon = data.rtg.shape
+    k_ep, k_start = jax.random.split(key)
+    episode = jax.random.randint(k_ep, (batch_size,), 0, n)
+    start = jax.random.randint(k_start, (batch_size,), 0, horizon)
+    steps = start[:, None] + jnp.arange(context_len)[None]  # [B, K]
+    mask = steps < horizon
+    idx = jnp.minimum(steps, horizon - 1)
+
+    def take(x):
+        picked = x[episode[:, None], idx]
+        m = mask.reshape(mask.shape + (1,) * (picked.ndim - 2))
+        return jnp.where(m, picked, 0)
+
+    return Batch(rtg=take(data.rtg), states=take(data.states), actions=take(data.actions),
+                 timesteps=jnp.where(mask, steps, 0).astype(jnp.int32), mask=mask)
+
+
+# -- model and training ----------------------------------------------------------------------------
+
+class DTState(TrainState):
+    key: jax.Array = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DTParts:
+    config: DTConfig
+    model: DecisionTransformer
+    init: Callable[[jax.Array], DTState]
+    train_step: Callable[[DTState, Batch], tuple[DTState, dict]]
+    train_chunk: Callable[[DTState, DTData], tuple[DTState, dict]]
+
+
+def make_model(config: DTConfig, act_dim: int, action_scale: float) -> DecisionTransformer:
+    backbone = make_backbone(config.backbone, config.features, config.num_layers, config.num_heads, config.dropout,
+                             dict(config.backbone_options))
+    return DecisionTransformer(backbone=backbone, act_dim=act_dim, features=config.features,
+                               max_timestep=config.max_timestep, action_scale=action_scale, dropout=config.dropout)
+
+
+def make_optimizer(config: DTConfig) -> optax.GradientTransformation:
+    schedule = optax.linear_schedule(0.0, config.lr, max(config.warmup_steps, 1))
+    schedule = schedule if config.warmup_steps > 0 else config.lr
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip),
+                       optax.adamw(schedule, weight_decay=config.weight_decay))
+
+
+def build(config: DTConfig, obs_dim: int, act_dim: int, action_scale: float) -> DTParts:
+    validate(config)
+    model = make_model(config, act_dim, action_scale)
+    tx = make_optimizer(config)
+    k = config.context_len
+
+    def init(key: jax.Array) -> DTState:
+        k_params, key = jax.random.split(key)
+        params = model.init(k_params, jnp.zeros((1, k)), jnp.zeros((1, k, obs_dim)), jnp.zeros((1, k, act_dim)),
+                            jnp.zeros((1, k), jnp.int32))
+        return DTState.create(apply_fn=model.apply, params=params, tx=tx, key=key)
+
+    def loss_fn(params, batch: Batch, key):
+        pred = model.apply(params, batch.rtg, batch.states, batch.actions, batch.timesteps, deterministic=False,
+                           rngs={"dropout": key})
+        err = jnp.sum(jnp.square(pred - batch.actions), -1)
+        mask = batch.mask.astype(jnp.float32)
+        return jnp.sum(err * mask) / jnp.maximum(jnp.sum(mask) * act_dim, 1.0)
+
+    def train_step(state: DTState, batch: Batch) -> tuple[DTState, dict]:
+        key, k_drop = jax.random.split(state.key)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, k_drop)
+        state = state.apply_gradients(grads=grads).replace(key=key)
+        return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+    def train_chunk(state: DTState, data: DTData) -> tuple[DTState, dict]:
+        def body(state, _):
+            key, k_batch = jax.random.split(state.key)
+            state = state.replace(key=key)
+            return train_step(state, sample_batch(data, k_batch, config.batch_size, k))
+
+        return jax.lax.scan(body, state, None, config.steps_per_chunk)
+
+    return DTParts(config, model, init, jax.jit(train_step), jax.jit(train_chunk))
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+class Context(NamedTuple):
+    """The last K steps fed to the model at evaluation, per env: ``[E, K, ...]``."""
+
+    rtg: jax.Array  # [E, K] scaled return-to-go
+    states: jax.Array  # [E, K, obs] normalised
+    actions: jax.Array  # [E, K, act]
+    timesteps: jax.Array  # [E, K]
+
+
+def context_init(num_envs: int, context_len: int, obs_dim: int, act_dim: int) -> Context:
+    return Context(jnp.zeros((num_envs, context_len)), jnp.zeros((num_envs, context_len, obs_dim)),
+                   jnp.zeros((num_envs, context_len, act_dim)), jnp.zeros((num_envs, context_len), jnp.int32))
+
+
+def context_write(ctx: Context, t: jax.Array, rtg: jax.Array, state: jax.Array) -> tuple[Context, jax.Array]:
+    """Add step ``t``'s return-to-go and state (its action still zero); returns ``(ctx, position)``."""
+    k = ctx.rtg.shape[1]
+    full = t >= k
+    ctx = jax.tree.map(lambda x: jnp.where(full, jnp.roll(x, -1, axis=1), x), ctx)
+    pos = jnp.minimum(t, k - 1)
+    return Context(rtg=ctx.rtg.at[:, pos].set(rtg), states=ctx.states.at[:, pos].set(state),
+                   actions=ctx.actions.at[:, pos].set(0.0), timesteps=ctx.timesteps.at[:, pos].set(t)), pos
+
+
+def make_evaluate(model: DecisionTransformer, env: Any, context_len: int, rtg_scale: float, num_episodes: int,
+                  horizon: int | None = None) -> Callable:
+    """``evaluate(params, task_params, targets, state_mean, state_std, key) -> dict``.
+
+    ``task_params``: env params with a leading task axis [N]; ``targets``: the target return per task
+    [N] (unscaled). Runs ``num_episodes`` episodes of ``horizon`` steps per task and returns
+    ``returns [N, E]``, and per step ``rtg`` (the unscaled return-to-go fed to the model) and
+    ``rewards``, both ``[T, N, E]``. ``rtg_0 = target``, ``rtg_{t+1} = rtg_t - r_t``.
+    """
+    obs_dim = int(np.prod(env.observation_space(env.default_params).shape))
+    space = env.action_space(env.default_params)
+    act_dim = int(np.prod(space.shape))
+    horizon = horizon or int(env.default_params.max_steps_in_episode)
+
+    def evaluate(params, task_params, targets, state_mean, state_std, key):
+        n = jax.tree.leaves(task_params)[0].shape[0]
+        e = n * num_episodes
+        per_env = jax.tree.map(lambda x: jnp.repeat(jnp.asarray(x), num_episodes, axis=0), task_params)
+        k_reset, key = jax.random.split(key)
+        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_reset, e), per_env)
+        rtg0 = jnp.repeat(jnp.asarray(targets, jnp.float32), num_episodes)
+
+        def body(carry, t):
+            env_state, obs, rtg, ctx, key = carry
+            key, k_env = jax.random.split(key)
+            state = (obs.reshape(e, -1) - state_mean) / state_std
+            ctx, pos = context_write(ctx, t, rtg / rtg_scale, state)
+            pred = model.apply(params, ctx.rtg, ctx.states, ctx.actions, ctx.timesteps, deterministic=True)
+            action = pred[:, pos]
+            ctx = ctx._replace(actions=ctx.actions.at[:, pos].set(action))
+            obs, env_state, reward, _, _, _ = jax.vmap(env.step)(jax.random.split(k_env, e), env_state,
+                                                                 action.reshape((e,) + space.shape), per_env)
+            return (env_state, obs, rtg - reward, ctx, key), (rtg, reward)
+
+        init = (env_state, obs, rtg0, context_init(e, context_len, obs_dim, act_dim), key)
+        _, (rtgs, rewards) = jax.lax.scan(body, init, jnp.arange(horizon))
+        split = lambda x: x.reshape((horizon, n, num_episodes))  # noqa: E731
+        return {"returns": rewards.sum(0).reshape(n, num_episodes), "rtg": split(rtgs), "rewards": split(rewards)}
+
+    return jax.jit(evaluate)
