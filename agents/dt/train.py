@@ -27,6 +27,7 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
+from agents.config import config_from_mapping
 from agents.dt.model import DecisionTransformer, make_backbone
 
 
@@ -77,14 +78,7 @@ def validate(config: DTConfig) -> DTConfig:
 
 
 def from_mapping(values: Mapping[str, Any]) -> DTConfig:
-    fields = {f.name for f in dataclasses.fields(DTConfig)}
-    bad = sorted(set(values) - fields)
-    if bad:
-        raise ValueError(f"unknown DT config key(s) {bad}; valid: {sorted(fields)}")
-    values = dict(values)
-    if isinstance(values.get("backbone_options"), Mapping):
-        values["backbone_options"] = tuple(sorted(values["backbone_options"].items()))
-    return DTConfig(**values)
+    return config_from_mapping(DTConfig, values, "DT")
 
 
 # -- data ------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from typing import Any, Mapping
 
 import jax
 
+from agents.config import config_from_mapping
+
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
@@ -94,13 +96,4 @@ def validate(config: PPOConfig, num_devices: int | None = None) -> PPOConfig:
 
 def from_mapping(values: Mapping[str, Any]) -> PPOConfig:
     """Build a config from a flat mapping; unknown keys are an error that lists the valid ones."""
-    fields = {f.name for f in dataclasses.fields(PPOConfig)}
-    bad = sorted(set(values) - fields)
-    if bad:
-        raise ValueError(f"unknown PPO config key(s) {bad}; valid: {sorted(fields)}")
-    values = dict(values)
-    for key in ("env_options", "model_options"):
-        if key in values and isinstance(values[key], Mapping):
-            # Lists become tuples so the frozen config stays hashable.
-            values[key] = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values[key].items()))
-    return PPOConfig(**values)
+    return config_from_mapping(PPOConfig, values, "PPO")
