@@ -38,7 +38,6 @@ windows without resets. Complex parameters are stored as real/imaginary float32 
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,7 +45,7 @@ import numpy as np
 from ssm.base import SequenceLayer
 from ssm.hippo import hippo_nplr
 from ssm.registry import ssm_stack
-from ssm.s4d import causal_conv, check_kernel_mode, constant, log_dt_initializer, run_windowed
+from ssm.s4d import causal_conv, check_kernel_mode, constant, diagonal_params, run_windowed
 
 
 def matrix_power(a: jax.Array, n: int) -> jax.Array:
@@ -87,18 +86,10 @@ class S4Layer(SequenceLayer):
             raise ValueError(f"state_size must be >= 1, got {self.state_size}")
         lam, p, b, _ = hippo_nplr(self.state_size)
         shape = (self.features, self.state_size)
-        # Re λ = -exp(log_neg_re) stays negative whatever the optimiser does.
-        self.lam_log_neg_re = self.param("lam_log_neg_re", constant(np.log(-lam.real)), shape)
-        self.lam_im = self.param("lam_im", constant(lam.imag), shape)
+        (self.lam_log_neg_re, self.lam_im, self.b_re, self.b_im, self.c_re, self.c_im, self.d,
+         self.log_dt) = diagonal_params(self, lam, b, shape)
         self.p_re = self.param("p_re", constant(p.real), shape)
         self.p_im = self.param("p_im", constant(p.imag), shape)
-        self.b_re = self.param("b_re", constant(b.real), shape)
-        self.b_im = self.param("b_im", constant(b.imag), shape)
-        # C ~ complex normal with unit variance (variance 1/2 in each part).
-        self.c_re = self.param("c_re", nn.initializers.normal(np.sqrt(0.5)), shape)
-        self.c_im = self.param("c_im", nn.initializers.normal(np.sqrt(0.5)), shape)
-        self.d = self.param("d", nn.initializers.normal(1.0), (self.features,))
-        self.log_dt = self.param("log_dt", log_dt_initializer(self.dt_min, self.dt_max), (self.features,))
 
     # ---- the continuous and discrete systems -------------------------------------------------------
 

@@ -107,6 +107,27 @@ def s4d_init(init: str, state_size: int) -> tuple[np.ndarray, np.ndarray]:
     return lam, np.ones(half, np.complex128)
 
 
+def diagonal_params(module: nn.Module, lam: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> tuple:
+    """The parameters S4D and S4 share, created in ``module.setup``.
+
+    ``(log(-Re Λ), Im Λ, Re B, Im B, Re C, Im C)`` of ``shape`` ``[H, N]`` and ``(D, log Δ)`` of ``[H]``.
+    Re Λ = -exp(log_neg_re) stays negative whatever the optimiser does; C starts complex normal with
+    unit variance (1/2 in each part).
+    """
+    features = shape[0]
+    c_init = nn.initializers.normal(np.sqrt(0.5))
+    return (
+        module.param("lam_log_neg_re", constant(np.log(-lam.real)), shape),
+        module.param("lam_im", constant(lam.imag), shape),
+        module.param("b_re", constant(b.real), shape),
+        module.param("b_im", constant(b.imag), shape),
+        module.param("c_re", c_init, shape),
+        module.param("c_im", c_init, shape),
+        module.param("d", nn.initializers.normal(1.0), (features,)),
+        module.param("log_dt", log_dt_initializer(module.dt_min, module.dt_max), (features,)),
+    )
+
+
 class S4DLayer(SequenceLayer):
     """``H = features`` diagonal SISO SSMs: ``x [T, B, H] -> y [T, B, H]``; carry ``[B, H, N/2]`` complex64.
 
@@ -139,16 +160,8 @@ class S4DLayer(SequenceLayer):
             raise ValueError(f"unknown scan_method {self.scan_method!r}; valid: {list(SCAN_METHODS)}")
         lam, b = s4d_init(self.init_scheme, self.state_size)
         shape = (self.features, self.num_states)
-        # Re λ = -exp(log_neg_re) stays negative whatever the optimiser does.
-        self.lam_log_neg_re = self.param("lam_log_neg_re", constant(np.log(-lam.real)), shape)
-        self.lam_im = self.param("lam_im", constant(lam.imag), shape)
-        self.b_re = self.param("b_re", constant(b.real), shape)
-        self.b_im = self.param("b_im", constant(b.imag), shape)
-        # C ~ complex normal with unit variance (variance 1/2 in each part).
-        self.c_re = self.param("c_re", nn.initializers.normal(np.sqrt(0.5)), shape)
-        self.c_im = self.param("c_im", nn.initializers.normal(np.sqrt(0.5)), shape)
-        self.d = self.param("d", nn.initializers.normal(1.0), (self.features,))
-        self.log_dt = self.param("log_dt", log_dt_initializer(self.dt_min, self.dt_max), (self.features,))
+        (self.lam_log_neg_re, self.lam_im, self.b_re, self.b_im, self.c_re, self.c_im, self.d,
+         self.log_dt) = diagonal_params(self, lam, b, shape)
 
     def eigenvalues(self) -> jax.Array:
         """Continuous-time ``Λ [H, N/2]`` complex64."""
