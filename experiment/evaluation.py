@@ -1,6 +1,7 @@
-"""Evaluate a finished (or interrupted) PPO run from its directory, on every evaluation split.
+"""Evaluate a finished (or interrupted) run from its directory, on every evaluation split.
 
-For each split (``envs.evaluation_splits``: the env itself, or for meta-RL the training pool, new
+Offline runs (``kind`` in ``run.json``: ``dt``, ``meta_dt``, ``prompt_dt``) go to
+``experiment.offline_evaluation`` (per-task returns on the train and held-out tasks). For a PPO run, for each split (``envs.evaluation_splits``: the env itself, or for meta-RL the training pool, new
 projections of it and the held-out pool) it reports the mean return of trial 1, 2, ..., N with a 95%
 confidence interval over all seeds x episodes, writes ``eval.json`` and plots ``eval.png``.
 """
@@ -23,15 +24,21 @@ from agents.ppo.config import PPOConfig, from_mapping  # noqa: E402
 from agents.ppo.evaluate import make_evaluate  # noqa: E402
 from agents.ppo.train import build  # noqa: E402
 from experiment.checkpoint import Checkpoints  # noqa: E402
+from experiment.offline_evaluation import OFFLINE_KINDS, evaluate_offline_run  # noqa: E402
 from experiment.ppo import RUN_FILE  # noqa: E402
 
 
-def load_run(run_dir: str) -> tuple[PPOConfig, int]:
+def read_run_file(run_dir: str) -> dict:
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: run= must be a directory written by train/ppo.py")
+        raise FileNotFoundError(f"{path} not found: run= must be a directory written by train/ppo.py, "
+                                "train/dt.py or train/meta_dt.py")
     with open(path) as f:
-        run = json.load(f)
+        return json.load(f)
+
+
+def load_run(run_dir: str) -> tuple[PPOConfig, int]:
+    run = read_run_file(run_dir)
     config = run["config"]
     for key in ("env_options", "model_options"):
         config[key] = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in config[key])
@@ -44,8 +51,13 @@ def confidence_interval(x: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False, seed: int = 0) -> dict:
+    """``episodes``: per split (PPO, spread over seeds) or per split spread over its tasks (offline runs,
+    rounded up to whole episodes per task); ``deterministic`` concerns PPO only (DT policies are)."""
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    run = read_run_file(run_dir)
+    if run.get("kind") in OFFLINE_KINDS:
+        return evaluate_offline_run(run_dir, run, episodes, seed)
     config, seeds = load_run(run_dir)
     parts = build(config)
     template = jax.jit(jax.vmap(parts.init))(jax.random.split(jax.random.PRNGKey(0), seeds))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from agents.dt.model import interleave
+from experiment.dt import run_dt
 from agents.dt.train import (DTConfig, build, context_init, context_write, make_evaluate, make_model, prepare_data,
                              returns_to_go, sample_batch)
 
@@ -134,7 +135,7 @@ def test_evaluation_rtg_bookkeeping():
 
 
 def test_end_to_end_point_robot(tmp_path):
-    collect, dt = _load("collect"), _load("dt")
+    collect = _load("collect")
     values = _compose("collect", ["preset=small"])
     values.update(episodes_per_task=2, eval_episodes=1, progress=False)
     values["ppo"].update(total_timesteps=2 * 1280, updates_per_chunk=1, features=16, encoder_hidden=16,
@@ -162,7 +163,7 @@ def test_end_to_end_point_robot(tmp_path):
     dt_values.update(data_dir=data_dir, progress=False)
     dt_values["dt"].update(features=8, num_layers=1, context_len=5, batch_size=4, num_steps=3, steps_per_chunk=3,
                            warmup_steps=1, eval_episodes=1)
-    run = dt.run_dt(dt_values, str(tmp_path / "run"))
+    run = run_dt(dt_values, str(tmp_path / "run"))
     saved = json.load(open(tmp_path / "run" / "summary.json"))
     assert saved["train_steps"] == 3 and np.isfinite(saved["final_loss"])
     for split, n in (("train", 45), ("test", 5)):

@@ -1,7 +1,10 @@
 """Evaluate a run: ``python train/evaluate.py run=<run dir> episodes=256``.
 
-Writes ``eval.json`` (per split: mean return per trial index with a 95% confidence interval) and
-``eval.png`` into the run directory.
+Writes ``eval.json`` and ``eval.png`` into the run directory. PPO runs (train/ppo.py): per split, the
+mean return per trial index with a 95% confidence interval. Offline runs (train/dt.py,
+train/meta_dt.py): per split (train tasks, held-out test tasks) and mode (``dt``; ``zero_shot`` and
+``few_shot`` for Meta-DT; ``prompted`` for Prompt-DT), the mean return of every task, ``episodes``
+spread over the split's tasks.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import sys
 
 import hydra
+import numpy as np
 from omegaconf import DictConfig
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,6 +26,11 @@ from experiment.evaluation import evaluate_run  # noqa: E402
 def main(cfg: DictConfig) -> None:
     report = evaluate_run(cfg.run, episodes=cfg.episodes, deterministic=cfg.deterministic, seed=cfg.seed)
     for split, stats in report["splits"].items():
+        if "kind" in report:  # offline: {mode: stats}
+            for mode, s in stats.items():
+                print(f"{split:>5} {mode:>9}: {s['return_mean']:.3f}±{s['return_ci95_over_tasks']:.3f} over tasks "
+                      f"(target {np.mean(s['targets']):.3f})")
+            continue
         curve = ", ".join(f"{m:.3f}±{c:.3f}" for m, c in zip(stats["trial_mean"], stats["trial_ci95"]))
         print(f"{split:>16}: {curve}")
     print(json.dumps({"eval": os.path.join(cfg.run, "eval.json")}))

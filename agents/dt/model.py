@@ -78,11 +78,18 @@ class DecisionTransformer(nn.Module):
         self.drop = nn.Dropout(self.dropout)
         self.head = nn.Dense(self.act_dim)
 
-    def tokens(self, rtg: jax.Array, states: jax.Array, actions: jax.Array, timesteps: jax.Array) -> jax.Array:
-        """``rtg [B, K], states [B, K, obs], actions [B, K, act], timesteps [B, K] -> [B, 3K, H]``."""
+    def tokens(self, rtg: jax.Array, states: jax.Array, actions: jax.Array, timesteps: jax.Array,
+               state_extra: jax.Array | None = None) -> jax.Array:
+        """``rtg [B, K], states [B, K, obs], actions [B, K, act], timesteps [B, K] -> [B, 3K, H]``.
+
+        ``state_extra [B, K, H]`` (optional) is added to the state tokens: Meta-DT's task vector, so that
+        the state token is a linear map of ``[s, z]``.
+        """
         time = self.embed_time(jnp.clip(timesteps, 0, self.max_timestep - 1))
-        x = interleave(self.embed_rtg(rtg[..., None]) + time, self.embed_state(states) + time,
-                       self.embed_action(actions) + time)
+        state_tokens = self.embed_state(states) + time
+        if state_extra is not None:
+            state_tokens = state_tokens + state_extra
+        x = interleave(self.embed_rtg(rtg[..., None]) + time, state_tokens, self.embed_action(actions) + time)
         return self.embed_norm(x)
 
     def __call__(self, rtg, states, actions, timesteps, deterministic: bool = True) -> jax.Array:

@@ -5,9 +5,11 @@
   returns-to-go and the state normalisation;
 * :func:`sample_batch`: K-step segments ``(rtg, states, actions, timesteps, mask)``. A segment starts
   at any step of an episode; steps past the episode end are zero-padded on the right and masked out of
-  the loss (the backbone is causal, so padding never reaches a valid prediction);
+  the loss (the backbone is causal, so padding never reaches a valid prediction). Built from
+  :func:`sample_segments` (where) and :func:`take_segments` (what), which Meta-DT reuses for its z;
 * :func:`build`: ``init(key, data) -> DTState``, the jitted ``train_step(state, batch) -> (state,
-  metrics)`` (AdamW, linear warm-up, global-norm clipping, MSE on actions) and ``train_chunk``;
+  metrics)`` (AdamW, linear warm-up, global-norm clipping, MSE on actions) and ``train_chunk``, made by
+  :func:`make_train_step` / :func:`make_train_chunk` for any loss and batch sampler (also Meta-DT's);
 * :func:`make_evaluate`: roll the model out in the env with a target return, subtracting each received
   reward from the return-to-go and keeping the last K steps as context.
 
@@ -93,17 +95,22 @@ class DTData(NamedTuple):
     state_std: jax.Array  # [obs]
 
 
-def returns_to_go(rewards: np.ndarray) -> np.ndarray:
-    """``[..., T] -> [..., T]``: ``R_t = sum_{t' >= t} r_t'`` (undiscounted)."""
-    return np.flip(np.cumsum(np.flip(rewards, -1), -1), -1)
+def returns_to_go(rewards: jax.Array) -> jax.Array:
+    """``[..., T] -> [..., T]``: ``R_t = sum_{t' >= t} r_t'`` (undiscounted); jittable."""
+    return jnp.flip(jnp.cumsum(jnp.flip(rewards, -1), -1), -1)
 
 
-def prepare_data(episodes: Sequence[Mapping[str, np.ndarray]], rtg_scale: float) -> DTData:
+def prepare_data(episodes: Sequence[Mapping[str, np.ndarray]], rtg_scale: float,
+                 stats: tuple[np.ndarray, np.ndarray] | None = None) -> DTData:
+    """``stats``: the ``(mean, std)`` to normalise states with (another split's); default: these episodes'."""
     obs = np.concatenate([ep["observations"] for ep in episodes]).astype(np.float32)
     actions = np.concatenate([ep["actions"] for ep in episodes]).astype(np.float32)
     rewards = np.concatenate([ep["rewards"] for ep in episodes]).astype(np.float32)
-    mean = obs.reshape(-1, obs.shape[-1]).mean(0)
-    std = obs.reshape(-1, obs.shape[-1]).std(0) + 1e-6
+    if stats is None:
+        mean = obs.reshape(-1, obs.shape[-1]).mean(0)
+        std = obs.reshape(-1, obs.shape[-1]).std(0) + 1e-6
+    else:
+        mean, std = (np.asarray(x, np.float32) for x in stats)
     return DTData(states=jnp.asarray((obs - mean) / std), actions=jnp.asarray(actions),
                   rtg=jnp.asarray(returns_to_go(rewards) / rtg_scale), state_mean=jnp.asarray(mean),
                   state_std=jnp.asarray(std))
@@ -117,23 +124,40 @@ class Batch(NamedTuple):
     mask: jax.Array  # [B, K] bool: a real step (not padding)
 
 
+class Segments(NamedTuple):
+    """Where ``B`` K-step segments lie in the stacked episodes: ``episode [B]``, ``steps [B, K]``, ``mask [B, K]``."""
+
+    episode: jax.Array
+    steps: jax.Array
+    mask: jax.Array
+
+
+def sample_segments(key: jax.Array, num_episodes: int, horizon: int, batch_size: int, context_len: int) -> Segments:
+    """``batch_size`` segments, each from a uniform episode and start step; steps past the end are masked."""
+    k_ep, k_start = jax.random.split(key)
+    episode = jax.random.randint(k_ep, (batch_size,), 0, num_episodes)
+    start = jax.random.randint(k_start, (batch_size,), 0, horizon)
+    steps = start[:, None] + jnp.arange(context_len)[None]  # [B, K]
+    return Segments(episode, steps, steps < horizon)
+
+
+def take_segments(x: jax.Array, seg: Segments) -> jax.Array:
+    """``x [N, T, ...] -> [B, K, ...]`` at the segments' steps, zero where masked."""
+    picked = x[seg.episode[:, None], jnp.minimum(seg.steps, x.shape[1] - 1)]
+    m = seg.mask.reshape(seg.mask.shape + (1,) * (picked.ndim - 2))
+    return jnp.where(m, picked, 0)
+
+
+def segment_batch(data: DTData, seg: Segments) -> Batch:
+    return Batch(rtg=take_segments(data.rtg, seg), states=take_segments(data.states, seg),
+                 actions=take_segments(data.actions, seg),
+                 timesteps=jnp.where(seg.mask, seg.steps, 0).astype(jnp.int32), mask=seg.mask)
+
+
 def sample_batch(data: DTData, key: jax.Array, batch_size: int, context_len: int) -> Batch:
     """``batch_size`` segments of ``context_len`` steps, each from a uniform episode and start step."""
     n, horizon = data.rtg.shape
-    k_ep, k_start = jax.random.split(key)
-    episode = jax.random.randint(k_ep, (batch_size,), 0, n)
-    start = jax.random.randint(k_start, (batch_size,), 0, horizon)
-    steps = start[:, None] + jnp.arange(context_len)[None]  # [B, K]
-    mask = steps < horizon
-    idx = jnp.minimum(steps, horizon - 1)
-
-    def take(x):
-        picked = x[episode[:, None], idx]
-        m = mask.reshape(mask.shape + (1,) * (picked.ndim - 2))
-        return jnp.where(m, picked, 0)
-
-    return Batch(rtg=take(data.rtg), states=take(data.states), actions=take(data.actions),
-                 timesteps=jnp.where(mask, steps, 0).astype(jnp.int32), mask=mask)
+    return segment_batch(data, sample_segments(key, n, horizon, batch_size, context_len))
 
 
 # -- model and training ----------------------------------------------------------------------------
@@ -165,6 +189,40 @@ def make_optimizer(config: DTConfig) -> optax.GradientTransformation:
                        optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
+def masked_action_loss(pred: jax.Array, actions: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean squared error over the real steps: ``pred, actions [B, K, act]``, ``mask [B, K]``."""
+    err = jnp.sum(jnp.square(pred - actions), -1)
+    mask = mask.astype(jnp.float32)
+    return jnp.sum(err * mask) / jnp.maximum(jnp.sum(mask) * actions.shape[-1], 1.0)
+
+
+def make_train_step(loss_fn: Callable[[Any, Any, jax.Array], jax.Array]) -> Callable:
+    """``train_step(state, batch) -> (state, metrics)``: one gradient step on ``loss_fn(params, batch, key)``,
+    where ``key`` (split off ``state.key``) drives dropout."""
+
+    def train_step(state: DTState, batch: Any) -> tuple[DTState, dict]:
+        key, k_drop = jax.random.split(state.key)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, k_drop)
+        state = state.apply_gradients(grads=grads).replace(key=key)
+        return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+    return train_step
+
+
+def make_train_chunk(train_step: Callable, sample: Callable[[Any, jax.Array], Any], num_steps: int) -> Callable:
+    """``train_chunk(state, data) -> (state, metrics [num_steps])``: ``num_steps`` steps on batches
+    ``sample(data, key)``, keys split off ``state.key``."""
+
+    def train_chunk(state: DTState, data: Any) -> tuple[DTState, dict]:
+        def body(state, _):
+            key, k_batch = jax.random.split(state.key)
+            return train_step(state.replace(key=key), sample(data, k_batch))
+
+        return jax.lax.scan(body, state, None, num_steps)
+
+    return train_chunk
+
+
 def build(config: DTConfig, obs_dim: int, act_dim: int, action_scale: float) -> DTParts:
     validate(config)
     model = make_model(config, act_dim, action_scale)
@@ -180,24 +238,11 @@ def build(config: DTConfig, obs_dim: int, act_dim: int, action_scale: float) -> 
     def loss_fn(params, batch: Batch, key):
         pred = model.apply(params, batch.rtg, batch.states, batch.actions, batch.timesteps, deterministic=False,
                            rngs={"dropout": key})
-        err = jnp.sum(jnp.square(pred - batch.actions), -1)
-        mask = batch.mask.astype(jnp.float32)
-        return jnp.sum(err * mask) / jnp.maximum(jnp.sum(mask) * act_dim, 1.0)
+        return masked_action_loss(pred, batch.actions, batch.mask)
 
-    def train_step(state: DTState, batch: Batch) -> tuple[DTState, dict]:
-        key, k_drop = jax.random.split(state.key)
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, k_drop)
-        state = state.apply_gradients(grads=grads).replace(key=key)
-        return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
-
-    def train_chunk(state: DTState, data: DTData) -> tuple[DTState, dict]:
-        def body(state, _):
-            key, k_batch = jax.random.split(state.key)
-            state = state.replace(key=key)
-            return train_step(state, sample_batch(data, k_batch, config.batch_size, k))
-
-        return jax.lax.scan(body, state, None, config.steps_per_chunk)
-
+    train_step = make_train_step(loss_fn)
+    train_chunk = make_train_chunk(train_step, lambda data, key: sample_batch(data, key, config.batch_size, k),
+                                   config.steps_per_chunk)
     return DTParts(config, model, init, jax.jit(train_step), jax.jit(train_chunk))
 
 
@@ -217,14 +262,18 @@ def context_init(num_envs: int, context_len: int, obs_dim: int, act_dim: int) ->
                    jnp.zeros((num_envs, context_len, act_dim)), jnp.zeros((num_envs, context_len), jnp.int32))
 
 
+def window_write(x: jax.Array, t: jax.Array, value) -> jax.Array:
+    """Write step ``t``'s ``value`` into a K-step window ``x [E, K, ...]``: at position ``min(t, K-1)``,
+    after shifting the window left by one once it is full (``t >= K``)."""
+    k = x.shape[1]
+    x = jnp.where(t >= k, jnp.roll(x, -1, axis=1), x)
+    return x.at[:, jnp.minimum(t, k - 1)].set(value)
+
+
 def context_write(ctx: Context, t: jax.Array, rtg: jax.Array, state: jax.Array) -> tuple[Context, jax.Array]:
     """Add step ``t``'s return-to-go and state (its action still zero); returns ``(ctx, position)``."""
-    k = ctx.rtg.shape[1]
-    full = t >= k
-    ctx = jax.tree.map(lambda x: jnp.where(full, jnp.roll(x, -1, axis=1), x), ctx)
-    pos = jnp.minimum(t, k - 1)
-    return Context(rtg=ctx.rtg.at[:, pos].set(rtg), states=ctx.states.at[:, pos].set(state),
-                   actions=ctx.actions.at[:, pos].set(0.0), timesteps=ctx.timesteps.at[:, pos].set(t)), pos
+    ctx = Context(*(window_write(x, t, v) for x, v in zip(ctx, (rtg, state, 0.0, t))))
+    return ctx, jnp.minimum(t, ctx.rtg.shape[1] - 1)
 
 
 def make_evaluate(model: DecisionTransformer, env: Any, context_len: int, rtg_scale: float, num_episodes: int,
