@@ -1,0 +1,164 @@
+"""A complete Meta-DT or Prompt-DT run in a directory.
+
+Meta-DT: train the context world model (``checkpoints/world_model``), annotate the dataset with z and
+the highest-error prompt windows, train the prompted DT (``checkpoints/dt``), evaluate zero-shot and
+few-shot per task. Prompt-DT: only the DT phase, evaluated with prompts from each task's dataset.
+Both phases checkpoint after every chunk; ``resume`` continues the unfinished one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.dt.train import DTData, prepare_data
+from agents.meta_dt.config import MetaDTConfig, WorldModelConfig, from_mapping, world_model_from_mapping
+from agents.meta_dt.evaluate import dataset_prompts, make_meta_evaluate, make_prompt_evaluate
+from agents.meta_dt.prompt import best_window
+from agents.meta_dt.train import MetaData, MetaDTParts, build, prepare_world_model_data, reward_scale
+from agents.meta_dt.world_model import WorldModelData, WorldModelParts, build_world_model
+from experiment.dt import dt_config
+from experiment.offline import (SPLITS, OfflineSetup, count_params, load_setup, restore_state, return_stats,
+                                split_tasks, targets_for, train_chunks, write_run_file)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaSetup:
+    offline: OfflineSetup
+    data: DTData
+    world_model_data: WorldModelData | None
+    reward_scale: float
+    world_model: WorldModelParts | None  # None for Prompt-DT
+    parts: MetaDTParts
+
+
+def meta_config(values: dict) -> tuple[MetaDTConfig, WorldModelConfig]:
+    """The run's method settings and world-model settings, validated (Prompt-DT never drops its prompt)."""
+    meta = dict(values["meta"], method=values["method"])
+    if meta["method"] == "prompt_dt":
+        meta["prompt_dropout"] = 0.0
+    wm = dict(values["world_model"])
+    return from_mapping(meta), world_model_from_mapping(wm)
+
+
+def setup_meta(values: dict) -> MetaSetup:
+    config, wm_config = meta_config(values)
+    dt = dt_config(values)
+    offline = load_setup(values)
+    card = offline.card
+    if config.prompt_len > card["horizon"]:
+        raise ValueError(f"meta.prompt_len ({config.prompt_len}) must be <= the episode horizon ({card['horizon']})")
+    episodes = offline.datasets["train"][0]
+    data = prepare_data(episodes, dt.rtg_scale)
+    parts = build(config, dt, card["obs_dim"], card["act_dim"], offline.action_scale, wm_config.task_dim,
+                  offline.episodes_per_task)
+    if config.method == "prompt_dt":
+        return MetaSetup(offline, data, None, 1.0, None, parts)
+    scale = reward_scale(episodes)
+    world_model = build_world_model(wm_config, card["obs_dim"], card["act_dim"])
+    return MetaSetup(offline, data, prepare_world_model_data(episodes, data, scale), scale, world_model, parts)
+
+
+def annotate(ms: MetaSetup, wm_params: Any) -> MetaData:
+    """The DT's training data with z per step and each episode's highest-error prompt window (Meta-DT)."""
+    if ms.world_model is None:
+        return MetaData(ms.data, None, None)
+    z, errors = ms.world_model.annotate(wm_params, ms.world_model_data)
+    return MetaData(ms.data, z, best_window(errors, ms.parts.config.prompt_len))
+
+
+def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, episodes_per_task: dict[str, int],
+                  key: jax.Array) -> dict:
+    """``{split: {mode: return stats}}``; modes ``zero_shot``/``few_shot`` (Meta-DT) or ``prompted``."""
+    config, dt = ms.parts.config, ms.parts.dt_config
+    horizon, mean, std = ms.offline.card["horizon"], ms.data.state_mean, ms.data.state_std
+    results = {}
+    for i, split in enumerate(SPLITS):
+        tasks, best, card = split_tasks(ms.offline, split)
+        targets = jnp.asarray(targets_for(values, best))
+        k_prompt, k_run = jax.random.split(jax.random.fold_in(key, i))
+        n_eps = episodes_per_task[split]
+        if ms.world_model is not None:
+            evaluate = make_meta_evaluate(ms.parts, ms.world_model, ms.offline.env, horizon, ms.reward_scale, n_eps)
+            out = evaluate(params, wm_params, tasks, targets, mean, std, k_run)
+        else:
+            split_data = prepare_data(ms.offline.datasets[split][0], dt.rtg_scale, stats=(mean, std))
+            prompts = dataset_prompts(split_data, ms.offline.episodes_per_task, n_eps, config.prompt_len, k_prompt)
+            evaluate = make_prompt_evaluate(ms.parts, ms.offline.env, horizon, n_eps)
+            out = evaluate(params, tasks, targets, prompts, mean, std, k_run)
+        results[split] = {mode: return_stats(np.asarray(r), np.asarray(targets), card)
+                          for mode, r in out.items() if mode != "prompt_start"}
+    return results
+
+
+def _train_world_model(values: dict, ms: MetaSetup, run_dir: str, writer, key, resume: bool) -> tuple[Any, dict]:
+    wm = ms.world_model.config
+    num_chunks = -(-wm.num_steps // wm.steps_per_chunk)
+    state, losses, seconds = train_chunks(ms.world_model.train_chunk, ms.world_model.init(key), ms.world_model_data,
+                                          num_chunks, wm.steps_per_chunk,
+                                          os.path.join(run_dir, "checkpoints", "world_model"), writer, "world_model",
+                                          resume=resume, progress=values.get("progress", True))
+    return state, {"final_loss": losses[-1]["loss"], "losses": losses, "train_seconds": seconds,
+                   "params": count_params(state.params), "config": dataclasses.asdict(wm)}
+
+
+def run_meta_dt(values: dict, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train and evaluate one Meta-DT / Prompt-DT run (``values``: the resolved config); returns the summary.
+
+    ``stop_after`` ends the DT phase after that many chunks (as a crash would; the summary says
+    ``finished: false``)."""
+    from tensorboardX import SummaryWriter
+
+    ms = setup_meta(values)
+    config, dt = ms.parts.config, ms.parts.dt_config
+    write_run_file(run_dir, config.method, values)
+    writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+    k_wm, k_init, k_eval = jax.random.split(jax.random.PRNGKey(int(values["seed"])), 3)
+    wm_params, wm_summary = None, None
+    if ms.world_model is not None:
+        wm_state, wm_summary = _train_world_model(values, ms, run_dir, writer, k_wm, resume)
+        wm_params = wm_state.params
+    num_chunks = -(-dt.num_steps // dt.steps_per_chunk)
+    state, losses, seconds = train_chunks(ms.parts.train_chunk, ms.parts.init(k_init), annotate(ms, wm_params),
+                                          num_chunks, dt.steps_per_chunk, os.path.join(run_dir, "checkpoints", "dt"),
+                                          writer, "dt", resume=resume, progress=values.get("progress", True),
+                                          stop_after=stop_after)
+    if len(losses) < num_chunks:
+        writer.close()
+        return {"finished": False, "losses": losses}
+    results = evaluate_meta(values, ms, state.params, wm_params, {s: dt.eval_episodes for s in SPLITS}, k_eval)
+    for split, modes in results.items():
+        for mode, stats in modes.items():
+            writer.add_scalar(f"eval/{split}_{mode}_return", stats["return_mean"], dt.num_steps)
+    writer.close()
+    summary = {
+        "kind": config.method, "env": ms.offline.card["env"], "dataset": values["dataset"],
+        "data_dir": os.path.abspath(values["data_dir"]), "backbone": dt.backbone, "seed": int(values["seed"]),
+        "params": count_params(state.params), "train_steps": num_chunks * dt.steps_per_chunk,
+        "train_seconds": seconds, "final_loss": losses[-1]["loss"], "losses": losses, "eval": results,
+        "world_model": wm_summary, "config": dataclasses.asdict(config), "dt_config": dataclasses.asdict(dt),
+        "finished": True,
+    }
+    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def evaluate_saved_meta(values: dict, run_dir: str, episodes: int, seed: int) -> dict:
+    """Rebuild a Meta-DT / Prompt-DT run, restore its newest checkpoints, evaluate ``{split: {mode: stats}}``."""
+    ms = setup_meta(values)
+    wm_params = None
+    if ms.world_model is not None:
+        _, wm_state = restore_state(os.path.join(run_dir, "checkpoints", "world_model"),
+                                    ms.world_model.init(jax.random.PRNGKey(0)))
+        wm_params = wm_state.params
+    step, state = restore_state(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.PRNGKey(0)))
+    per_task = {split: -(-episodes // ms.offline.datasets[split][1]["num_tasks"]) for split in SPLITS}
+    return {"checkpoint": step, "episodes_per_task": per_task,
+            "splits": evaluate_meta(values, ms, state.params, wm_params, per_task, jax.random.PRNGKey(seed))}
