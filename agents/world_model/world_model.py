@@ -1,0 +1,138 @@
+"""The world model (encoder, sequence model, decoder, reward and continue heads) and its loss.
+
+Replay windows use the row layout ``(obs_t, a_t, r_t, term_t, first_t)``: ``r_t`` and ``term_t``
+are what action ``a_t`` led to (``term_t`` is a lost life or game over, the training-only
+termination signal), ``first_t`` marks frame t as the first of an episode (the sequence state resets
+there). With this layout the auto-resetting env never needs its terminal frame.
+
+Loss per window (DreamerV3 / Drama): summed-pixel MSE of the frame decoded from ``s_t = [z_t,
+h_{t-1}]``; two-hot symlog cross-entropy of ``r_t`` and Bernoulli cross-entropy of ``1 - term_t``
+from ``h_t``; KL balancing between the prior from ``h_t`` and the posterior of frame t+1 (free bits,
+0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from agents.world_model.config import WorldModelConfig
+from agents.world_model.distributions import bin_values, categorical_kl, twohot_loss
+from agents.world_model.networks import MLP, Decoder, Encoder, preprocess
+from agents.world_model.sequence import SequenceModel
+
+
+class WorldModel(nn.Module):
+    """All world-model parts; methods mirror :class:`SequenceModel` plus ``embed``, ``decode``, ``heads``."""
+
+    kind: str
+    num_actions: int
+    hidden: int
+    num_layers: int
+    state_size: int
+    groups: int
+    classes: int
+    channels: Sequence[int]
+    kernel: int
+    mlp_hidden: int
+    mlp_layers: int
+    unimix: float
+    reward_bins: int
+    s4wm_layer: str = "s4"
+
+    def setup(self):
+        self.encoder = Encoder(self.channels, self.kernel)
+        self.decoder = Decoder(self.channels, self.kernel)
+        self.sequence = self._sequence_model()
+        self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, self.reward_bins, zero_out=True)
+        self.cont_head = MLP(self.mlp_hidden, self.mlp_layers, 1)
+
+    @nn.nowrap
+    def _sequence_model(self) -> SequenceModel:
+        return SequenceModel(kind=self.kind, hidden=self.hidden, num_layers=self.num_layers,
+                             state_size=self.state_size, groups=self.groups, classes=self.classes,
+                             mlp_hidden=self.mlp_hidden, mlp_layers=self.mlp_layers, unimix=self.unimix,
+                             s4wm_layer=self.s4wm_layer)
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> dict:
+        return self._sequence_model().initialize_carry(batch_size)
+
+    def embed(self, obs: jax.Array) -> jax.Array:
+        return self.encoder(obs)
+
+    def decode(self, z: jax.Array, h_prev: jax.Array) -> jax.Array:
+        """``s_t = [z_t, h_{t-1}] -> frame [..., 64, 64, 3]`` in [-0.5, 0.5]."""
+        return self.decoder(jnp.concatenate([z, h_prev], -1))
+
+    def heads(self, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``h_t [..., H] -> (reward logits [..., bins], continue logit [...])``."""
+        return self.reward_head(h), self.cont_head(h)[..., 0]
+
+    def posterior(self, carry, obs_t, reset_t, key):
+        return self.sequence.posterior(carry, self.embed(obs_t), reset_t, key)
+
+    def imagine_step(self, carry, z_t, action_t, reset_t):
+        return self.sequence.imagine_step(carry, z_t, jax.nn.one_hot(action_t, self.num_actions), reset_t)
+
+    def prior(self, h):
+        return self.sequence.prior(h)
+
+    def observe(self, carry, obs, action, resets, keys):
+        """``obs [T, B, 64, 64, 3]`` uint8, ``action [T, B]`` int, ``resets [T, B]``, ``keys [T]``."""
+        return self.sequence.observe(carry, self.embed(obs), jax.nn.one_hot(action, self.num_actions),
+                                     resets, keys)
+
+    def __call__(self, carry, obs, action, resets, keys):
+        """Everything once (for ``init``): observe, decode, heads."""
+        _, out = self.observe(carry, obs, action, resets, keys)
+        return self.decode(out["z"], out["h_prev"]), self.heads(out["h"])
+
+
+def make_world_model(config: WorldModelConfig, num_actions: int) -> WorldModel:
+    return WorldModel(kind=config.model, num_actions=num_actions, hidden=config.hidden,
+                      num_layers=config.num_layers, state_size=config.state_size, groups=config.latent_groups,
+                      classes=config.latent_classes, channels=tuple(config.channels), kernel=config.kernel,
+                      mlp_hidden=config.mlp_hidden, mlp_layers=config.mlp_layers, unimix=config.unimix,
+                      reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer)
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    return jnp.sum(x * mask) / jnp.maximum(1.0, jnp.sum(mask))
+
+
+def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch: dict, key: jax.Array):
+    """Loss of one batch of windows ``batch[k] [T, B, ...]`` from a fresh carry.
+
+    Returns ``(loss, (out, metrics))``; ``out`` is the posterior pass (for imagination starts).
+    """
+    obs, action, reward, term, first = (batch[k] for k in ("obs", "action", "reward", "term", "first"))
+    T, B = first.shape
+    chex.assert_shape(obs, (T, B, 64, 64, 3))
+    chex.assert_shape([action, reward, term], (T, B))
+    carry = model.initialize_carry(B)
+    _, out = model.apply(params, carry, obs, action, first, jax.random.split(key, T), method="observe")
+    recon = model.apply(params, out["z"], out["h_prev"], method="decode")
+    recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=(-3, -2, -1)).mean()
+    reward_logits, cont_logit = model.apply(params, out["h"], method="heads")
+    reward_loss = twohot_loss(reward_logits, reward, bin_values(config.reward_bins)).mean()
+    cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - term.astype(jnp.float32)).mean()
+    # prior from h_t against the posterior of frame t+1, unless t+1 starts another episode
+    prior, post = out["prior"][:-1], out["post"][1:]
+    mask = 1.0 - first[1:].astype(jnp.float32)
+    sg = jax.lax.stop_gradient
+    dyn = categorical_kl(sg(post), prior)
+    rep = categorical_kl(post, sg(prior))
+    dyn_loss = _masked_mean(jnp.maximum(dyn, config.free_bits), mask)
+    rep_loss = _masked_mean(jnp.maximum(rep, config.free_bits), mask)
+    loss = recon_loss + reward_loss + cont_loss + config.dyn_scale * dyn_loss + config.rep_scale * rep_loss
+    metrics = {
+        "wm_loss": loss, "recon_loss": recon_loss, "reward_loss": reward_loss, "cont_loss": cont_loss,
+        "dyn_kl": _masked_mean(dyn, mask), "rep_kl": _masked_mean(rep, mask),
+    }
+    return loss, (out, metrics)

@@ -1,0 +1,321 @@
+"""World-model agent parts: distributions, sequence models (step == parallel, resets), losses,
+overfitting a tiny batch, replay sampling, imagination and actor-critic losses, configs."""
+
+import dataclasses
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from agents.world_model import config as wmc
+from agents.world_model import distributions as D
+from agents.world_model import replay as rb
+from agents.world_model.agent import build, count_params, init_params, open_loop, train_step
+from agents.world_model.behavior import actor_critic_losses, imagine, lambda_returns
+from agents.world_model.world_model import world_model_loss
+
+MODELS = ("drama", "s4wm", "rssm")
+A = 4  # actions
+TINY = dict(hidden=16, num_layers=1, state_size=4, latent_groups=4, latent_classes=4, channels=(4, 8, 8, 8, 8),
+            kernel=3, mlp_hidden=16, mlp_layers=1, ac_hidden=16, ac_layers=1, imag_batch=6, imag_context=3, horizon=4, batch_size=2,
+            batch_length=6, prefill=6, total_steps=20, train_every=1, updates_per_chunk=1)
+
+
+def tiny(model, **kw):
+    return wmc.validate(wmc.WorldModelConfig(model=model, **{**TINY, **kw}))
+
+
+def frames(T, B, seed=0):
+    """Black frames with a coloured square moving right: structured, so a tiny model can fit them."""
+    rng = np.random.default_rng(seed)
+    obs = np.zeros((T, B, 64, 64, 3), np.uint8)
+    for b in range(B):
+        y, colour = rng.integers(0, 48), rng.integers(0, 3)
+        for t in range(T):
+            x = (4 * t + 8 * b) % 48
+            obs[t, b, y:y + 16, x:x + 16, colour] = 255
+    return jnp.asarray(obs)
+
+
+def batch(T=6, B=2, first_at=None):
+    first = np.zeros((T, B), bool)
+    first[0] = True
+    if first_at is not None:
+        first[first_at] = True
+    rng = np.random.default_rng(1)
+    return {"obs": frames(T, B), "action": jnp.asarray(rng.integers(0, A, (T, B)), jnp.int32),
+            "reward": jnp.asarray(rng.normal(size=(T, B)), jnp.float32),
+            "term": jnp.asarray(rng.random((T, B)) < 0.1), "first": jnp.asarray(first)}
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def model_parts(request):
+    """Parts, parameters and jitted methods of each backbone (eager Flax calls are slow on CPU)."""
+    config = tiny(request.param)
+    parts = build(config, num_actions=A)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
+    wm = parts.wm
+    fns = SimpleNamespace(
+        observe=jax.jit(lambda p, c, o, a, f, k: wm.apply(p, c, o, a, f, k, method="observe")),
+        posterior=jax.jit(lambda p, c, o, f, k: wm.apply(p, c, o, f, k, method="posterior")),
+        step=jax.jit(lambda p, c, z, a, f: wm.apply(p, c, z, a, f, method="imagine_step")),
+        loss=jax.jit(lambda p, b, k: world_model_loss(p, wm, config, b, k)),
+        decode=jax.jit(lambda p, z, h: wm.apply(p, z, h, method="decode")),
+    )
+    return parts, params, fns
+
+
+# ----------------------------------------------------------------------------- distributions
+
+def test_symlog_symexp_invert():
+    x = jnp.array([-1e4, -3.0, -0.5, 0.0, 0.7, 42.0, 1e5])
+    np.testing.assert_allclose(D.symexp(D.symlog(x)), x, rtol=1e-5)
+
+
+def test_twohot_encodes_and_decodes():
+    bins = D.bin_values(255)
+    x = jnp.array([-300.0, -1.0, 0.0, 0.3, 5.0, 21.0, 1000.0])
+    code = D.twohot(x, bins)
+    np.testing.assert_allclose(code.sum(-1), 1.0, rtol=1e-6)
+    assert int((code > 0).sum(-1).max()) <= 2
+    np.testing.assert_allclose(code @ bins, D.symlog(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(D.twohot_mean(jnp.log(code + 1e-12), bins), x, rtol=1e-3, atol=1e-3)
+    # the loss is minimal at the true target
+    logits = jnp.log(code + 1e-12)
+    assert float(D.twohot_loss(logits, x, bins).max()) < float(D.twohot_loss(logits, x + 3.0, bins).min()) + 1.0
+
+
+def test_categorical_latent_unimix_and_straight_through():
+    logits = jnp.array([[[30.0, 0.0, 0.0, 0.0]] * 3])  # [1, G=3, C=4]
+    logp = D.unimix_logits(logits, 0.01)
+    assert float(jnp.exp(logp).min()) >= 0.01 / 4 - 1e-7
+    z = D.sample_latent(jax.random.PRNGKey(0), logp)
+    assert z.shape == (1, 12)
+    np.testing.assert_allclose(z.reshape(3, 4).sum(-1), 1.0, rtol=1e-6)
+    grad = jax.grad(lambda lg: (D.sample_latent(jax.random.PRNGKey(0), D.unimix_logits(lg, 0.01)) *
+                                jnp.arange(12.0)).sum())(jax.random.normal(jax.random.PRNGKey(1), (1, 3, 4)))
+    assert float(jnp.abs(grad).sum()) > 0  # straight-through gradients reach the logits
+    np.testing.assert_allclose(D.categorical_kl(logp, logp), 0.0, atol=1e-6)
+
+
+def test_lambda_returns_match_reference():
+    rng = np.random.default_rng(0)
+    H, N, gamma, lam = 5, 3, 0.9, 0.8
+    r, c, v = rng.normal(size=(H, N)), (rng.random((H, N)) > 0.2).astype(float), rng.normal(size=(H + 1, N))
+    ref = np.zeros((H, N))
+    nxt = v[-1]
+    for t in reversed(range(H)):
+        ref[t] = r[t] + gamma * c[t] * ((1 - lam) * v[t + 1] + lam * nxt)
+        nxt = ref[t]
+    out = lambda_returns(jnp.asarray(r), jnp.asarray(c), jnp.asarray(v), gamma, lam)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- sequence models
+
+def test_drama_size_parameters():
+    """The atari100k preset's world model is Drama-sized (~7M parameters) for every backbone."""
+    counts = {}
+    for model in MODELS:
+        parts = build(wmc.WorldModelConfig(model=model, state_size=64 if model == "s4wm" else 16), num_actions=6)
+        shapes = jax.eval_shape(lambda k: init_params(parts, k), jax.random.PRNGKey(0))
+        counts[model] = count_params(shapes["wm"])
+    assert 5e6 < counts["drama"] < 9e6, counts
+    for n in counts.values():
+        assert 4e6 < n < 10e6, counts
+
+
+def test_world_model_shapes_and_losses(model_parts):
+    parts, params, fns = model_parts
+    config = parts.config
+    b = batch()
+    loss, (out, metrics) = fns.loss(params["wm"], b, jax.random.PRNGKey(0))
+    T, B, L, H = 6, 2, config.latent_size, config.hidden
+    assert out["z"].shape == (T, B, L) and out["h"].shape == (T, B, H) and out["h_prev"].shape == (T, B, H)
+    assert out["post"].shape == out["prior"].shape == (T, B, 4, 4)
+    for name in ("wm_loss", "recon_loss", "reward_loss", "cont_loss", "dyn_kl", "rep_kl"):
+        assert np.isfinite(float(metrics[name])), name
+    # free bits: the balanced KL terms never fall below 1 nat each
+    assert float(loss) >= float(metrics["recon_loss"] + metrics["reward_loss"] + metrics["cont_loss"]) + 0.6 - 1e-4
+    decoded = fns.decode(params["wm"], out["z"], out["h_prev"])
+    assert decoded.shape == (T, B, 64, 64, 3)
+
+
+def test_observe_parallel_equals_step_mode(model_parts):
+    """The context pass over a window (parallel scan with resets) is reproduced step for step by the
+    posterior + imagine_step used when acting and imagining."""
+    parts, params, fns = model_parts
+    b = batch(first_at=(3, 1))
+    keys = jax.random.split(jax.random.PRNGKey(3), 6)
+    carry0 = parts.wm.initialize_carry(2)
+    carry_p, out = fns.observe(params["wm"], carry0, b["obs"], b["action"], b["first"], keys)
+    carry = carry0
+    for t in range(6):
+        z, logp, h_prev = fns.posterior(params["wm"], carry, b["obs"][t], b["first"][t], keys[t])
+        carry, h = fns.step(params["wm"], carry, z, b["action"][t], b["first"][t])
+        np.testing.assert_allclose(z, out["z"][t], atol=1e-6)
+        np.testing.assert_allclose(logp, out["post"][t], atol=1e-4)
+        np.testing.assert_allclose(h_prev, out["h_prev"][t], atol=1e-4)
+        np.testing.assert_allclose(h, out["h"][t], atol=1e-4)
+    for x, y in zip(jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(carry_p)):
+        np.testing.assert_allclose(x, y, atol=1e-4)
+
+
+def test_reset_inside_window_equals_two_windows(model_parts):
+    parts, params, fns = model_parts
+    b = batch(first_at=(3, slice(None)))
+    keys = jax.random.split(jax.random.PRNGKey(4), 6)
+    fresh = parts.wm.initialize_carry(2)
+
+    def run(sl, carry):
+        return fns.observe(params["wm"], carry, b["obs"][sl], b["action"][sl], b["first"][sl], keys[sl])
+
+    _, whole = run(slice(0, 6), fresh)
+    carry_a, first_half = run(slice(0, 3), fresh)
+    _, second_half = run(slice(3, 6), fresh)
+    _, second_after_first = run(slice(3, 6), carry_a)  # the reset at step 3 makes the carry irrelevant
+    for name in ("z", "h", "h_prev", "prior"):
+        joined = jnp.concatenate([first_half[name], second_half[name]], 0)
+        np.testing.assert_allclose(whole[name], joined, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(second_after_first[name], second_half[name], atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("model", ["drama", "rssm"])
+def test_world_model_overfits_tiny_batch(model):
+    config = tiny(model, hidden=32, mlp_hidden=32)
+    parts = build(config, num_actions=A)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+    b = batch(T=4, B=1)
+    tx = optax.adam(1e-2)
+
+    @jax.jit
+    def update(params, opt):
+        (loss, _), grads = jax.value_and_grad(world_model_loss, has_aux=True)(params, parts.wm, config, b,
+                                                                             jax.random.PRNGKey(0))
+        updates, opt = tx.update(grads, opt, params)
+        return optax.apply_updates(params, updates), opt, loss
+
+    opt = tx.init(params)
+    losses = []
+    for _ in range(60):
+        params, opt, loss = update(params, opt)
+        losses.append(float(loss))
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+# ----------------------------------------------------------------------------- replay
+
+def test_replay_windows_valid_and_dfs_prefers_fresh_starts():
+    replay = rb.init_replay(capacity=12, num_envs=2, obs_shape=(64, 64, 3))
+    for t in range(10):
+        replay = rb.add(replay, jnp.full((2, 64, 64, 3), t, jnp.uint8), jnp.array([t, 100 + t]),
+                        jnp.zeros(2), jnp.zeros(2, bool), jnp.array([t == 0, t == 0]))
+    assert int(replay.size) == 10
+    replay2, w = rb.sample(replay, jax.random.PRNGKey(0), 64, 4)
+    assert w["obs"].shape == (4, 64, 64, 64, 3)
+    a = np.asarray(w["action"]) % 100
+    np.testing.assert_array_equal(np.diff(a, axis=0), 1)  # consecutive rows of one env
+    assert a.max() <= 9  # never past the written rows
+    np.testing.assert_array_equal(np.asarray(w["obs"])[:, :, 0, 0, 0], a)
+    assert int(replay2.trained.sum()) == 64
+    # DFS: after many draws from starts 0..3, fresh starts dominate
+    trained = replay.trained.at[:4].set(100)
+    logits = rb.start_logits(replay.replace(trained=trained), 4, "dfs", 10.0, imagination=False)
+    probs = np.asarray(jax.nn.softmax(logits.reshape(-1))).reshape(12, 2)
+    assert probs[:4].sum() < 1e-3 and probs[7:].sum() == 0.0  # starts 7.. would run past row 9
+    _, w = rb.sample(replay.replace(trained=trained), jax.random.PRNGKey(1), 64, 4, "dfs")
+    assert (np.asarray(w["action"])[0] % 100 >= 4).all()
+
+
+# ----------------------------------------------------------------------------- behaviour and a full update
+
+def test_imagination_and_actor_critic(model_parts):
+    parts, params, _ = model_parts
+    config = parts.config
+    N = 5
+    carry = parts.wm.initialize_carry(N)
+    z0 = jax.nn.one_hot(jnp.zeros((N, 4), int), 4).reshape(N, -1)
+    traj = jax.jit(lambda p, c, z, k: imagine(parts.wm, p["wm"], parts.actor, p["actor"], c, z, jnp.ones((N,), bool),
+                                              config.horizon, k))(params, carry, z0, jax.random.PRNGKey(0))
+    H, S = config.horizon, config.latent_size + config.hidden
+    assert traj["states"].shape == (H + 1, N, S) and traj["actions"].shape == (H, N)
+    assert traj["reward"].shape == traj["cont"].shape == (H, N)
+
+    def loss(ac):
+        a, c, scale, m = actor_critic_losses(ac["actor"], ac["critic"], params["slow_critic"], parts.actor,
+                                             parts.critic, traj, jnp.float32(0.0), config)
+        return a + c, m
+
+    grads, m = jax.jit(jax.grad(loss, has_aux=True))({"actor": params["actor"], "critic": params["critic"]})
+    assert all(np.isfinite(float(v)) for v in m.values())
+    assert float(optax.tree.norm(grads["actor"])) > 0 and float(optax.tree.norm(grads["critic"])) > 0
+
+
+def test_train_step_and_open_loop():
+    """One jitted update over a replay (no env needed) and the open-loop video prediction."""
+    from agents.world_model.agent import AgentState
+
+    parts = build(tiny("drama", sampler="dfs"), num_actions=A)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
+    replay = rb.init_replay(8, 1)
+    b = batch(T=8, B=1)
+    for t in range(8):
+        replay = rb.add(replay, b["obs"][t], b["action"][t], b["reward"][t], b["term"][t], b["first"][t])
+    opt = {"wm": parts.wm_tx.init(params["wm"]), "actor": parts.actor_tx.init(params["actor"]),
+           "critic": parts.critic_tx.init(params["critic"])}
+    state = AgentState(params=params, opt=opt, return_scale=jnp.float32(0), replay=replay, env_state=None,
+                       obs=b["obs"][0], first=jnp.ones(1, bool), carry=parts.wm.initialize_carry(1),
+                       ep_return=jnp.zeros(1), key=jax.random.PRNGKey(1), env_steps=jnp.int32(8),
+                       updates=jnp.int32(0))
+    new, metrics = jax.jit(lambda s: train_step(parts, s))(state)
+    assert int(new.updates) == 1 and all(np.isfinite(float(v)) for v in metrics.values())
+    assert int(new.replay.trained.sum()) == parts.config.batch_size
+    assert int(new.replay.imagined.sum()) == parts.config.imag_batch
+    assert float(optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, new.params["wm"], params["wm"]))) > 0
+    pred = jax.jit(open_loop, static_argnums=(0, 5))(parts, params["wm"], b["obs"], b["action"], b["first"], 3,
+                                                     jax.random.PRNGKey(0))
+    assert pred.shape == (8, 1, 64, 64, 3) and pred.dtype == jnp.uint8
+
+
+# ----------------------------------------------------------------------------- configuration
+
+def test_config_errors_name_bad_values():
+    with pytest.raises(ValueError, match=r"unknown model 'dreamer'; valid: \['drama', 's4wm', 'rssm'\]"):
+        wmc.validate(wmc.WorldModelConfig(model="dreamer"))
+    with pytest.raises(ValueError, match="unknown env.game 'Pongg'"):
+        wmc.validate(wmc.WorldModelConfig(game="Pongg"))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        wmc.validate(wmc.WorldModelConfig(sampler="prioritized"))
+    with pytest.raises(ValueError, match=r"unknown world_model config key\(s\) \['hiden'\]"):
+        wmc.from_mapping({"hiden": 3})
+    with pytest.raises(ValueError, match="prefill"):
+        wmc.validate(wmc.WorldModelConfig(prefill=10))
+
+
+def test_small_preset_yaml_matches_python():
+    import yaml
+
+    with open("configs/world_model/preset/small.yaml") as f:
+        values = yaml.safe_load(f)
+    assert dataclasses.replace(wmc.small()) == wmc.from_mapping(values)
+
+
+def test_atari100k_table_aggregates_summaries(tmp_path):
+    import json
+    import sys
+
+    sys.path.insert(0, "scripts")
+    from atari100k_table import collect, table
+
+    for i, (game, score) in enumerate([("Pong", 14.6), ("Pong", -20.7), ("Boxing", 12.1), ("Breakout", 1.7)]):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        (run / "summary.json").write_text(json.dumps({"model": "drama", "game": game, "score": score}))
+    scores = collect(str(tmp_path))
+    assert scores == {"drama": {"Pong": [14.6, -20.7], "Boxing": [12.1], "Breakout": [1.7]}}
+    text = table(scores)
+    assert "| Pong | -3.0 | 0.500 |" in text
+    assert "| drama | 3 | 0.500 | 0.500 |" in text  # HNS per game 0.5, 1.0, 0.0
