@@ -1,0 +1,51 @@
+"""A tiny end-to-end world-model run on Atari (Boxing) through ``run_world_model``: prefill, two
+chunks of training across a simulated crash and ``resume``, evaluation, summary, TensorBoard, GIF."""
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from agents.world_model import config as wmc
+from agents.world_model.agent import build, init
+from experiment.checkpoint import Checkpoints
+from experiment.world_model import run_world_model
+
+
+def test_small_run_crash_resume_and_outputs(tmp_path):
+    config = wmc.validate(wmc.small(
+        game="Boxing", model="drama", hidden=16, latent_groups=4, latent_classes=4, channels=(4, 8, 8, 8, 8),
+        mlp_hidden=16, ac_hidden=16, imag_batch=8, imag_context=3, horizon=4, batch_size=2, batch_length=8,
+        prefill=40, train_every=40, updates_per_chunk=2, total_steps=200, eval_steps=30, video_context=4,
+        video_horizon=4, sampler="dfs"))
+    assert config.num_chunks == 2
+    run_dir = str(tmp_path)
+    partial = run_world_model(config, run_dir, stop_after=1, progress=False)
+    assert not partial["finished"] and partial["updates"] == 2
+    assert partial["env_steps"] == 40 + 2 * 40
+
+    # the checkpoint holds the replay, DFS counts, RNG key and counters of chunk 1
+    template = init(build(config), jax.random.PRNGKey(0))
+    ckpt = Checkpoints(os.path.join(run_dir, "checkpoints"))
+    step, saved, history = ckpt.restore(template)
+    ckpt.close()
+    assert step == 1 and int(saved.updates) == 2 and int(saved.replay.size) == 120
+    assert int(saved.replay.trained.sum()) == 2 * config.batch_size
+
+    summary = run_world_model(config, run_dir, resume=True, progress=False)
+    assert summary["finished"] and summary["updates"] == 4 and summary["env_steps"] == 200
+    ckpt = Checkpoints(os.path.join(run_dir, "checkpoints"))
+    _, final, history = ckpt.restore(template)
+    ckpt.close()
+    n = int(saved.replay.size)
+    np.testing.assert_array_equal(final.replay.obs[:n], saved.replay.obs[:n])  # resumed on the saved replay
+    assert int(final.replay.size) == 200 and len(history["wm_loss"]) == 2
+    assert not np.array_equal(np.asarray(final.key), np.asarray(saved.key))
+
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        on_disk = json.load(f)
+    for key in ("score", "hns", "env_steps", "wall_time_s", "params_world_model", "eval_episodes"):
+        assert key in on_disk, key
+    assert os.path.getsize(os.path.join(run_dir, "imagination.gif")) > 0
+    assert any(name.startswith("events") for name in os.listdir(os.path.join(run_dir, "tensorboard")))
