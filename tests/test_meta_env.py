@@ -209,3 +209,19 @@ def test_brax_adapter_dtypes_stable():
         if bool(terminated):
             break
     assert bool(terminated)
+
+
+def test_basis_actions_are_signed_unit_vectors_through_the_projection():
+    env, params = envs.make("meta", train=("DeepSea-bsuite", "CartPole-v1"), heldout=("Catch-bsuite",), trials=2,
+                            obs_dim=64, act_dim=2, project_obs=False, basis_actions=True)
+    assert env.action_space(params).n == 4
+    np.testing.assert_array_equal(env.agent_action(jnp.int32(1)), [0.0, 1.0])
+    np.testing.assert_array_equal(env.agent_action(jnp.int32(3)), [-0.0, -1.0])
+    _, state = env.reset(jax.random.key(0), params)
+    for i in range(2):  # two-action bases: +e_k and -e_k always pick opposite base actions
+        for k in range(2):
+            plus = env.base_action(i, jnp.int32(k), state.act_proj)
+            minus = env.base_action(i, jnp.int32(k + 2), state.act_proj)
+            assert int(plus) + int(minus) == 1
+    obs, state, reward, *_ = jax.jit(env.step)(jax.random.key(1), state, jnp.int32(3), params)
+    assert obs.shape == (66,) and np.isfinite(float(reward))

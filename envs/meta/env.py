@@ -25,6 +25,12 @@ mapped through ``z = M @ a``, ``M`` of shape ``[max_act, act_dim]`` with i.i.d. 
 ``act_dim`` must be at least the largest action count / dimension of the pool, so every base
 action stays reachable and ``M`` has a right inverse (``M @ pinv(M) = I``).
 
+With ``basis_actions`` the agent instead picks one of ``2 * act_dim`` signed unit vectors
+(``spaces.Discrete``: index ``k < act_dim`` is ``+e_k``, index ``act_dim + k`` is ``-e_k``), which then goes
+through the same mapping. The projection still hides which choice does what; the agent gets a
+categorical policy instead of a Gaussian whose mean can leave the box and clip every sample to the
+same corner (docs/RESULTS.md, setups G-H: it did not make the in-context gain appear there either).
+
 Reward: the base reward divided by a per-base constant so that one trial's return lies in about
 [-1, 1] (see ``envs.meta.bases``).
 
@@ -101,7 +107,7 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
     def __init__(self, pool: tuple[str, ...] | list[str], trials: int = 4, obs_dim: int = 16, act_dim: int = 4,
                  project_actions: bool = True, trial_steps: int = 200, project_obs: bool = True,
                  projection_seeds: int = 0, projection_offset: int = 0, projection_root: int = 0,
-                 brax_backend: str = "spring"):
+                 brax_backend: str = "spring", basis_actions: bool = False):
         pool = tuple(pool)
         if not pool:
             raise ValueError("the meta pool is empty")
@@ -123,6 +129,7 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
         self.projection_offset = int(projection_offset)
         self.projection_root = int(projection_root)
         self.brax_backend = brax_backend
+        self.basis_actions = bool(basis_actions)
 
         self.specs: tuple[BaseSpec, ...] = tuple(make_base(n, self.trial_steps, brax_backend) for n in pool)
         self.max_obs = max(s.obs_size for s in self.specs)
@@ -153,7 +160,7 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
     def _config(self) -> tuple:
         return (self.pool, self.trials, self.obs_dim, self.act_dim, self.project_actions, self.project_obs,
                 self.trial_steps, self.projection_seeds, self.projection_offset, self.projection_root,
-                self.brax_backend)
+                self.brax_backend, self.basis_actions)
 
     @property
     def name(self) -> str:
@@ -165,11 +172,21 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
 
     @property
     def num_actions(self) -> int:
-        return self.act_dim
+        return 2 * self.act_dim if self.basis_actions else self.act_dim
 
-    def action_space(self, params: MetaParams | None = None) -> spaces.Box:
+    def action_space(self, params: MetaParams | None = None) -> spaces.Box | spaces.Discrete:
+        if self.basis_actions:
+            return spaces.Discrete(2 * self.act_dim)
         return spaces.Box(-np.ones(self.act_dim, np.float32), np.ones(self.act_dim, np.float32), (self.act_dim,),
                           jnp.float32)  # per-dimension bounds
+
+    def agent_action(self, action: jax.Array) -> jax.Array:
+        """The agent's action -> the ``[act_dim]`` vector in [-1, 1] that the projection maps."""
+        if self.basis_actions:
+            k = jnp.asarray(action, jnp.int32)
+            sign = jnp.where(k < self.act_dim, 1.0, -1.0)
+            return sign * jax.nn.one_hot(k % self.act_dim, self.act_dim)
+        return jnp.clip(jnp.reshape(jnp.asarray(action, jnp.float32), (self.act_dim,)), -1.0, 1.0)
 
     def observation_space(self, params: MetaParams | None = None) -> spaces.Box:
         return spaces.Box(-jnp.inf, jnp.inf, (self.obs_dim + 2,), jnp.float32)
@@ -205,9 +222,9 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
         return jnp.clip((flat - self._obs_shift[i]) / self._obs_scale[i], -OBS_CLIP, OBS_CLIP)
 
     def base_action(self, i: int, action: jax.Array, act_proj: jax.Array) -> jax.Array:
-        """The agent's ``[act_dim]`` action -> base ``i``'s action."""
+        """The agent's action -> base ``i``'s action."""
         spec = self.specs[i]
-        a = jnp.clip(jnp.reshape(jnp.asarray(action, jnp.float32), (self.act_dim,)), -1.0, 1.0)
+        a = self.agent_action(action)
         z = act_proj @ a if self.project_actions else a[:self.max_act]
         if spec.discrete:
             return jnp.argmax(z[:spec.act_size]).astype(jnp.int32)
