@@ -137,6 +137,10 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
         "train_return_last10": float(finite[-10:].mean()) if finite.size else None,
         "train_return_first10": float(finite[:10].mean()) if finite.size else None,
     }
+    for name in ("wm_loss", "recon_loss", "reward_loss"):
+        if history.get(name):
+            summary[f"{name}_first_chunk"] = float(np.mean(history[name][0]))
+            summary[f"{name}_last_chunk"] = float(np.mean(history[name][-1]))
     if finished:
         scores = evaluate(state)
         history["eval"].append([env_steps(state), _nanmean(scores), len(scores)])

@@ -152,12 +152,12 @@ def from_mapping(values: Mapping[str, Any]) -> WorldModelConfig:
 
 
 def small(**overrides) -> WorldModelConfig:
-    """The ``small`` preset (2-core CPU, minutes); keep in sync with configs/world_model/preset/small.yaml."""
+    """The ``small`` preset (2-core CPU, ~15 min); keep in sync with configs/world_model/preset/small.yaml."""
     values = dict(
         hidden=64, num_layers=1, state_size=16, latent_groups=8, latent_classes=8,
         channels=(8, 16, 16, 32, 32), kernel=4, mlp_hidden=64, mlp_layers=1, ac_hidden=64, ac_layers=1,
         imag_batch=64, imag_context=4, horizon=12, batch_size=4, batch_length=32,
-        total_steps=4000, prefill=500, train_every=8, updates_per_chunk=25, eval_steps=1000,
+        total_steps=4000, prefill=500, train_every=8, updates_per_chunk=25, eval_steps=2000,
         wm_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4,
     )
     values.update(overrides)
