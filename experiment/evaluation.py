@@ -45,6 +45,18 @@ def load_run(run_dir: str) -> tuple[PPOConfig, int]:
     return from_mapping(config), int(run["seeds"])
 
 
+def restore_params(run_dir: str, config: PPOConfig, seeds: int) -> tuple[int, dict]:
+    """``(checkpoint step, network params with a leading [seeds] axis)`` of a PPO run's newest checkpoint."""
+    parts = build(config)
+    template = jax.jit(jax.vmap(parts.init))(jax.random.split(jax.random.PRNGKey(0), seeds))
+    checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"))
+    try:
+        step, state, _ = checkpoints.restore(template)
+    finally:
+        checkpoints.close()
+    return step, state.train_state.params
+
+
 def confidence_interval(x: np.ndarray) -> tuple[float, float]:
     """Mean and the half-width of a normal 95% interval over axis 0."""
     return float(x.mean()), float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
@@ -59,14 +71,7 @@ def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False,
     if run.get("kind") in OFFLINE_KINDS:
         return evaluate_offline_run(run_dir, run, episodes, seed)
     config, seeds = load_run(run_dir)
-    parts = build(config)
-    template = jax.jit(jax.vmap(parts.init))(jax.random.split(jax.random.PRNGKey(0), seeds))
-    checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"))
-    try:
-        step, state, _ = checkpoints.restore(template)
-    finally:
-        checkpoints.close()
-    params = state.train_state.params
+    step, params = restore_params(run_dir, config, seeds)
     per_seed = -(-episodes // seeds)
     report = {"run": os.path.abspath(run_dir), "checkpoint": step, "env": config.env_name,
               "model": config.model, "episodes": per_seed * seeds, "splits": {}}

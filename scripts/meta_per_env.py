@@ -18,27 +18,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agents.ppo.evaluate import make_evaluate  # noqa: E402
 from agents.ppo.train import build  # noqa: E402
-from experiment.checkpoint import Checkpoints  # noqa: E402
-from experiment.evaluation import load_run  # noqa: E402
+from experiment.evaluation import load_run, restore_params  # noqa: E402
 
 
 def main(run_dir: str, episodes: int = 256) -> None:
     config, seeds = load_run(run_dir)
     if config.env_name != "meta":
         raise ValueError(f"{run_dir} is a run on env {config.env_name!r}; this script needs env=meta")
-    parts = build(config)
-    template = jax.jit(jax.vmap(parts.init))(jax.random.split(jax.random.PRNGKey(0), seeds))
-    checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"))
-    try:
-        _, state, _ = checkpoints.restore(template)
-    finally:
-        checkpoints.close()
+    _, params = restore_params(run_dir, config, seeds)
     options = dict(config.env_options)
     for name in options["train"]:
         single = dataclasses.replace(config, env_options=tuple(sorted({**options, "train": (name,)}.items())))
         for deterministic in (False, True):
             evaluate = jax.jit(jax.vmap(make_evaluate(build(single), episodes, deterministic)))
-            returns = np.asarray(evaluate(state.train_state.params, jax.random.split(jax.random.PRNGKey(1), seeds)))
+            returns = np.asarray(evaluate(params, jax.random.split(jax.random.PRNGKey(1), seeds)))
             returns = returns.reshape(-1, returns.shape[-1])
             half = 1.96 * returns.std(0, ddof=1) / np.sqrt(len(returns))
             curve = ", ".join(f"{m:.3f} ± {h:.3f}" for m, h in zip(returns.mean(0), half))
