@@ -51,10 +51,12 @@ def batch(T=6, B=2, first_at=None):
             "term": jnp.asarray(rng.random((T, B)) < 0.1), "first": jnp.asarray(first)}
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(scope="module", params=[*MODELS, "s4wm-s5"])
 def model_parts(request):
-    """Parts, parameters and jitted methods of each backbone (eager Flax calls are slow on CPU)."""
-    config = tiny(request.param)
+    """Parts, parameters and jitted methods of each backbone, S4WM also with S5 blocks (eager Flax calls
+    are slow on CPU)."""
+    model, _, layer = request.param.partition("-")
+    config = tiny(model, **({"s4wm_layer": layer} if layer else {}))
     parts = build(config, num_actions=A)
     params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
     wm = parts.wm
