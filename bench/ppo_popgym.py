@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import envs  # noqa: E402
 from agents.ppo.config import PPOConfig, validate  # noqa: E402
-from agents.ppo.train import build, count_params, make_chunk  # noqa: E402
+from agents.params import count_params  # noqa: E402
+from agents.ppo.train import build, make_chunk  # noqa: E402
 
 PAPER_MODELS = {
     "s5": dict(num_layers=4, model_options=(("state_size", 256),)),

@@ -24,7 +24,8 @@ import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from agents.world_model.agent import build, count_params, init_params  # noqa: E402
+from agents.params import count_params  # noqa: E402
+from agents.world_model.agent import build, init_params  # noqa: E402
 from agents.world_model.behavior import imagine  # noqa: E402
 from agents.world_model.config import WorldModelConfig  # noqa: E402
 from agents.world_model.world_model import world_model_loss  # noqa: E402
@@ -53,7 +54,7 @@ def bench(model: str, batch: int, length: int, starts: int, horizon: int, repeat
                               batch_length=length, imag_batch=starts, horizon=horizon)
     parts = build(config, num_actions=6)
     key = jax.random.PRNGKey(0)
-    params = jax.jit(lambda k: init_params(parts, k))(key)
+    params = init_params(parts, key)  # jitted inside
     rng = np.random.default_rng(0)
     data = {"obs": jnp.asarray(rng.integers(0, 256, (length, batch, 64, 64, 3)), jnp.uint8),
             "action": jnp.asarray(rng.integers(0, 6, (length, batch)), jnp.int32),

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents.dt.train import DTConfig, DTData, DTParts, build, from_mapping, make_evaluate, prepare_data
-from experiment.offline import (SPLITS, OfflineSetup, count_params, load_setup, restore_state, return_stats,
+from agents.params import count_params
+from experiment.offline import (SPLITS, OfflineSetup, load_setup, restore_state, return_stats,
                                 split_tasks, targets_for, train_chunks, write_run_file)
 
 

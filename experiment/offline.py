@@ -130,7 +130,3 @@ def restore_state(directory: str, template: Any) -> tuple[int, Any]:
     finally:
         checkpoints.close()
     return step, state
-
-
-def count_params(params: Any) -> int:
-    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))

@@ -13,7 +13,8 @@ from tensorboardX import SummaryWriter
 
 from agents.ppo.config import PPOConfig, validate
 from agents.ppo.evaluate import make_evaluate
-from agents.ppo.train import RunnerState, build, count_params, make_chunk
+from agents.params import count_params
+from agents.ppo.train import RunnerState, build, make_chunk
 from experiment.checkpoint import Checkpoints
 from experiment.loop import run_chunks, stack_history
 from experiment.plots import learning_curve

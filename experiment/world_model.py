@@ -21,7 +21,8 @@ from tensorboardX import SummaryWriter
 from tqdm.auto import tqdm
 
 from agents.world_model import replay as rb
-from agents.world_model.agent import (build, count_params, fresh_env, init, make_chunk, make_evaluate,
+from agents.params import count_params
+from agents.world_model.agent import (build, fresh_env, init, make_chunk, make_evaluate,
                                       make_prefill, open_loop)
 from agents.world_model.config import WorldModelConfig, validate
 from envs.atari.scores import human_normalized_score

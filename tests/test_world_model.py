@@ -10,10 +10,11 @@ import numpy as np
 import optax
 import pytest
 
+from agents.params import count_params
 from agents.world_model import config as wmc
 from agents.world_model import distributions as D
 from agents.world_model import replay as rb
-from agents.world_model.agent import build, count_params, init_params, open_loop, train_step
+from agents.world_model.agent import build, init_params, open_loop, train_step
 from agents.world_model.behavior import actor_critic_losses, imagine, lambda_returns
 from agents.world_model.world_model import world_model_loss
 

@@ -265,9 +265,5 @@ def make_chunk(parts: PPOParts) -> Callable[[RunnerState], tuple[RunnerState, di
     return chunk
 
 
-def count_params(params) -> int:
-    return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
-
-
-__all__ = ["ActionSpec", "PPOParts", "RunnerState", "Transition", "augment", "build", "count_params", "gae",
-           "make_chunk", "make_train"]
+__all__ = ["ActionSpec", "PPOParts", "RunnerState", "Transition", "augment", "build", "gae", "make_chunk",
+           "make_train"]

@@ -77,10 +77,6 @@ def build(config: WorldModelConfig, env=None, env_params=None, num_actions: int 
                  critic_tx=_adam(config.critic_lr, config.ac_grad_clip), env=env, env_params=env_params)
 
 
-def count_params(tree) -> int:
-    return int(sum(x.size for x in jax.tree_util.tree_leaves(tree)))
-
-
 def init_params(parts: Parts, key: jax.Array) -> dict:
     """Jitted: initialising eagerly ran op by op and took ~45 s on 2 CPU cores at the small size."""
     c = parts.config
