@@ -225,3 +225,33 @@ def test_basis_actions_are_signed_unit_vectors_through_the_projection():
             assert int(plus) + int(minus) == 1
     obs, state, reward, *_ = jax.jit(env.step)(jax.random.key(1), state, jnp.int32(3), params)
     assert obs.shape == (66,) and np.isfinite(float(reward))
+
+
+def _trial_rewards_of_one_arm(fixed: bool, key: int) -> np.ndarray:
+    """Pull the same projected action in every one-pull trial of ``SimpleBandit``: ``[trials]`` rewards."""
+    env, params = envs.make("meta", train=("SimpleBandit-bsuite",), heldout=("GaussianBandit-misc",), trials=6,
+                            trial_steps=1, obs_dim=4, act_dim=11, fixed_trial_start=fixed)
+    _, state = env.reset(jax.random.key(key), params)
+    state, (obs, reward, terminated, truncated, info) = _rollout(
+        env, params, state, lambda s: jnp.full((env.act_dim,), 0.3), 6, jax.random.key(key + 100))
+    np.testing.assert_array_equal(info["trial"], np.arange(6))
+    assert bool(terminated[-1] | truncated[-1]) and not bool(jnp.any(terminated[:-1] | truncated[:-1]))
+    return np.asarray(reward)
+
+
+def test_fixed_trial_start_keeps_the_base_task_for_the_meta_episode():
+    # SimpleBandit shuffles its 11 arm values at every reset: the same arm pays differently from trial to
+    # trial unless every trial restarts from the meta-episode's first reset.
+    fixed = [_trial_rewards_of_one_arm(True, k) for k in range(4)]
+    for rewards in fixed:
+        np.testing.assert_array_equal(rewards, rewards[0])
+    assert len({float(r[0]) for r in fixed}) > 1  # ... and a new meta-episode draws a new task
+    fresh = _trial_rewards_of_one_arm(False, 0)
+    assert len(set(fresh.tolist())) > 1
+
+
+def test_bandit_bases_build_with_their_observation_sizes():
+    env, _ = envs.make("meta", train=("BernoulliBandit-misc", "SimpleBandit-bsuite"), heldout=("GaussianBandit-misc",),
+                       trial_steps=1, act_dim=11)
+    assert [s.obs_size for s in env.specs] == [4, 1]
+    assert [s.act_size for s in env.specs] == [2, 11]

@@ -106,3 +106,21 @@ def test_s5_learns_repeat_previous(learning_runs):
 
 def test_memoryless_mlp_does_not(learning_runs):
     assert learning_runs["mlp"]["final_return_mean"] < 0.5, learning_runs["mlp"]
+
+
+def test_s5_learns_in_context_on_a_two_env_meta_pool(tmp_path):
+    """Meta-RL (issue #4): on the two-bandit pool under fresh random action projections, the S5 agent's
+    mean return rises from trial 1 to trial 10, by more than both 95% intervals, on the train pool."""
+    out = run(["train/ppo.py", "env=meta_bandit", "preset=small", "model=s5", "total_timesteps=200000",
+               "num_steps=40", "updates_per_chunk=50", "progress=false", f"hydra.run.dir={tmp_path}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = run(["train/evaluate.py", f"run={tmp_path}", "episodes=256"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert set(report["splits"]) == {"train", "heldout"}
+    train = report["splits"]["train"]
+    mean, ci = train["trial_mean"], train["trial_ci95"]
+    assert len(mean) == 10
+    assert mean[-1] - ci[-1] > mean[0] + ci[0], train
+    assert mean[-1] - mean[0] > 0.15, train
+    assert (tmp_path / "eval.png").exists()

@@ -19,7 +19,8 @@ def make_meta(train=DEFAULT_TRAIN, heldout=DEFAULT_HELDOUT, pool: str = "train",
     """``(env, params)`` of the meta environment whose pool is the ``train`` or ``heldout`` list.
 
     Other ``options`` go to :class:`ProjectedMetaEnv` (``project_obs``, ``projection_seeds``,
-    ``projection_offset``, ``projection_root``, ``brax_backend``, ``basis_actions``).
+    ``projection_offset``, ``projection_root``, ``brax_backend``, ``basis_actions``,
+    ``fixed_trial_start``).
     """
     train, heldout = (train,) if isinstance(train, str) else tuple(train), \
         (heldout,) if isinstance(heldout, str) else tuple(heldout)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import numpy as np
 
 OBS_CLIP = 10.0
@@ -76,6 +77,13 @@ _ENTRIES: dict[str, _Entry] = {
     # gymnax bsuite
     "Catch-bsuite": _Entry("gymnax", 0.0, 0.2, 1.0, False, 9, "+-1 when the ball lands"),
     "DeepSea-bsuite": _Entry("gymnax", 0.0, 0.125, 1.0, False, 8, "+1 treasure, -0.01/8 per right move"),
+    "SimpleBandit-bsuite": _Entry("gymnax", 0.0, 1.0, 1.0, False, 1,
+                                  "one pull of 11 arms worth 0, 0.1, ..., 1 (shuffled at reset)"),
+    # gymnax misc bandits (arm values drawn at reset; with fixed_trial_start they stay for the meta-episode)
+    "BernoulliBandit-misc": _Entry("gymnax", 0.0, 1.0, 1.0, True, 100,
+                                   "two arms paying 1 with probability 0.1 / 0.9 (which one: drawn at reset)"),
+    "GaussianBandit-misc": _Entry("gymnax", 0.0, 1.0, 1.0, True, 100,
+                                  "arm 0 pays 0, arm 1 pays mu + N(0, 0.1^2) with mu ~ N(-1, 1) drawn at reset"),
     # brax (through envs.brax_adapter)
     "inverted_pendulum": _Entry("brax", 0.0, 1.0, 1.0, True, 1000, "+1 per step"),
     "reacher": _Entry("brax", 0.0, 1.0, 1.0, True, 1000, "-distance - control cost"),
@@ -115,7 +123,10 @@ def make_base(name: str, trial_steps: int, brax_backend: str = "spring") -> Base
         env = BraxEnv(name, backend=brax_backend)
         params = env.default_params
     params = params.replace(max_steps_in_episode=trial_len)
-    obs_size = int(np.prod(env.observation_space(params).shape))
+    # From the reset's output rather than ``observation_space``, which some gymnax envs cannot
+    # build (BernoulliBandit-misc's mixes int and float bounds in ``lax.select``).
+    obs_shape = jax.eval_shape(lambda key: env.reset_env(key, params)[0], jax.random.key(0)).shape
+    obs_size = int(np.prod(obs_shape))
     space = env.action_space(params)
     discrete = hasattr(space, "n")
     if discrete:

@@ -31,6 +31,14 @@ through the same mapping. The projection still hides which choice does what; the
 categorical policy instead of a Gaussian whose mean can leave the box and clip every sample to the
 same corner (docs/RESULTS.md, setups G-H: it did not make the in-context gain appear there either).
 
+Trial starts: by default every trial starts from a fresh reset of the base (CartPole's random
+initial angle, Catch's ball column, a bandit's arm values are redrawn), so across trials only the
+projections stay fixed. With ``fixed_trial_start`` every trial of a meta-episode restarts the base
+from the same initial state, drawn once per meta-episode: whatever the base randomises at reset
+becomes part of the task the agent can learn in context (e.g. the arm values of
+``SimpleBandit-bsuite`` or ``BernoulliBandit-misc``, which turns one-pull trials into the classic
+in-context bandit of RL^2). Step randomness (a Bernoulli arm's draw) still differs per step.
+
 Reward: the base reward divided by a per-base constant so that one trial's return lies in about
 [-1, 1] (see ``envs.meta.bases``).
 
@@ -88,6 +96,8 @@ class MetaState:
     prev_reward: jax.Array  # float32 previous base reward / s (0 at a meta-episode start)
     trial_start: jax.Array  # bool: the current observation starts a trial
     base_terminated: jax.Array  # bool: the last base step terminated naturally
+    start_states: tuple  # fixed_trial_start: the meta-episode's initial base states (else empty)
+    start_obs: jax.Array  # [max_obs] normalised initial observation of the active base
 
 
 def hash_uniform(seed: jax.Array, n: int) -> jax.Array:
@@ -107,7 +117,7 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
     def __init__(self, pool: tuple[str, ...] | list[str], trials: int = 4, obs_dim: int = 16, act_dim: int = 4,
                  project_actions: bool = True, trial_steps: int = 200, project_obs: bool = True,
                  projection_seeds: int = 0, projection_offset: int = 0, projection_root: int = 0,
-                 brax_backend: str = "spring", basis_actions: bool = False):
+                 brax_backend: str = "spring", basis_actions: bool = False, fixed_trial_start: bool = False):
         pool = tuple(pool)
         if not pool:
             raise ValueError("the meta pool is empty")
@@ -130,6 +140,7 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
         self.projection_root = int(projection_root)
         self.brax_backend = brax_backend
         self.basis_actions = bool(basis_actions)
+        self.fixed_trial_start = bool(fixed_trial_start)
 
         self.specs: tuple[BaseSpec, ...] = tuple(make_base(n, self.trial_steps, brax_backend) for n in pool)
         self.max_obs = max(s.obs_size for s in self.specs)
@@ -160,7 +171,7 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
     def _config(self) -> tuple:
         return (self.pool, self.trials, self.obs_dim, self.act_dim, self.project_actions, self.project_obs,
                 self.trial_steps, self.projection_seeds, self.projection_offset, self.projection_root,
-                self.brax_backend, self.basis_actions)
+                self.brax_backend, self.basis_actions, self.fixed_trial_start)
 
     @property
     def name(self) -> str:
@@ -257,12 +268,16 @@ class ProjectedMetaEnv(SettingsIdentity, environment.Environment):
         state = MetaState(time=jnp.int32(0), base_states=fresh_states, env_index=index, obs_proj=w, act_proj=m,
                           base_obs=fresh_obs[index], trial=jnp.int32(0), trial_time=jnp.int32(0),
                           prev_reward=jnp.float32(0.0), trial_start=jnp.bool_(True),
-                          base_terminated=jnp.bool_(False))
+                          base_terminated=jnp.bool_(False),
+                          start_states=fresh_states if self.fixed_trial_start else (), start_obs=fresh_obs[index])
         return self.agent_obs(state), state
 
     def _transition(self, key: jax.Array, state: MetaState, action: jax.Array, fresh_states: tuple,
                     fresh_obs: jax.Array):
-        """One step inside the meta-episode (trial ends reset the base; no meta-episode reset)."""
+        """One step inside the meta-episode (trial ends restart the base; no meta-episode reset)."""
+        if self.fixed_trial_start:
+            fresh_states = state.start_states
+            fresh_obs = jnp.broadcast_to(state.start_obs, (len(self.specs), self.max_obs))
 
         def branch(i: int):
             spec = self.specs[i]
