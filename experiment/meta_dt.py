@@ -33,7 +33,8 @@ from experiment.offline import (SPLITS, OfflineSetup, load_setup, restore_state,
 class MetaSetup:
     offline: OfflineSetup
     data: DTData
-    world_model_data: WorldModelData | None
+    world_model_data: WorldModelData | None  # the DT's episodes (annotated with z and prompts)
+    world_model_train_data: WorldModelData | None  # those plus `world_model_extra_datasets`
     reward_scale: float
     world_model: WorldModelParts | None  # None for Prompt-DT
     parts: MetaDTParts
@@ -60,10 +61,33 @@ def setup_meta(values: dict) -> MetaSetup:
     parts = build(config, dt, card["obs_dim"], card["act_dim"], offline.action_scale, wm_config.task_dim,
                   offline.episodes_per_task)
     if config.method == "prompt_dt":
-        return MetaSetup(offline, data, None, 1.0, None, parts)
+        return MetaSetup(offline, data, None, None, 1.0, None, parts)
     scale = reward_scale(episodes)
     world_model = build_world_model(wm_config, card["obs_dim"], card["act_dim"])
-    return MetaSetup(offline, data, prepare_world_model_data(episodes, data, scale), scale, world_model, parts)
+    own = prepare_world_model_data(episodes, data, scale)
+    return MetaSetup(offline, data, own, _with_extra_datasets(values, own, data, scale, card, dt.rtg_scale),
+                     scale, world_model, parts)
+
+
+def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale: float, card: dict,
+                         rtg_scale: float) -> WorldModelData:
+    """The world model's training episodes: the DT's plus the train split of every quality named in
+    ``world_model_extra_datasets`` (e.g. ``[random]``: behaviour off the experts' paths), normalised as
+    the DT's."""
+    from experiment.datasets import read_dataset
+
+    parts = [own]
+    for quality in values.get("world_model_extra_datasets") or []:
+        directory = os.path.join(values["data_dir"], "train", quality)
+        if not os.path.isdir(directory):
+            raise ValueError(f"world_model_extra_datasets: no dataset {directory!r} (qualities written by "
+                             "train/collect.py: medium, expert, medium_expert, random)")
+        extra, extra_card = read_dataset(directory)
+        if extra_card["horizon"] != card["horizon"] or extra_card["env"] != card["env"]:
+            raise ValueError(f"world_model_extra_datasets: {directory!r} is not from the same env and horizon")
+        extra_data = prepare_data(extra, rtg_scale, stats=(data.state_mean, data.state_std))
+        parts.append(prepare_world_model_data(extra, extra_data, scale))
+    return jax.tree.map(lambda *x: jnp.concatenate(x), *parts) if len(parts) > 1 else own
 
 
 def annotate(ms: MetaSetup, wm_params: Any) -> MetaData:
@@ -101,7 +125,7 @@ def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, epis
 def _train_world_model(values: dict, ms: MetaSetup, run_dir: str, writer, key, resume: bool) -> tuple[Any, dict]:
     wm = ms.world_model.config
     num_chunks = -(-wm.num_steps // wm.steps_per_chunk)
-    state, losses, seconds = train_chunks(ms.world_model.train_chunk, ms.world_model.init(key), ms.world_model_data,
+    state, losses, seconds = train_chunks(ms.world_model.train_chunk, ms.world_model.init(key), ms.world_model_train_data,
                                           num_chunks, wm.steps_per_chunk,
                                           os.path.join(run_dir, "checkpoints", "world_model"), writer, "world_model",
                                           resume=resume, progress=values.get("progress", True))

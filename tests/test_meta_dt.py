@@ -180,3 +180,22 @@ def test_dt_resume_and_evaluate(data_dir, tmp_path):
     assert os.path.getsize(tmp_path / "whole" / "eval.png") > 0
     assert json.load(open(tmp_path / "whole" / "eval.json"))["splits"]["train"]["dt"]["return_mean"] == \
         report["splits"]["train"]["dt"]["return_mean"]
+
+
+def test_world_model_learns_from_extra_datasets(data_dir):
+    from experiment.meta_dt import setup_meta
+
+    values = _tiny("meta_dt", data_dir, ["backbone=s5"])
+    plain = setup_meta(values)
+    assert plain.world_model_train_data.states.shape == plain.world_model_data.states.shape
+    values["world_model_extra_datasets"] = ["random"]
+    extra = setup_meta(values)
+    n = plain.world_model_data.states.shape[0]
+    assert extra.world_model_train_data.states.shape[0] == 2 * n  # expert + random episodes
+    # The DT's own episodes (what gets annotated with z) are unchanged, and come first.
+    np.testing.assert_array_equal(extra.world_model_data.states, plain.world_model_data.states)
+    np.testing.assert_array_equal(extra.world_model_train_data.states[:n], plain.world_model_data.states)
+    assert not np.array_equal(extra.world_model_train_data.actions[n:], plain.world_model_data.actions)
+    values["world_model_extra_datasets"] = ["randomm"]
+    with pytest.raises(ValueError, match="no dataset .*randomm.* medium, expert, medium_expert, random"):
+        setup_meta(values)

@@ -5,7 +5,9 @@ reset, its goal appended to the observation) is trained on the train tasks of ``
 snapshot is kept after every chunk of updates. ``expert`` is the final policy; ``medium`` is the
 snapshot whose mean return is closest to ``random + medium_level * (expert - random)`` (random = the
 untrained snapshot); ``medium_expert`` mixes, per task, ``medium_expert_fraction`` medium episodes
-with expert ones. Each quality is written for the train and the test tasks with
+with expert ones; ``random`` is the untrained snapshot (a near-uniform Gaussian policy: behaviour
+that covers the state space instead of heading for the goal, for world models that must predict
+off the experts' paths). Each quality is written for the train and the test tasks with
 ``experiment.datasets.write_dataset`` under ``<out_dir>/<split>/<quality>``; ``collect_summary.json``
 records the snapshot curve and the return statistics. Same config and seed -> same datasets.
 """
@@ -22,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-QUALITIES = ("medium", "expert", "medium_expert")
+QUALITIES = ("medium", "expert", "medium_expert", "random")
 
 
 def collect(values: dict, out_dir: str) -> dict:
@@ -74,7 +76,7 @@ def collect(values: dict, out_dir: str) -> dict:
     random_return, expert_return = returns[0], returns[-1]
     target = random_return + float(values["medium_level"]) * (expert_return - random_return)
     medium_index = int(np.argmin(np.abs(returns[:-1] - target))) if len(returns) > 1 else 0
-    chosen = {"medium": medium_index, "expert": len(snapshots) - 1}
+    chosen = {"medium": medium_index, "expert": len(snapshots) - 1, "random": 0}
 
     policy_base = {"algorithm": "PPO", "env": PREFIX + env_name, "model": config.model,
                    "ppo_config": {k: (list(v) if isinstance(v, tuple) else v)
@@ -85,7 +87,7 @@ def collect(values: dict, out_dir: str) -> dict:
     mix_rng = np.random.default_rng(int(values["seed"]))
     for split, tasks, salt in (("train", train_tasks, 0), ("test", test_tasks, 1)):
         data = {}
-        for quality in ("medium", "expert"):
+        for quality in chosen:
             k = jax.random.fold_in(jax.random.fold_in(k_collect, salt), chosen[quality])
             data[quality] = jax.device_get(gather(snapshots[chosen[quality]], tasks, k))
         n = num_tasks(tasks)
@@ -97,6 +99,7 @@ def collect(values: dict, out_dir: str) -> dict:
                       f"(return {returns[medium_index]:.3f}; random {random_return:.3f}, expert {expert_return:.3f})",
             "expert": f"final PPO policy after {curve[-1]['updates']} updates (return {expert_return:.3f})",
             "medium_expert": f"per task {values['medium_expert_fraction']:.0%} medium, rest expert episodes",
+            "random": f"untrained PPO policy (return {random_return:.3f})",
         }
         for quality in QUALITIES:
             directory = os.path.join(out_dir, split, quality)
