@@ -22,7 +22,6 @@ class PPOConfig:
     model_options: tuple[tuple[str, Any], ...] = (("state_size", 256),)
     encoder_hidden: int = 128
     head_hidden: int = 128
-    state_dependent_std: bool = False  # continuous actions: std from the network instead of one parameter
     total_timesteps: int = 15_000_000
     num_envs: int = 64
     num_steps: int = 1024

@@ -16,9 +16,7 @@ from ssm.base import SequenceLayer
 
 
 class ActorCritic(nn.Module):
-    """Outputs ``(policy_params, value)``: logits ``[..., A]`` (discrete), the Gaussian mean ``[..., A]``
-    (continuous; one learned log-std per dimension), or mean and log-std ``[..., 2A]`` (continuous with
-    ``state_dependent_std``)."""
+    """Outputs ``(policy_params, value)``: logits ``[..., A]`` (discrete) or the Gaussian mean."""
 
     memory: SequenceLayer
     action_dim: int
@@ -26,19 +24,15 @@ class ActorCritic(nn.Module):
     features: int
     encoder_hidden: int = 128
     head_hidden: int = 128
-    # An in-context learner must explore in its first trial and exploit later: a single learned std
-    # cannot do both, a std computed from the memory can (docs/RESULTS.md, meta-RL).
-    state_dependent_std: bool = False
 
     def setup(self):
         self.encoder = [nn.Dense(self.encoder_hidden), nn.Dense(self.features)]
         self.actor = [nn.Dense(self.head_hidden), nn.Dense(self.head_hidden)]
         self.critic = [nn.Dense(self.head_hidden), nn.Dense(self.head_hidden)]
         # A near-zero policy output starts every run from a near-uniform policy.
-        outputs = 2 * self.action_dim if self.continuous and self.state_dependent_std else self.action_dim
-        self.actor_out = nn.Dense(outputs, kernel_init=nn.initializers.normal(0.01))
+        self.actor_out = nn.Dense(self.action_dim, kernel_init=nn.initializers.normal(0.01))
         self.critic_out = nn.Dense(1)
-        if self.continuous and not self.state_dependent_std:
+        if self.continuous:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 
     @staticmethod
@@ -69,19 +63,9 @@ class ActorCritic(nn.Module):
         return self.scan(self.initialize_carry(obs.shape[1]), obs, resets)[1]
 
 
-LOG_STD_RANGE = (-5.0, 2.0)
-
-
 def policy_distribution(policy: jax.Array, params, continuous: bool) -> distrax.Distribution:
-    """The action distribution for the network's policy output (``params``: the network params).
-
-    A continuous network without a ``log_std`` parameter has a state-dependent std: its output is
-    ``[mean, log_std]`` along the last axis.
-    """
-    if not continuous:
-        return distrax.Categorical(logits=policy)
-    if "log_std" in params["params"]:
-        log_std = jnp.broadcast_to(params["params"]["log_std"], policy.shape)
-        return distrax.MultivariateNormalDiag(policy, jnp.exp(log_std))
-    mean, log_std = jnp.split(policy, 2, axis=-1)
-    return distrax.MultivariateNormalDiag(mean, jnp.exp(jnp.clip(log_std, *LOG_STD_RANGE)))
+    """The action distribution for the network's policy output (``params``: the network params)."""
+    if continuous:
+        log_std = params["params"]["log_std"]
+        return distrax.MultivariateNormalDiag(policy, jnp.broadcast_to(jnp.exp(log_std), policy.shape))
+    return distrax.Categorical(logits=policy)
