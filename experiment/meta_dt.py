@@ -35,6 +35,7 @@ class MetaSetup:
     data: DTData
     world_model_data: WorldModelData | None  # the DT's episodes (annotated with z and prompts)
     world_model_train_data: WorldModelData | None  # those plus `world_model_extra_datasets`
+    world_model_train_tasks: np.ndarray | None  # [episodes of world_model_train_data] task index
     reward_scale: float
     world_model: WorldModelParts | None  # None for Prompt-DT
     parts: MetaDTParts
@@ -61,22 +62,23 @@ def setup_meta(values: dict) -> MetaSetup:
     parts = build(config, dt, card["obs_dim"], card["act_dim"], offline.action_scale, wm_config.task_dim,
                   offline.episodes_per_task)
     if config.method == "prompt_dt":
-        return MetaSetup(offline, data, None, None, 1.0, None, parts)
+        return MetaSetup(offline, data, None, None, None, 1.0, None, parts)
     scale = reward_scale(episodes)
     world_model = build_world_model(wm_config, card["obs_dim"], card["act_dim"])
     own = prepare_world_model_data(episodes, data, scale)
-    return MetaSetup(offline, data, own, _with_extra_datasets(values, own, data, scale, card, dt.rtg_scale),
-                     scale, world_model, parts)
+    train_data, train_tasks = _with_extra_datasets(values, own, data, scale, card, dt.rtg_scale)
+    return MetaSetup(offline, data, own, train_data, train_tasks, scale, world_model, parts)
 
 
 def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale: float, card: dict,
-                         rtg_scale: float) -> WorldModelData:
+                         rtg_scale: float) -> tuple[WorldModelData, np.ndarray]:
     """The world model's training episodes: the DT's plus the train split of every quality named in
     ``world_model_extra_datasets`` (e.g. ``[random]``: behaviour off the experts' paths), normalised as
-    the DT's."""
+    the DT's; and the task index of every episode."""
     from experiment.datasets import read_dataset
 
     parts = [own]
+    tasks = [np.arange(own.rewards.shape[0]) // card["episodes_per_task"]]
     for quality in values.get("world_model_extra_datasets") or []:
         directory = os.path.join(values["data_dir"], "train", quality)
         if not os.path.isdir(directory):
@@ -87,15 +89,35 @@ def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale:
             raise ValueError(f"world_model_extra_datasets: {directory!r} is not from the same env and horizon")
         extra_data = prepare_data(extra, rtg_scale, stats=(data.state_mean, data.state_std))
         parts.append(prepare_world_model_data(extra, extra_data, scale))
-    return jax.tree.map(lambda *x: jnp.concatenate(x), *parts) if len(parts) > 1 else own
+        tasks.append(np.repeat(np.arange(len(extra)), extra_card["episodes_per_task"]))  # extra: by task
+    return jax.tree.map(lambda *x: jnp.concatenate(x), *parts), np.concatenate(tasks)
 
 
-def annotate(ms: MetaSetup, wm_params: Any) -> MetaData:
-    """The DT's training data with z per step and each episode's highest-error prompt window (Meta-DT)."""
+def annotate(ms: MetaSetup, wm_params: Any, seed: int) -> MetaData:
+    """The DT's training data with z per step and each episode's highest-error prompt window (Meta-DT).
+
+    With ``task_context=task`` the z of step t of an episode of task i is the z the world model gives
+    a random step of a random episode of task i in its training data (``seed`` picks them)."""
     if ms.world_model is None:
         return MetaData(ms.data, None, None)
     z, errors = ms.world_model.annotate(wm_params, ms.world_model_data)
+    if ms.parts.config.task_context == "task":
+        z = task_context_z(ms.world_model.annotate(wm_params, ms.world_model_train_data)[0],
+                           ms.world_model_train_tasks, ms.offline.episodes_per_task, z.shape[:2],
+                           np.random.default_rng(seed))
     return MetaData(ms.data, z, best_window(errors, ms.parts.config.prompt_len))
+
+
+def task_context_z(pool_z: jax.Array, pool_tasks: np.ndarray, episodes_per_task: int, shape: tuple[int, int],
+                   rng: np.random.Generator) -> jax.Array:
+    """``pool_z [M, T, Z]`` (episodes of task ``pool_tasks [M]``) -> ``[N, T', Z]`` for ``shape = (N, T')``
+    episodes stacked task by task: every step gets the z of a random step of a random same-task episode."""
+    n, horizon = shape
+    task = np.repeat(np.arange(n // episodes_per_task), episodes_per_task)[:, None]  # [N, 1]
+    by_task = np.stack([np.flatnonzero(pool_tasks == i) for i in range(n // episodes_per_task)])  # [tasks, m]
+    episode = by_task[task, rng.integers(0, by_task.shape[1], (n, horizon))]
+    step = rng.integers(0, pool_z.shape[1], (n, horizon))
+    return pool_z[episode, step]
 
 
 def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, episodes_per_task: dict[str, int],
@@ -150,7 +172,8 @@ def run_meta_dt(values: dict, run_dir: str, resume: bool = False, stop_after: in
         wm_state, wm_summary = _train_world_model(values, ms, run_dir, writer, k_wm, resume)
         wm_params = wm_state.params
     num_chunks = -(-dt.num_steps // dt.steps_per_chunk)
-    state, losses, seconds = train_chunks(ms.parts.train_chunk, ms.parts.init(k_init), annotate(ms, wm_params),
+    state, losses, seconds = train_chunks(ms.parts.train_chunk, ms.parts.init(k_init),
+                                          annotate(ms, wm_params, int(values["seed"])),
                                           num_chunks, dt.steps_per_chunk, os.path.join(run_dir, "checkpoints", "dt"),
                                           writer, "dt", resume=resume, progress=values.get("progress", True),
                                           stop_after=stop_after)

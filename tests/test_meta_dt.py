@@ -196,6 +196,29 @@ def test_world_model_learns_from_extra_datasets(data_dir):
     np.testing.assert_array_equal(extra.world_model_data.states, plain.world_model_data.states)
     np.testing.assert_array_equal(extra.world_model_train_data.states[:n], plain.world_model_data.states)
     assert not np.array_equal(extra.world_model_train_data.actions[n:], plain.world_model_data.actions)
+    per_task = plain.offline.episodes_per_task
+    np.testing.assert_array_equal(extra.world_model_train_tasks, np.tile(np.arange(n) // per_task, 2))
     values["world_model_extra_datasets"] = ["randomm"]
     with pytest.raises(ValueError, match="no dataset .*randomm.* medium, expert, medium_expert, random"):
         setup_meta(values)
+
+
+def test_task_context_z_comes_from_the_same_task():
+    from experiment.meta_dt import task_context_z
+
+    tasks, horizon = 3, 4
+    pool_tasks = np.concatenate([np.repeat(np.arange(tasks), 2), np.repeat(np.arange(tasks), 5)])  # two datasets
+    pool_z = np.broadcast_to(pool_tasks[:, None, None].astype(np.float32), (len(pool_tasks), horizon, 1)).copy()
+    pool_z += np.arange(horizon)[None, :, None] * 0.1  # which step it came from
+    z = task_context_z(jnp.asarray(pool_z), pool_tasks, 2, (tasks * 2, horizon), np.random.default_rng(0))
+    assert z.shape == (6, horizon, 1)
+    np.testing.assert_array_equal(np.floor(np.asarray(z[..., 0]) + 1e-6), np.repeat(np.arange(tasks), 2)[:, None]
+                                  * np.ones((1, horizon)))
+    assert len(np.unique(np.round(np.asarray(z) % 1, 3))) > 1  # steps are drawn, not copied
+
+
+def test_task_context_is_validated():
+    from agents.meta_dt.config import from_mapping
+
+    with pytest.raises(ValueError, match="unknown task_context 'taks'; valid: \\['own', 'task'\\]"):
+        from_mapping({"task_context": "taks"})

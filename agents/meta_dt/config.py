@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from agents.config import config_from_mapping
 
 METHODS = ("meta_dt", "prompt_dt")
+TASK_CONTEXTS = ("own", "task")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,11 @@ class MetaDTConfig:
     # Meta-DT: share of training segments whose prompt is replaced by the learned empty prompt, so the
     # same network also acts from z alone (zero-shot, and the few-shot exploration episode).
     prompt_dropout: float = 0.5
+    # Meta-DT: where the z of a training step comes from. ``own``: the last k transitions of its own
+    # episode (the paper). ``task``: a random window (any length 0..k) of a random episode of the same task
+    # in the world model's data, so z says where the task is even where the episode's own past already
+    # does (expert data; see docs/RESULTS.md) and the DT has a reason to read it.
+    task_context: str = "own"
 
 
 def validate_world_model(config: WorldModelConfig) -> WorldModelConfig:
@@ -65,6 +71,8 @@ def validate(config: MetaDTConfig, horizon: int | None = None) -> MetaDTConfig:
         raise ValueError(f"prompt_len must be a positive integer, got {config.prompt_len!r}")
     if horizon is not None and config.prompt_len > horizon:
         raise ValueError(f"prompt_len ({config.prompt_len}) must be <= the episode horizon ({horizon})")
+    if config.task_context not in TASK_CONTEXTS:
+        raise ValueError(f"unknown task_context {config.task_context!r}; valid: {list(TASK_CONTEXTS)}")
     if not 0 <= config.prompt_dropout < 1:
         raise ValueError(f"prompt_dropout must be in [0, 1), got {config.prompt_dropout!r}")
     return config

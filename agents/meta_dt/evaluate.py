@@ -37,7 +37,8 @@ class Rollout(NamedTuple):
 def make_rollout(parts: MetaDTParts, world_model: WorldModelParts | None, env: Any, horizon: int,
                  reward_scale: float) -> Callable[..., Rollout]:
     """``rollout(params, wm_params, env_params [E], targets [E], prompt [E], prompt_mask [E], state_mean,
-    state_std, key) -> Rollout``; ``world_model`` None for Prompt-DT (``wm_params`` then unused)."""
+    state_std, key, task_vectors=None) -> Rollout``; ``world_model`` None for Prompt-DT (``wm_params`` then
+    unused). ``task_vectors [E, T, Z]``, if given, replace the encoded z_t (diagnostics: does the DT use z?)."""
     model, dt = parts.model, parts.dt_config
     space = env.action_space(env.default_params)
     obs_dim = int(np.prod(env.observation_space(env.default_params).shape))
@@ -45,7 +46,8 @@ def make_rollout(parts: MetaDTParts, world_model: WorldModelParts | None, env: A
     k_ctx = world_model.config.context_len if world_model else 1
     dim = 2 * obs_dim + act_dim + 1
 
-    def rollout(params, wm_params, env_params, targets, prompt, prompt_mask, state_mean, state_std, key):
+    def rollout(params, wm_params, env_params, targets, prompt, prompt_mask, state_mean, state_std, key,
+                task_vectors=None):
         e = targets.shape[0]
         k_reset, key = jax.random.split(key)
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_reset, e), env_params)
@@ -57,7 +59,8 @@ def make_rollout(parts: MetaDTParts, world_model: WorldModelParts | None, env: A
             ctx, pos = context_write(ctx, t, rtg / dt.rtg_scale, state)
             task = None
             if world_model is not None:
-                z = world_model.model.apply(wm_params, history, valid, method="encode")
+                z = world_model.model.apply(wm_params, history, valid, method="encode") if task_vectors is None \
+                    else task_vectors[:, t]
                 z_window = task = window_write(z_window, t, z)
             pred = model.apply(params, ctx.rtg, ctx.states, ctx.actions, ctx.timesteps, task, prompt, prompt_mask)
             action = pred[:, pos]
