@@ -147,8 +147,8 @@ def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, epis
 def _train_world_model(values: dict, ms: MetaSetup, run_dir: str, writer, key, resume: bool) -> tuple[Any, dict]:
     wm = ms.world_model.config
     num_chunks = -(-wm.num_steps // wm.steps_per_chunk)
-    state, losses, seconds = train_chunks(ms.world_model.train_chunk, ms.world_model.init(key), ms.world_model_train_data,
-                                          num_chunks, wm.steps_per_chunk,
+    state, losses, seconds = train_chunks(ms.world_model.train_chunk, ms.world_model.init(key),
+                                          ms.world_model_train_data, num_chunks, wm.steps_per_chunk,
                                           os.path.join(run_dir, "checkpoints", "world_model"), writer, "world_model",
                                           resume=resume, progress=values.get("progress", True))
     return state, {"final_loss": losses[-1]["loss"], "losses": losses, "train_seconds": seconds,
