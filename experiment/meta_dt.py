@@ -90,6 +90,8 @@ def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale:
         extra_data = prepare_data(extra, rtg_scale, stats=(data.state_mean, data.state_std))
         parts.append(prepare_world_model_data(extra, extra_data, scale))
         tasks.append(np.repeat(np.arange(len(extra)), extra_card["episodes_per_task"]))  # extra: by task
+    if len(parts) == 1:
+        return own, tasks[0]
     return jax.tree.map(lambda *x: jnp.concatenate(x), *parts), np.concatenate(tasks)
 
 
@@ -100,10 +102,12 @@ def annotate(ms: MetaSetup, wm_params: Any, seed: int) -> MetaData:
     a random step of a random episode of task i in its training data (``seed`` picks them)."""
     if ms.world_model is None:
         return MetaData(ms.data, None, None)
-    z, errors = ms.world_model.annotate(wm_params, ms.world_model_data)
+    # One pass over the world model's training episodes; the DT's own come first.
+    pool_z, pool_errors = ms.world_model.annotate(wm_params, ms.world_model_train_data)
+    n = ms.world_model_data.rewards.shape[0]
+    z, errors = pool_z[:n], pool_errors[:n]
     if ms.parts.config.task_context == "task":
-        z = task_context_z(ms.world_model.annotate(wm_params, ms.world_model_train_data)[0],
-                           ms.world_model_train_tasks, ms.offline.episodes_per_task, z.shape[:2],
+        z = task_context_z(pool_z, ms.world_model_train_tasks, ms.offline.episodes_per_task, z.shape[:2],
                            np.random.default_rng(seed))
     return MetaData(ms.data, z, best_window(errors, ms.parts.config.prompt_len))
 
