@@ -1,6 +1,7 @@
 """A complete world-model run in a directory: prefill, train in chunks, log, checkpoint, resume,
 evaluate, and write ``summary.json``, a learning curve and the imagined-vs-real GIF.
 
+Any registered env with discrete actions; Atari runs also report human-normalised scores.
 Resume restores everything but the Atari emulators (parameters, optimisers, replay, DFS counts,
 RNG key, step counters): the C++ emulators cannot be saved, so a resumed run resets its envs and
 the policy's carry, i.e. starts new episodes where the interrupted run was mid-episode.
@@ -20,12 +21,20 @@ import numpy as np
 from tensorboardX import SummaryWriter
 from tqdm.auto import tqdm
 
-from agents.world_model import replay as rb
 from agents.params import count_params
-from agents.world_model.agent import (build, fresh_env, init, make_chunk, make_evaluate,
-                                      make_prefill, open_loop)
+from agents.world_model import replay as rb
+from agents.world_model.agent import (
+    build,
+    fresh_env,
+    init,
+    make_chunk,
+    make_env,
+    make_evaluate,
+    make_prefill,
+    open_loop,
+)
 from agents.world_model.config import WorldModelConfig, validate
-from envs.atari.scores import human_normalized_score
+from envs.atari.scores import GAMES, human_normalized_score
 from experiment.checkpoint import Checkpoints
 from experiment.plots import learning_curve
 
@@ -36,6 +45,12 @@ VIDEO_FILE = "imagination.gif"
 def _nanmean(x) -> float | None:
     x = np.asarray(x, np.float64)
     return float(np.mean(x[np.isfinite(x)])) if np.isfinite(x).any() else None
+
+
+def atari_game(env) -> str | None:
+    """The Atari100k game an env plays (scored in human-normalised units), or None for other envs."""
+    game = getattr(env, "game", None)
+    return game if game in GAMES else None
 
 
 def write_gif(real: np.ndarray, predicted: np.ndarray, context: int, path: str, scale: int = 2) -> None:
@@ -67,6 +82,7 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
         json.dump({"config": dataclasses.asdict(config), "seed": seed}, f, indent=2)
     t_start = time.perf_counter()
     parts = build(config)
+    game = atari_game(parts.env)
     state = init(parts, jax.random.PRNGKey(seed))
     chunk = make_chunk(parts)
     checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"))
@@ -83,9 +99,7 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
     def evaluate(state) -> list[float]:
         nonlocal eval_env
         if eval_env is None:
-            import envs
-
-            env, env_params = envs.make(f"atari/{config.game}", num_envs=config.eval_envs)
+            env, env_params = make_env(config, config.eval_envs)
             eval_env = jax.jit(make_evaluate(parts, env, env_params, config.eval_envs, config.eval_steps))
         returns = np.asarray(eval_env(state.params, jax.random.fold_in(state.key, 7)))
         return returns[np.isfinite(returns)].tolist()
@@ -106,8 +120,8 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
             for name, value in metrics.items():
                 if np.isfinite(value[u]):
                     writer.add_scalar(f"train/{name}", value[u], step)
-            if np.isfinite(metrics["episode_return"][u]):
-                writer.add_scalar("train/hns", human_normalized_score(config.game, metrics["episode_return"][u]), step)
+            if game and np.isfinite(metrics["episode_return"][u]):
+                writer.add_scalar("train/hns", human_normalized_score(game, metrics["episode_return"][u]), step)
         for name, value in metrics.items():
             history.setdefault(name, []).append(value.tolist())
         if config.eval_every and (index + 1) % config.eval_every == 0 and index + 1 < config.num_chunks:
@@ -115,7 +129,8 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
             history["eval"].append([env_steps(state), _nanmean(scores), len(scores)])
             if scores:
                 writer.add_scalar("eval/return", np.mean(scores), env_steps(state))
-                writer.add_scalar("eval/hns", human_normalized_score(config.game, np.mean(scores)), env_steps(state))
+                if game:
+                    writer.add_scalar("eval/hns", human_normalized_score(game, np.mean(scores)), env_steps(state))
         writer.flush()
         checkpoints.save(index + 1, state, history)
         bar.set_postfix(env_steps=env_steps(state), wm=f"{metrics['wm_loss'].mean():.1f}",
@@ -129,7 +144,7 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
                                    [np.zeros(0)])
     finite = train_returns[np.isfinite(train_returns)]
     summary = {
-        "game": config.game, "model": config.model, "seed": seed,
+        "env": config.env_name, **({"game": game} if game else {}), "model": config.model, "seed": seed,
         "params_world_model": count_params(state.params["wm"]),
         "params_actor_critic": count_params(state.params["actor"]) + count_params(state.params["critic"]),
         "env_steps": env_steps(state), "updates": int(state.updates), "finished": finished,
@@ -148,12 +163,13 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
         summary.update(eval_return=_nanmean(scores), eval_episodes=len(scores))
         if scores:
             writer.add_scalar("eval/return", np.mean(scores), env_steps(state))
-            writer.add_scalar("eval/hns", human_normalized_score(config.game, np.mean(scores)), env_steps(state))
+            if game:
+                writer.add_scalar("eval/hns", human_normalized_score(game, np.mean(scores)), env_steps(state))
     score = summary.get("eval_return")
     if score is None:
         score = summary["train_return_last10"]
     summary["score"] = score
-    summary["hns"] = human_normalized_score(config.game, score) if score is not None else None
+    summary["hns"] = human_normalized_score(game, score) if game and score is not None else None
     summary["eval_history"] = history["eval"]
     summary["config"] = dataclasses.asdict(config)
     writer.close()
@@ -167,19 +183,22 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
             steps = config.prefill_chunk_steps * config.num_envs + np.arange(1, train_returns.size + 1) * \
                 config.steps_per_update
             learning_curve(steps, train_returns[None], os.path.join(run_dir, "learning_curve.png"),
-                           f"{config.model} on {config.game}")
+                           f"{config.model} on {config.env_name}")
     return summary
 
 
 def _video(parts, state, config: WorldModelConfig, run_dir: str) -> None:
-    """Open-loop prediction on a replay window: ``video_context`` frames seen, the rest imagined."""
+    """Open-loop prediction on a replay window: ``video_context`` observations seen, the rest imagined;
+    its per-step MSE, and a GIF where the observations are RGB frames."""
     length = min(config.video_context + config.video_horizon, int(state.replay.size))
     _, window = rb.sample(state.replay, jax.random.PRNGKey(1), 1, length)
     predicted = jax.jit(open_loop, static_argnums=(0, 5))(
         parts, state.params["wm"], window["obs"], window["action"], window["first"],
         min(config.video_context, length - 1), jax.random.PRNGKey(2))
-    write_gif(np.asarray(window["obs"][:, 0]), np.asarray(predicted[:, 0]), config.video_context,
-              os.path.join(run_dir, VIDEO_FILE))
-    err = jnp.mean((predicted.astype(jnp.float32) - window["obs"].astype(jnp.float32)) ** 2, axis=(1, 2, 3, 4))
+    if parts.obs_dtype == jnp.uint8 and parts.obs_shape[-1:] == (3,):
+        write_gif(np.asarray(window["obs"][:, 0]), np.asarray(predicted[:, 0]), config.video_context,
+                  os.path.join(run_dir, VIDEO_FILE))
+    err = jnp.mean((predicted.astype(jnp.float32) - window["obs"].astype(jnp.float32)) ** 2,
+                   axis=tuple(range(1, predicted.ndim)))
     with open(os.path.join(run_dir, "imagination_mse.json"), "w") as f:
         json.dump({"context": config.video_context, "mse_per_frame": np.asarray(err).round(2).tolist()}, f)

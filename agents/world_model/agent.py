@@ -5,7 +5,8 @@ policy); ``make_chunk(parts)(state) -> (state, metrics [updates])``, each update
 ``train_every`` env steps with the policy then doing one world-model and one actor-critic update;
 ``make_evaluate(parts, env)(params, key)``; ``open_loop(...)`` for the imagined-vs-real video.
 
-The Atari env lives in C++: ``AgentState.env_state`` holds a pointer valid in this process only, so a
+The env is any registered one with discrete actions (``config.env_name``). The Atari env lives in
+C++: ``AgentState.env_state`` holds a pointer valid in this process only, so a
 restored checkpoint gets a fresh env (see ``fresh_env``); everything else, the replay included,
 is restored exactly.
 """
@@ -24,6 +25,7 @@ from flax import struct
 from agents.world_model import replay as rb
 from agents.world_model.behavior import Actor, Critic, actor_critic_losses, imagine, make_actor_critic
 from agents.world_model.config import WorldModelConfig
+from agents.world_model.networks import postprocess
 from agents.world_model.world_model import WorldModel, make_world_model, world_model_loss
 
 
@@ -34,7 +36,7 @@ class AgentState:
     return_scale: jax.Array
     replay: rb.Replay
     env_state: Any
-    obs: jax.Array        # uint8 [E, 64, 64, 3]: the current frame of each env
+    obs: jax.Array        # [E, *obs_shape]: the current observation of each env
     first: jax.Array      # bool [E]: the current frame starts an episode
     carry: dict           # the policy's sequence carry into the current frame
     ep_return: jax.Array  # f32 [E]: return so far of the running episodes
@@ -47,6 +49,8 @@ class AgentState:
 class Parts:
     config: WorldModelConfig
     num_actions: int
+    obs_shape: tuple[int, ...]
+    obs_dtype: Any
     wm: WorldModel
     actor: Actor
     critic: Critic
@@ -61,17 +65,42 @@ def _adam(lr: float, clip: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(lr, eps=1e-5))
 
 
-def build(config: WorldModelConfig, env=None, env_params=None, num_actions: int | None = None) -> Parts:
-    """Networks and optimisers; the Atari env ``atari/<game>`` is made here unless one is given
-    (``env=None, num_actions=n`` builds env-less parts for tests and benchmarks)."""
-    if env is None and num_actions is None:
-        import envs
+def make_env(config: WorldModelConfig, num_envs: int):
+    """``(env, env_params)`` for ``config.env_name`` to be vmapped over ``num_envs`` copies.
 
-        env, env_params = envs.make(f"atari/{config.game}", num_envs=config.num_envs)
+    gymnax envs are built once and vmapped freely; an env that steps all its copies in one object
+    (Atari's vector ALE: it has a ``num_envs`` attribute) is rebuilt with that many copies."""
+    import envs
+
+    options = dict(config.env_options)
+    env, env_params = envs.make(config.env_name, **options)
+    if getattr(env, "num_envs", num_envs) != num_envs:
+        env, env_params = envs.make(config.env_name, **options, num_envs=num_envs)
+    return env, env_params
+
+
+def observation_spec(env, env_params) -> tuple[tuple[int, ...], Any, int]:
+    """``(obs_shape, obs_dtype, num_actions)`` of an env; raises ``ValueError`` unless its actions are
+    discrete."""
+    action_space = env.action_space(env_params)
+    if not hasattr(action_space, "n"):
+        raise ValueError(f"world-model agents need discrete actions; the env has {action_space}")
+    obs_space = env.observation_space(env_params)
+    return tuple(obs_space.shape), jnp.dtype(obs_space.dtype), int(action_space.n)
+
+
+def build(config: WorldModelConfig, env=None, env_params=None, num_actions: int | None = None,
+          obs_shape: tuple[int, ...] = (64, 64, 3), obs_dtype=jnp.uint8) -> Parts:
+    """Networks and optimisers; the env ``config.env_name`` is made here unless one is given
+    (``env=None, num_actions=n`` builds env-less parts for tests and benchmarks with observations of
+    ``obs_shape`` and ``obs_dtype``)."""
+    if env is None and num_actions is None:
+        env, env_params = make_env(config, config.num_envs)
     if env is not None:
-        num_actions = env.num_actions
+        obs_shape, obs_dtype, num_actions = observation_spec(env, env_params)
     actor, critic = make_actor_critic(config, num_actions)
-    return Parts(config=config, num_actions=num_actions, wm=make_world_model(config, num_actions), actor=actor,
+    return Parts(config=config, num_actions=num_actions, obs_shape=tuple(obs_shape), obs_dtype=jnp.dtype(obs_dtype),
+                 wm=make_world_model(config, num_actions, obs_shape), actor=actor,
                  critic=critic, wm_tx=_adam(config.wm_lr, config.wm_grad_clip),
                  actor_tx=_adam(config.actor_lr, config.ac_grad_clip),
                  critic_tx=_adam(config.critic_lr, config.ac_grad_clip), env=env, env_params=env_params)
@@ -84,7 +113,8 @@ def init_params(parts: Parts, key: jax.Array) -> dict:
 
     def initialise(key):
         k_wm, k_actor, k_critic = jax.random.split(key, 3)
-        wm_params = parts.wm.init(k_wm, parts.wm.initialize_carry(B), jnp.zeros((T, B, 64, 64, 3), jnp.uint8),
+        obs = jnp.zeros((T, B, *parts.obs_shape), parts.obs_dtype)
+        wm_params = parts.wm.init(k_wm, parts.wm.initialize_carry(B), obs,
                                   jnp.zeros((T, B), jnp.int32), jnp.zeros((T, B), bool), jax.random.split(k_wm, T))
         s = jnp.zeros((1, c.latent_size + c.hidden))
         critic_params = parts.critic.init(k_critic, s)
@@ -103,8 +133,8 @@ def init(parts: Parts, key: jax.Array) -> AgentState:
            "critic": parts.critic_tx.init(params["critic"])}
     state = AgentState(
         params=params, opt=opt, return_scale=jnp.zeros((), jnp.float32),
-        replay=rb.init_replay(c.capacity, c.num_envs), env_state=None,
-        obs=jnp.zeros((c.num_envs, 64, 64, 3), jnp.uint8), first=jnp.ones((c.num_envs,), bool),
+        replay=rb.init_replay(c.capacity, c.num_envs, parts.obs_shape, parts.obs_dtype), env_state=None,
+        obs=jnp.zeros((c.num_envs, *parts.obs_shape), parts.obs_dtype), first=jnp.ones((c.num_envs,), bool),
         carry=parts.wm.initialize_carry(c.num_envs), ep_return=jnp.zeros((c.num_envs,), jnp.float32),
         key=key, env_steps=jnp.zeros((), jnp.int32), updates=jnp.zeros((), jnp.int32))
     return fresh_env(parts, state, k_env)
@@ -135,6 +165,12 @@ def _env_step(parts: Parts, env, env_params, env_state, action, key):
     return jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, env_state, action, env_params)
 
 
+def episode_ends(terminated: jax.Array, info: dict) -> jax.Array:
+    """The training-only termination signal: a lost life where the env reports one (Atari's
+    ``info["life_loss"]``, game over included), else the env's own termination (not truncation)."""
+    return jnp.logical_or(terminated, info.get("life_loss", False))
+
+
 def collect(parts: Parts, state: AgentState, steps: int, random_policy: bool) -> tuple[AgentState, jax.Array]:
     """``steps`` env steps into the replay; returns the state and the returns of the episodes that
     ended ``[steps, E]`` (NaN where none ended)."""
@@ -148,7 +184,7 @@ def collect(parts: Parts, state: AgentState, steps: int, random_policy: bool) ->
             carry, action = policy_step(parts, state.params, state.carry, state.obs, state.first, k_act)
         obs, env_state, reward, terminated, truncated, info = _env_step(
             parts, parts.env, parts.env_params, state.env_state, action, k_env)
-        replay = rb.add(state.replay, state.obs, action, reward, info["life_loss"], state.first)
+        replay = rb.add(state.replay, state.obs, action, reward, episode_ends(terminated, info), state.first)
         done = jnp.logical_or(terminated, truncated)
         ep_return = state.ep_return + reward
         state = state.replace(replay=replay, env_state=env_state, obs=obs, first=done, carry=carry,
@@ -273,10 +309,11 @@ def open_loop(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first:
               key: jax.Array) -> jax.Array:
     """Reconstruct ``context`` frames, then predict the rest open-loop from the recorded actions.
 
-    ``obs [T, B, 64, 64, 3]``, ``action, first [T, B]`` -> predicted frames ``[T, B, 64, 64, 3]`` uint8.
+    ``obs [T, B, *obs_shape]``, ``action, first [T, B]`` -> predicted observations ``[T, B, *obs_shape]``
+    in the env's units and dtype.
     """
     T, B = action.shape
-    chex.assert_shape(obs, (T, B, 64, 64, 3))
+    chex.assert_shape(obs, (T, B, *parts.obs_shape))
     wm = parts.wm
     k_obs, k_imag = jax.random.split(key)
     carry, out = wm.apply(wm_params, wm.initialize_carry(B), obs[:context], action[:context], first[:context],
@@ -293,5 +330,4 @@ def open_loop(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first:
         return (carry, h), frame
 
     _, imagined = jax.lax.scan(body, (carry, carry["h"]), (action[context:], jax.random.split(k_imag, T - context)))
-    frames = jnp.concatenate([recon, imagined], 0)
-    return jnp.clip((frames + 0.5) * 255.0, 0, 255).astype(jnp.uint8)
+    return postprocess(jnp.concatenate([recon, imagined], 0), parts.obs_dtype)

@@ -13,8 +13,14 @@ import jax
 import jax.numpy as jnp
 
 from agents.world_model.config import WorldModelConfig
-from agents.world_model.distributions import (bin_values, categorical_entropy, sample_latent, twohot_loss,
-                                              twohot_mean, unimix_logits)
+from agents.world_model.distributions import (
+    bin_values,
+    categorical_entropy,
+    sample_latent,
+    twohot_loss,
+    twohot_mean,
+    unimix_logits,
+)
 from agents.world_model.networks import MLP
 from agents.world_model.world_model import WorldModel
 

@@ -2,7 +2,8 @@
 
 Defaults are the ``atari100k`` preset at Drama size (REFERENCES.md section 4): 32x32 categorical
 latents, a 5-layer conv encoder (16/32/48/64/64, kernel 5) to 1024 features, a 512-wide sequence
-model of 2 blocks, 256-wide one-layer world-model heads (~7M world-model parameters), batch 16 x 64, imagination of 1024 starts x 16 steps after 8 context steps.
+model of 2 blocks, 256-wide one-layer world-model heads (~7M world-model parameters), batch 16 x 64,
+imagination of 1024 starts x 16 steps after 8 context steps.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Mapping
 from agents.config import config_from_mapping
 
 MODELS = ("drama", "s4wm", "rssm")
+DECODERS = ("subpixel", "conv_transpose")
 S4WM_LAYERS = ("s4", "s5")
 SAMPLERS = ("uniform", "dfs")
 
@@ -21,8 +23,9 @@ SAMPLERS = ("uniform", "dfs")
 class WorldModelConfig:
     """Everything one world-model run needs (sizes, losses, actor-critic, data, schedule)."""
 
-    # environment
-    game: str = "Pong"
+    # environment: any registered name (``envs.available()``) with discrete actions
+    env_name: str = "atari/Pong"
+    env_options: tuple = ()         # constructor options as sorted (key, value) pairs
     num_envs: int = 1
     # world model
     model: str = "drama"
@@ -33,8 +36,11 @@ class WorldModelConfig:
     latent_groups: int = 32
     latent_classes: int = 32
     unimix: float = 0.01
-    channels: tuple[int, ...] = (16, 32, 48, 64, 64)
+    channels: tuple[int, ...] = (16, 32, 48, 64, 64)   # image encoder / decoder
     kernel: int = 5
+    decoder: str = "subpixel"       # image upsampling: "subpixel" or "conv_transpose" (the slow baseline)
+    vector_hidden: int = 512        # vector encoder / decoder (R2I on POPGym: one 512-wide layer)
+    vector_layers: int = 1
     mlp_hidden: int = 256           # world-model heads: posterior, prior, reward, continue
     mlp_layers: int = 1
     reward_bins: int = 255
@@ -107,17 +113,19 @@ def _require(cond: bool, message: str) -> None:
 
 def validate(config: WorldModelConfig) -> WorldModelConfig:
     """Check names and numbers before anything compiles; raises ``ValueError`` naming the bad value."""
-    from envs.atari.scores import GAMES
+    import envs
 
-    _require(config.game in GAMES, f"unknown env.game {config.game!r}; valid: {list(GAMES)}")
+    _require(config.env_name in envs.available(),
+             f"unknown env.name {config.env_name!r}; valid: {envs.available()}")
+    _require(config.decoder in DECODERS, f"unknown decoder {config.decoder!r}; valid: {list(DECODERS)}")
     _require(config.model in MODELS, f"unknown model {config.model!r}; valid: {list(MODELS)}")
     _require(config.s4wm_layer in S4WM_LAYERS,
              f"unknown s4wm_layer {config.s4wm_layer!r}; valid: {list(S4WM_LAYERS)}")
     _require(config.sampler in SAMPLERS, f"unknown sampler {config.sampler!r}; valid: {list(SAMPLERS)}")
     for name in ("num_envs", "hidden", "num_layers", "state_size", "latent_groups", "latent_classes", "kernel",
-                 "mlp_hidden", "mlp_layers", "ac_hidden", "ac_layers", "reward_bins", "imag_batch", "imag_context", "horizon",
-                 "batch_size", "batch_length", "total_steps", "train_every", "updates_per_chunk", "eval_envs",
-                 "eval_steps", "video_context", "video_horizon"):
+                 "vector_hidden", "vector_layers", "mlp_hidden", "mlp_layers", "ac_hidden", "ac_layers", "reward_bins",
+                 "imag_batch", "imag_context", "horizon", "batch_size", "batch_length", "total_steps", "train_every",
+                 "updates_per_chunk", "eval_envs", "eval_steps", "video_context", "video_horizon"):
         value = getattr(config, name)
         _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
                  f"{name} must be a positive integer, got {value!r}")
@@ -126,8 +134,6 @@ def validate(config: WorldModelConfig) -> WorldModelConfig:
         _require(isinstance(value, int) and value >= 0, f"{name} must be a non-negative integer, got {value!r}")
     _require(len(config.channels) >= 2 and all(isinstance(c, int) and c > 0 for c in config.channels),
              f"channels must list >= 2 positive integers, got {config.channels!r}")
-    _require(64 % 2 ** (len(config.channels) - 1) == 0,
-             f"channels: {len(config.channels) - 1} stride-2 layers do not divide 64x64 frames")
     for name in ("gamma", "lam", "slow_critic_rate", "return_norm_decay"):
         value = getattr(config, name)
         _require(0.0 < value <= 1.0, f"{name} must be in (0, 1], got {value!r}")
@@ -151,14 +157,33 @@ def from_mapping(values: Mapping[str, Any]) -> WorldModelConfig:
     return config_from_mapping(WorldModelConfig, values, "world_model")
 
 
-def small(**overrides) -> WorldModelConfig:
-    """The ``small`` preset (2-core CPU, ~15 min); keep in sync with configs/world_model/preset/small.yaml."""
-    values = dict(
+PRESETS: dict[str, dict[str, Any]] = {
+    # 2-core CPU, ~15 min on Atari; configs/world_model/preset/small.yaml
+    "small": dict(
         hidden=64, num_layers=1, state_size=16, latent_groups=8, latent_classes=8,
         channels=(8, 16, 16, 32, 32), kernel=4, mlp_hidden=64, mlp_layers=1, ac_hidden=64, ac_layers=1,
         imag_batch=64, imag_context=4, horizon=12, batch_size=4, batch_length=32,
         total_steps=4000, prefill=500, train_every=8, updates_per_chunk=25, eval_steps=2000,
         wm_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4,
-    )
-    values.update(overrides)
-    return WorldModelConfig(**values)
+    ),
+    # R2I's POPGym setting at CPU size; configs/world_model/preset/popgym.yaml
+    "popgym": dict(
+        num_envs=8, hidden=128, num_layers=2, latent_groups=16, latent_classes=16, vector_hidden=512,
+        vector_layers=1, mlp_hidden=128, mlp_layers=1, ac_hidden=128, ac_layers=2, imag_batch=256,
+        imag_context=8, horizon=16, batch_size=16, batch_length=32, total_steps=12500, prefill=200,
+        train_every=1, updates_per_chunk=100, eval_envs=32, eval_steps=520, wm_lr=3e-4, actor_lr=1e-4,
+        critic_lr=1e-4, gamma=0.99,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> WorldModelConfig:
+    """A named preset (``PRESETS``; its YAML twin in configs/world_model/preset/) with ``overrides``."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid: {sorted(PRESETS)}")
+    return WorldModelConfig(**{**PRESETS[name], **overrides})
+
+
+def small(**overrides) -> WorldModelConfig:
+    """The ``small`` preset (2-core CPU, ~15 min on Atari)."""
+    return preset("small", **overrides)

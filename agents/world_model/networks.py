@@ -1,57 +1,162 @@
-"""Conv encoder / decoder for 64x64 RGB frames and the MLP heads (LayerNorm + SiLU, DreamerV3 style)."""
+"""Observation encoders / decoders (convs for images of any size, MLPs for vectors) and the MLP heads
+(LayerNorm + SiLU, DreamerV3 style).
+
+Observations enter the networks through :func:`preprocess`: uint8 pixels to [-0.5, 0.5], anything
+else (vectors, MinAtar's 0/1 planes) through symlog, as DreamerV3 does for vector inputs. Decoders
+predict in that space; :func:`postprocess` maps a prediction back to the env's units.
+
+Two upsampling layers for the image decoder, chosen by ``decoder``:
+
+* ``subpixel`` (default): a stride-1 conv at the low resolution to ``4 x channels``, then
+  depth-to-space. It is the same function class as a stride-2 transposed conv of kernel
+  ``2 * ceil(k / 2)`` (each output phase is a conv of the input), but its weight gradient is an
+  ordinary conv: XLA CPU computes the weight gradient of a strided transposed conv as a dilated conv
+  on a slow path (~18x slower for one Drama decoder layer, see bench/world_model.py).
+* ``conv_transpose``: ``nn.ConvTranspose`` with stride 2, the original formulation, kept as the
+  baseline the benchmark compares against.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Callable, Sequence
 
-import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from agents.world_model.distributions import symexp, symlog
+
 
 def preprocess(obs: jax.Array) -> jax.Array:
-    """uint8 frames -> float32 in [-0.5, 0.5]."""
-    return obs.astype(jnp.float32) / 255.0 - 0.5
+    """Env observation -> float32 network input: uint8 pixels to [-0.5, 0.5], the rest symlog."""
+    if obs.dtype == jnp.uint8:
+        return obs.astype(jnp.float32) / 255.0 - 0.5
+    return symlog(obs.astype(jnp.float32))
 
 
-class Encoder(nn.Module):
-    """``obs [..., 64, 64, 3] uint8 -> features [..., (64 / 2^(L-1))^2 * channels[-1]]``.
+def postprocess(x: jax.Array, dtype) -> jax.Array:
+    """Inverse of :func:`preprocess`: a decoded observation back in the env's units and ``dtype``."""
+    if jnp.dtype(dtype) == jnp.uint8:
+        return jnp.clip((x + 0.5) * 255.0, 0, 255).astype(jnp.uint8)
+    return symexp(x).astype(dtype)
 
-    The first conv keeps the resolution, every later one halves it (Drama: 16/32/48/64/64 -> 1024).
-    """
 
+def conv_sizes(height: int, width: int, num_layers: int) -> list[tuple[int, int]]:
+    """Spatial size after each encoder layer: the first keeps it, each later stride-2 SAME conv takes
+    ``ceil(size / 2)`` (64 -> 64, 32, 16, 8, 4; MinAtar's 10 -> 10, 5, 3, 2, 1)."""
+    sizes = [(height, width)]
+    for _ in range(num_layers - 1):
+        h, w = sizes[-1]
+        sizes.append((-(-h // 2), -(-w // 2)))
+    return sizes
+
+
+class ImageEncoder(nn.Module):
+    """``obs [..., H, W, C] -> features [..., h * w * channels[-1]]`` (``(h, w)`` the last of
+    :func:`conv_sizes`); Drama: 16/32/48/64/64 on 64x64x3 -> 4 x 4 x 64 = 1024."""
+
+    obs_shape: tuple[int, ...]
     channels: Sequence[int]
     kernel: int
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        chex.assert_shape(obs, (..., 64, 64, 3))
-        lead = obs.shape[:-3]
-        x = preprocess(obs).reshape(-1, 64, 64, 3)
+        lead = obs.shape[:obs.ndim - 3]
+        x = preprocess(obs).reshape(-1, *self.obs_shape)
         for i, c in enumerate(self.channels):
             x = nn.Conv(c, (self.kernel, self.kernel), strides=1 if i == 0 else 2, use_bias=False)(x)
             x = nn.silu(nn.LayerNorm()(x))
         return x.reshape(*lead, -1)
 
 
-class Decoder(nn.Module):
-    """``features [..., F] -> frames [..., 64, 64, 3]`` in the encoder's [-0.5, 0.5] scale (mirror of it)."""
+def depth_to_space(x: jax.Array) -> jax.Array:
+    """``[N, h, w, 4 C] -> [N, 2 h, 2 w, C]``: channel block ``(i, j)`` becomes output pixel ``(2y+i, 2x+j)``."""
+    n, h, w, c4 = x.shape
+    c = c4 // 4
+    x = x.reshape(n, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(n, 2 * h, 2 * w, c)
 
+
+class SubPixelUp(nn.Module):
+    """Stride-2 upsampling as a low-resolution conv to ``4 x features`` then depth-to-space:
+    ``[N, h, w, C_in] -> [N, 2h, 2w, features]``. Kernel ``ceil(kernel / 2)`` covers the input
+    pixels a stride-2 transposed conv of kernel ``kernel`` mixes into each output pixel."""
+
+    features: int
+    kernel: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = math.ceil(self.kernel / 2)
+        return depth_to_space(nn.Conv(4 * self.features, (k, k), use_bias=False)(x))
+
+
+class ConvTransposeUp(nn.Module):
+    """``nn.ConvTranspose`` with stride 2: ``[N, h, w, C_in] -> [N, 2h, 2w, features]`` (the baseline)."""
+
+    features: int
+    kernel: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nn.ConvTranspose(self.features, (self.kernel, self.kernel), strides=(2, 2), use_bias=False)(x)
+
+
+UPSAMPLERS: dict[str, Callable[..., nn.Module]] = {"subpixel": SubPixelUp, "conv_transpose": ConvTransposeUp}
+
+
+class ImageDecoder(nn.Module):
+    """``features [..., F] -> obs [..., H, W, C]`` in :func:`preprocess`'s space, mirroring
+    :class:`ImageEncoder`: a Dense to the smallest grid, then stride-2 upsampling layers, each cropped
+    to the encoder's size at that depth (so odd sizes like 5 -> 10 -> ... round-trip), then a conv."""
+
+    obs_shape: tuple[int, ...]
     channels: Sequence[int]
     kernel: int
+    upsample: str = "subpixel"
 
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
         lead = feat.shape[:-1]
-        side = 64 // 2 ** (len(self.channels) - 1)
-        x = nn.Dense(side * side * self.channels[-1])(feat.reshape(-1, feat.shape[-1]))
-        x = nn.silu(nn.LayerNorm()(x)).reshape(-1, side, side, self.channels[-1])
-        for c in reversed(self.channels[:-1]):
-            x = nn.ConvTranspose(c, (self.kernel, self.kernel), strides=(2, 2), use_bias=False)(x)
+        sizes = conv_sizes(self.obs_shape[0], self.obs_shape[1], len(self.channels))
+        (h, w), c = sizes[-1], self.channels[-1]
+        x = nn.Dense(h * w * c)(feat.reshape(-1, feat.shape[-1]))
+        x = nn.silu(nn.LayerNorm()(x)).reshape(-1, h, w, c)
+        up = UPSAMPLERS[self.upsample]
+        for (h, w), c in zip(reversed(sizes[:-1]), reversed(self.channels[:-1])):
+            x = up(c, self.kernel)(x)[:, :h, :w]
             x = nn.silu(nn.LayerNorm()(x))
-        x = nn.Conv(3, (self.kernel, self.kernel))(x)
-        return x.reshape(*lead, 64, 64, 3)
+        x = nn.Conv(self.obs_shape[-1], (self.kernel, self.kernel))(x)
+        return x.reshape(*lead, *self.obs_shape)
+
+
+class VectorEncoder(nn.Module):
+    """``obs [..., D] -> features [..., hidden]``: ``layers`` x (Dense, LayerNorm, SiLU) on symlog inputs
+    (R2I on POPGym: one 512-wide layer)."""
+
+    obs_shape: tuple[int, ...]
+    hidden: int
+    layers: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = preprocess(obs)
+        for _ in range(self.layers):
+            x = nn.silu(nn.LayerNorm()(nn.Dense(self.hidden, use_bias=False)(x)))
+        return x
+
+
+class VectorDecoder(nn.Module):
+    """``features [..., F] -> obs [..., D]`` in symlog space: the MLP mirror of :class:`VectorEncoder`."""
+
+    obs_shape: tuple[int, ...]
+    hidden: int
+    layers: int
+
+    @nn.compact
+    def __call__(self, feat: jax.Array) -> jax.Array:
+        return MLP(self.hidden, self.layers, self.obs_shape[0])(feat)
 
 
 class MLP(nn.Module):
@@ -69,3 +174,19 @@ class MLP(nn.Module):
             x = nn.silu(nn.LayerNorm()(nn.Dense(self.hidden, use_bias=False)(x)))
         init = nn.initializers.zeros if self.zero_out else nn.initializers.lecun_normal()
         return nn.Dense(self.out, kernel_init=init)(x)
+
+
+def make_observation_networks(obs_shape: tuple[int, ...], channels: Sequence[int], kernel: int, decoder: str,
+                              vector_hidden: int, vector_layers: int) -> tuple[nn.Module, nn.Module]:
+    """``(encoder, decoder)`` for observations of ``obs_shape``: convs for ``[H, W, C]`` images, MLPs
+    for ``[D]`` vectors; any other rank raises ``ValueError``."""
+    builders = {
+        1: lambda: (VectorEncoder(obs_shape, vector_hidden, vector_layers),
+                    VectorDecoder(obs_shape, vector_hidden, vector_layers)),
+        3: lambda: (ImageEncoder(obs_shape, tuple(channels), kernel),
+                    ImageDecoder(obs_shape, tuple(channels), kernel, decoder)),
+    }
+    if len(obs_shape) not in builders:
+        raise ValueError(f"observations of shape {obs_shape} are not supported; valid: [D] vectors or [H, W, C] "
+                         "images")
+    return builders[len(obs_shape)]()

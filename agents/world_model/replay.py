@@ -21,7 +21,7 @@ from flax import struct
 
 @struct.dataclass
 class Replay:
-    obs: jax.Array       # uint8 [capacity, E, 64, 64, 3]
+    obs: jax.Array       # [capacity, E, *obs_shape], the env's dtype
     action: jax.Array    # int32 [capacity, E]
     reward: jax.Array    # f32 [capacity, E]
     term: jax.Array      # bool [capacity, E]: life lost or game over after the action
@@ -31,17 +31,17 @@ class Replay:
     size: jax.Array      # int32 []: rows written
 
 
-def init_replay(capacity: int, num_envs: int, obs_shape=(64, 64, 3)) -> Replay:
+def init_replay(capacity: int, num_envs: int, obs_shape=(64, 64, 3), obs_dtype=jnp.uint8) -> Replay:
     rows = (capacity, num_envs)
     return Replay(
-        obs=jnp.zeros((*rows, *obs_shape), jnp.uint8), action=jnp.zeros(rows, jnp.int32),
+        obs=jnp.zeros((*rows, *obs_shape), obs_dtype), action=jnp.zeros(rows, jnp.int32),
         reward=jnp.zeros(rows, jnp.float32), term=jnp.zeros(rows, bool), first=jnp.zeros(rows, bool),
         trained=jnp.zeros(rows, jnp.int32), imagined=jnp.zeros(rows, jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
 def add(replay: Replay, obs: jax.Array, action: jax.Array, reward: jax.Array, term: jax.Array,
         first: jax.Array) -> Replay:
-    """Append one row: ``obs [E, 64, 64, 3]``, the rest ``[E]``. Writing past capacity is dropped."""
+    """Append one row: ``obs [E, *obs_shape]``, the rest ``[E]``. Writing past capacity is dropped."""
     chex.assert_equal_shape([action, reward, term, first])
     i = replay.size
 
@@ -70,7 +70,7 @@ def start_logits(replay: Replay, length: int, sampler: str, temperature: float, 
 def sample(replay: Replay, key: jax.Array, batch: int, length: int, sampler: str = "uniform",
            temperature: float = 10.0, imagination: bool = False) -> tuple[Replay, dict]:
     """Draw ``batch`` windows of ``length`` rows; returns the replay with its counts updated and
-    ``{obs [T, B, 64, 64, 3], action, reward, term, first [T, B]}``."""
+    ``{obs [T, B, *obs_shape], action, reward, term, first [T, B]}``."""
     logits = start_logits(replay, length, sampler, temperature, imagination)
     flat = jax.random.categorical(key, logits.reshape(-1), shape=(batch,))
     starts, envs = jnp.divmod(flat, replay.action.shape[1])

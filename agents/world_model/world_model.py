@@ -5,8 +5,8 @@ are what action ``a_t`` led to (``term_t`` is a lost life or game over, the trai
 termination signal), ``first_t`` marks frame t as the first of an episode (the sequence state resets
 there). With this layout the auto-resetting env never needs its terminal frame.
 
-Loss per window (DreamerV3 / Drama): summed-pixel MSE of the frame decoded from ``s_t = [z_t,
-h_{t-1}]``; two-hot symlog cross-entropy of ``r_t`` and Bernoulli cross-entropy of ``1 - term_t``
+Loss per window (DreamerV3 / Drama): summed squared error of the observation (pixels or vector) decoded from
+``s_t = [z_t, h_{t-1}]``; two-hot symlog cross-entropy of ``r_t`` and Bernoulli cross-entropy of ``1 - term_t``
 from ``h_t``; KL balancing between the prior from ``h_t`` and the posterior of frame t+1 (free bits,
 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode.
 """
@@ -23,7 +23,7 @@ import optax
 
 from agents.world_model.config import WorldModelConfig
 from agents.world_model.distributions import bin_values, categorical_kl, twohot_loss
-from agents.world_model.networks import MLP, Decoder, Encoder, preprocess
+from agents.world_model.networks import MLP, make_observation_networks, preprocess
 from agents.world_model.sequence import SequenceModel
 
 
@@ -32,6 +32,7 @@ class WorldModel(nn.Module):
 
     kind: str
     num_actions: int
+    obs_shape: tuple[int, ...]
     hidden: int
     num_layers: int
     state_size: int
@@ -44,10 +45,13 @@ class WorldModel(nn.Module):
     unimix: float
     reward_bins: int
     s4wm_layer: str = "s4"
+    decoder: str = "subpixel"
+    vector_hidden: int = 512
+    vector_layers: int = 1
 
     def setup(self):
-        self.encoder = Encoder(self.channels, self.kernel)
-        self.decoder = Decoder(self.channels, self.kernel)
+        self.encoder, self.observation_decoder = make_observation_networks(
+            self.obs_shape, self.channels, self.kernel, self.decoder, self.vector_hidden, self.vector_layers)
         self.sequence = self._sequence_model()
         self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, self.reward_bins, zero_out=True)
         self.cont_head = MLP(self.mlp_hidden, self.mlp_layers, 1)
@@ -67,8 +71,8 @@ class WorldModel(nn.Module):
         return self.encoder(obs)
 
     def decode(self, z: jax.Array, h_prev: jax.Array) -> jax.Array:
-        """``s_t = [z_t, h_{t-1}] -> frame [..., 64, 64, 3]`` in [-0.5, 0.5]."""
-        return self.decoder(jnp.concatenate([z, h_prev], -1))
+        """``s_t = [z_t, h_{t-1}] -> observation [..., *obs_shape]`` in ``preprocess``'s space."""
+        return self.observation_decoder(jnp.concatenate([z, h_prev], -1))
 
     def heads(self, h: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``h_t [..., H] -> (reward logits [..., bins], continue logit [...])``."""
@@ -84,7 +88,7 @@ class WorldModel(nn.Module):
         return self.sequence.prior(h)
 
     def observe(self, carry, obs, action, resets, keys):
-        """``obs [T, B, 64, 64, 3]`` uint8, ``action [T, B]`` int, ``resets [T, B]``, ``keys [T]``."""
+        """``obs [T, B, *obs_shape]``, ``action [T, B]`` int, ``resets [T, B]``, ``keys [T]``."""
         return self.sequence.observe(carry, self.embed(obs), jax.nn.one_hot(action, self.num_actions),
                                      resets, keys)
 
@@ -94,12 +98,13 @@ class WorldModel(nn.Module):
         return self.decode(out["z"], out["h_prev"]), self.heads(out["h"])
 
 
-def make_world_model(config: WorldModelConfig, num_actions: int) -> WorldModel:
-    return WorldModel(kind=config.model, num_actions=num_actions, hidden=config.hidden,
+def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tuple[int, ...]) -> WorldModel:
+    return WorldModel(kind=config.model, num_actions=num_actions, obs_shape=tuple(obs_shape), hidden=config.hidden,
                       num_layers=config.num_layers, state_size=config.state_size, groups=config.latent_groups,
                       classes=config.latent_classes, channels=tuple(config.channels), kernel=config.kernel,
                       mlp_hidden=config.mlp_hidden, mlp_layers=config.mlp_layers, unimix=config.unimix,
-                      reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer)
+                      reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer,
+                      decoder=config.decoder, vector_hidden=config.vector_hidden, vector_layers=config.vector_layers)
 
 
 def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -113,12 +118,13 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     """
     obs, action, reward, term, first = (batch[k] for k in ("obs", "action", "reward", "term", "first"))
     T, B = first.shape
-    chex.assert_shape(obs, (T, B, 64, 64, 3))
+    chex.assert_shape(obs, (T, B, *model.obs_shape))
     chex.assert_shape([action, reward, term], (T, B))
     carry = model.initialize_carry(B)
     _, out = model.apply(params, carry, obs, action, first, jax.random.split(key, T), method="observe")
     recon = model.apply(params, out["z"], out["h_prev"], method="decode")
-    recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=(-3, -2, -1)).mean()
+    obs_axes = tuple(range(2, obs.ndim))
+    recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=obs_axes).mean()
     reward_logits, cont_logit = model.apply(params, out["h"], method="heads")
     reward_loss = twohot_loss(reward_logits, reward, bin_values(config.reward_bins)).mean()
     cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - term.astype(jnp.float32)).mean()
