@@ -1,12 +1,16 @@
 """World-model update and imagination time per backbone at Drama size, on whatever JAX runs on.
 
     python bench/world_model.py                                 # drama, s4wm, rssm; batch 16x128, 1024x16
-    python bench/world_model.py --models drama --batch-length 64 --repeats 3
+    python bench/world_model.py --batch 4 --batch-length 32 --starts 256   # the 2-core CPU setting
 
 ``update``: one jitted world-model gradient step (loss, grads, Adam) on a batch ``B x T`` of 64x64
-frames. ``imagine``: one jitted rollout of the policy in the model from ``N`` starts for ``H`` steps
-(sequence steps, prior samples, reward and continue heads; no gradients). Memory is XLA's compiled
-estimate (arguments + outputs + temporaries). Ratios are against the first model, in one process.
+frames, once per decoder (``subpixel``, the default, and the ``conv_transpose`` baseline); the ratio
+is the baseline's time over the default's, in this process. ``imagine``: one jitted rollout of the
+policy in the model from ``N`` starts for ``H`` steps (sequence steps, prior samples, reward and
+continue heads; no gradients, no decoder). FLOPs: XLA's ``cost_analysis`` (a loop body counted once)
+and the matmul + conv FLOPs with loop bodies counted per iteration (bench/hlo_flops.py), the latter
+over the time as GFLOP/s and as a fraction of a 2048x2048 f32 matmul's rate measured first, in this
+process. Memory is XLA's compiled estimate (arguments + outputs + temporaries).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from agents.world_model.agent import build, init_params  # noqa: E402
 from agents.world_model.behavior import imagine  # noqa: E402
 from agents.world_model.config import WorldModelConfig  # noqa: E402
 from agents.world_model.world_model import world_model_loss  # noqa: E402
+from bench.hlo_flops import loop_aware_flops  # noqa: E402
 
 
 def peak_mb(compiled) -> float:
@@ -49,51 +54,80 @@ def timed(compiled, *args, repeats: int) -> float:
     return float(np.median(times))
 
 
-def bench(model: str, batch: int, length: int, starts: int, horizon: int, repeats: int) -> dict:
-    config = WorldModelConfig(model=model, state_size=64 if model == "s4wm" else 16, batch_size=batch,
-                              batch_length=length, imag_batch=starts, horizon=horizon)
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a jitted ``size x size`` f32 matmul: the peak the world-model figures are held against."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+    compiled = jax.jit(jnp.matmul).lower(a, a).compile()
+    return 2 * size**3 / timed(compiled, a, a, repeats=repeats) / 1e9
+
+
+def xla_flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", float("nan")))
+
+
+def measure(compiled, *args, repeats: int) -> dict:
+    """Time, memory and FLOPs (XLA's and loop-aware) of one compiled call."""
+    seconds = timed(compiled, *args, repeats=repeats)
+    flops = loop_aware_flops(compiled.as_text())
+    return {"s": seconds, "mb": peak_mb(compiled), "xla_gflop": xla_flops(compiled) / 1e9, "gflop": flops / 1e9,
+            "gflops": flops / seconds / 1e9}
+
+
+def world_model_config(model: str, decoder: str, batch: int, length: int, starts: int, horizon: int):
+    return WorldModelConfig(model=model, state_size=64 if model == "s4wm" else 16, batch_size=batch,
+                            batch_length=length, imag_batch=starts, horizon=horizon, decoder=decoder)
+
+
+def bench_update(model: str, decoder: str, batch: int, length: int, repeats: int) -> dict:
+    config = world_model_config(model, decoder, batch, length, 1, 1)
     parts = build(config, num_actions=6)
-    key = jax.random.PRNGKey(0)
-    params = init_params(parts, key)  # jitted inside
+    params = init_params(parts, jax.random.PRNGKey(0))["wm"]
     rng = np.random.default_rng(0)
     data = {"obs": jnp.asarray(rng.integers(0, 256, (length, batch, 64, 64, 3)), jnp.uint8),
             "action": jnp.asarray(rng.integers(0, 6, (length, batch)), jnp.int32),
             "reward": jnp.asarray(rng.normal(size=(length, batch)), jnp.float32),
             "term": jnp.zeros((length, batch), bool),
             "first": jnp.asarray(rng.random((length, batch)) < 0.01).at[0].set(True)}
-    opt = parts.wm_tx.init(params["wm"])
+    opt = parts.wm_tx.init(params)
 
     def update(wm_params, opt, data, key):
         (loss, _), grads = jax.value_and_grad(world_model_loss, has_aux=True)(wm_params, parts.wm, config, data, key)
         updates, opt = parts.wm_tx.update(grads, opt, wm_params)
         return optax.apply_updates(wm_params, updates), opt, loss
 
-    row = {"model": model, "params_wm": count_params(params["wm"])}
+    key = jax.random.PRNGKey(1)
     t0 = time.perf_counter()
-    compiled = jax.jit(update).lower(params["wm"], opt, data, key).compile()
-    row["update_compile_s"] = time.perf_counter() - t0
-    row["update_s"] = timed(compiled, params["wm"], opt, data, key, repeats=repeats)
-    row["update_mb"] = peak_mb(compiled)
-    del compiled, data
+    compiled = jax.jit(update).lower(params, opt, data, key).compile()
+    return {"compile_s": time.perf_counter() - t0, "params_wm": count_params(params),
+            **measure(compiled, params, opt, data, key, repeats=repeats)}
 
+
+def bench_imagine(model: str, starts: int, horizon: int, repeats: int) -> dict:
+    config = world_model_config(model, "subpixel", 1, 1, starts, horizon)
+    parts = build(config, num_actions=6)
+    params = init_params(parts, jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
     carry = parts.wm.initialize_carry(starts)
-    z0 = jax.nn.one_hot(jnp.asarray(rng.integers(0, 32, (starts, 32))), 32).reshape(starts, -1)
+    z0 = jax.nn.one_hot(jnp.asarray(rng.integers(0, config.latent_classes, (starts, config.latent_groups))),
+                        config.latent_classes).reshape(starts, -1)
     reset0 = jnp.zeros((starts,), bool)
 
     def rollout(params, carry, z0, key):
         return imagine(parts.wm, params["wm"], parts.actor, params["actor"], carry, z0, reset0, horizon, key)
 
+    key = jax.random.PRNGKey(1)
     t0 = time.perf_counter()
     compiled = jax.jit(rollout).lower(params, carry, z0, key).compile()
-    row["imagine_compile_s"] = time.perf_counter() - t0
-    row["imagine_s"] = timed(compiled, params, carry, z0, key, repeats=repeats)
-    row["imagine_mb"] = peak_mb(compiled)
-    return row
+    return {"compile_s": time.perf_counter() - t0, **measure(compiled, params, carry, z0, key, repeats=repeats)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["drama", "s4wm", "rssm"])
+    parser.add_argument("--decoders", nargs="+", default=["subpixel", "conv_transpose"],
+                        help="the first is the one measured in full; the others only for the update-time ratio")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batch-length", type=int, default=128)
     parser.add_argument("--starts", type=int, default=1024)
@@ -101,23 +135,36 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args()
+    peak = matmul_peak()
+    print(f"matmul peak (2048x2048 f32): {peak:.1f} GFLOP/s", flush=True)
     rows = []
     for model in args.models:
-        rows.append(bench(model, args.batch, args.batch_length, args.starts, args.horizon, args.repeats))
-        print(json.dumps(rows[-1]), flush=True)
-    base = rows[0]
-    print(f"\ndevice: {jax.devices()[0].device_kind}; update batch {args.batch}x{args.batch_length}, "
-          f"imagination {args.starts}x{args.horizon}, median of {args.repeats} after a warm-up")
-    print("| model | WM params | update (s) | update ratio | update mem (MB) | imagine (s) | imagine ratio "
-          "| imagine mem (MB) |")
-    print("|---|---|---|---|---|---|---|---|")
+        row = {"model": model}
+        for decoder in args.decoders:
+            row[f"update_{decoder}"] = bench_update(model, decoder, args.batch, args.batch_length, args.repeats)
+            print(json.dumps({"model": model, "decoder": decoder, **row[f"update_{decoder}"]}), flush=True)
+        row["imagine"] = bench_imagine(model, args.starts, args.horizon, args.repeats)
+        print(json.dumps({"model": model, "imagine": row["imagine"]}), flush=True)
+        rows.append(row)
+    main_decoder, baselines = args.decoders[0], args.decoders[1:]
+    print(f"\ndevice: {jax.devices()[0].device_kind}; update batch {args.batch}x{args.batch_length} "
+          f"(decoder {main_decoder}), imagination {args.starts}x{args.horizon}, median of {args.repeats} after a "
+          f"warm-up; matmul peak {peak:.1f} GFLOP/s; GFLOP = matmul + conv FLOPs, loop bodies per iteration "
+          "(XLA's cost analysis, loop bodies once, in brackets)")
+    print("| model | WM params | update (s) | update GFLOP | update GFLOP/s | % of peak | "
+          + "".join(f"x faster than {b} | " for b in baselines)
+          + "update mem (MB) | imagine (s) | imagine GFLOP | imagine GFLOP/s | % of peak |")
+    print("|---" * (10 + len(baselines)) + "|")
     for r in rows:
-        print(f"| {r['model']} | {r['params_wm'] / 1e6:.2f}M | {r['update_s']:.2f} | "
-              f"{r['update_s'] / base['update_s']:.2f} | {r['update_mb']:.0f} | {r['imagine_s']:.3f} | "
-              f"{r['imagine_s'] / base['imagine_s']:.2f} | {r['imagine_mb']:.0f} |")
+        u, im = r[f"update_{main_decoder}"], r["imagine"]
+        ratios = "".join(f"{r[f'update_{b}']['s'] / u['s']:.1f} ({r[f'update_{b}']['s']:.2f} s) | " for b in baselines)
+        print(f"| {r['model']} | {u['params_wm'] / 1e6:.2f}M | {u['s']:.3f} | {u['gflop']:.1f} ({u['xla_gflop']:.1f}) "
+              f"| "
+              f"{u['gflops']:.1f} | {100 * u['gflops'] / peak:.1f} | {ratios}{u['mb']:.0f} | {im['s']:.3f} | "
+              f"{im['gflop']:.1f} ({im['xla_gflop']:.1f}) | {im['gflops']:.1f} | {100 * im['gflops'] / peak:.1f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+            json.dump({"matmul_peak_gflops": peak, "args": vars(args), "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -71,8 +71,10 @@ def sample(replay: Replay, key: jax.Array, batch: int, length: int, sampler: str
            temperature: float = 10.0, imagination: bool = False) -> tuple[Replay, dict]:
     """Draw ``batch`` windows of ``length`` rows; returns the replay with its counts updated and
     ``{obs [T, B, *obs_shape], action, reward, term, first [T, B]}``."""
-    logits = start_logits(replay, length, sampler, temperature, imagination)
-    flat = jax.random.categorical(key, logits.reshape(-1), shape=(batch,))
+    logits = start_logits(replay, length, sampler, temperature, imagination).reshape(-1)
+    # inverse-CDF draws: categorical(shape=(batch,)) would draw batch x capacity x E Gumbel numbers
+    # (1024 imagination starts over a 100k-row replay: ~0.1 G random numbers per update)
+    flat = jax.random.choice(key, logits.shape[0], (batch,), p=jax.nn.softmax(logits))
     starts, envs = jnp.divmod(flat, replay.action.shape[1])
     rows = starts[None, :] + jnp.arange(length)[:, None]  # [T, B]
     window = {name: getattr(replay, name)[rows, envs[None, :]]
