@@ -209,6 +209,68 @@ def test_world_model_overfits_tiny_batch(model):
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
 
 
+def fit_recon_loss(decoder: str, steps: int = 60) -> tuple[float, float]:
+    """First and last reconstruction loss of a tiny Drama world model fitting one batch of frames."""
+    config = tiny("drama", hidden=32, mlp_hidden=32, decoder=decoder)
+    parts = build(config, num_actions=A)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+    b = batch(T=4, B=2)
+    tx = optax.adam(3e-3)
+
+    @jax.jit
+    def update(params, opt):
+        (_, (_, m)), grads = jax.value_and_grad(world_model_loss, has_aux=True)(params, parts.wm, config, b,
+                                                                               jax.random.PRNGKey(0))
+        updates, opt = tx.update(grads, opt, params)
+        return optax.apply_updates(params, updates), opt, m["recon_loss"]
+
+    opt = tx.init(params)
+    losses = []
+    for _ in range(steps):
+        params, opt, loss = update(params, opt)
+        losses.append(float(loss))
+    return losses[0], losses[-1]
+
+
+def test_subpixel_decoder_reconstructs_as_well_as_conv_transpose():
+    """The sub-pixel decoder (fast gradients) fits the same frames as the ConvTranspose baseline."""
+    fits = {decoder: fit_recon_loss(decoder) for decoder in ("subpixel", "conv_transpose")}
+    for first, last in fits.values():
+        assert last < first / 5, fits
+    assert fits["subpixel"][1] < 1.5 * fits["conv_transpose"][1], fits
+
+
+@pytest.mark.parametrize("obs_shape,dtype", [((4,), jnp.float32), ((10, 10, 4), jnp.float32), ((9, 7, 3), jnp.uint8)])
+def test_vector_and_image_observations_of_any_size(obs_shape, dtype):
+    """MLP encoder/decoder for vectors, convs for images of any size (MinAtar 10x10xC, odd sizes):
+    losses finite, reconstructions and open-loop predictions in the observation's shape and dtype."""
+    config = tiny("drama", channels=(4, 8, 8))
+    parts = build(config, num_actions=A, obs_shape=obs_shape, obs_dtype=dtype)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
+    T, B = 5, 2
+    obs = jax.random.uniform(jax.random.PRNGKey(1), (T, B, *obs_shape), maxval=255 if dtype == jnp.uint8 else 1)
+    b = {**batch(T=T, B=B), "obs": obs.astype(dtype)}
+    loss, (out, metrics) = jax.jit(lambda p: world_model_loss(p, parts.wm, config, b, jax.random.PRNGKey(0)))(
+        params["wm"])
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    decoded = jax.jit(lambda p, z, h: parts.wm.apply(p, z, h, method="decode"))(params["wm"], out["z"], out["h_prev"])
+    assert decoded.shape == (T, B, *obs_shape)
+    pred = jax.jit(open_loop, static_argnums=(0, 5))(parts, params["wm"], b["obs"], b["action"], b["first"], 2,
+                                                     jax.random.PRNGKey(0))
+    assert pred.shape == (T, B, *obs_shape) and pred.dtype == dtype
+    first_layer = "Dense_0" if len(obs_shape) == 1 else "Conv_0"  # an MLP for vectors, convs for images
+    assert first_layer in params["wm"]["params"]["encoder"], list(params["wm"]["params"]["encoder"])
+
+
+def test_episode_ends_take_life_loss_from_info_where_given():
+    from agents.world_model.agent import episode_ends
+
+    term = jnp.array([True, False, False])
+    np.testing.assert_array_equal(episode_ends(term, {}), [True, False, False])
+    np.testing.assert_array_equal(episode_ends(term, {"life_loss": jnp.array([True, True, False])}),
+                                  [True, True, False])
+
+
 # ----------------------------------------------------------------------------- replay
 
 def test_replay_windows_valid_and_dfs_prefers_fresh_starts():
@@ -288,8 +350,12 @@ def test_train_step_and_open_loop():
 def test_config_errors_name_bad_values():
     with pytest.raises(ValueError, match=r"unknown model 'dreamer'; valid: \['drama', 's4wm', 'rssm'\]"):
         wmc.validate(wmc.WorldModelConfig(model="dreamer"))
-    with pytest.raises(ValueError, match="unknown env.game 'Pongg'"):
-        wmc.validate(wmc.WorldModelConfig(game="Pongg"))
+    with pytest.raises(ValueError, match=r"unknown env.name 'atari/Pongg'; valid: \[.*'RepeatPreviousEasy'"):
+        wmc.validate(wmc.WorldModelConfig(env_name="atari/Pongg"))
+    with pytest.raises(ValueError, match=r"unknown decoder 'deconv'; valid: \['subpixel', 'conv_transpose'\]"):
+        wmc.validate(wmc.WorldModelConfig(decoder="deconv"))
+    with pytest.raises(ValueError, match="unknown preset 'tiny'"):
+        wmc.preset("tiny")
     with pytest.raises(ValueError, match="unknown sampler"):
         wmc.validate(wmc.WorldModelConfig(sampler="prioritized"))
     with pytest.raises(ValueError, match=r"unknown world_model config key\(s\) \['hiden'\]"):
@@ -298,12 +364,35 @@ def test_config_errors_name_bad_values():
         wmc.validate(wmc.WorldModelConfig(prefill=10))
 
 
-def test_small_preset_yaml_matches_python():
+@pytest.mark.parametrize("name", sorted(wmc.PRESETS))
+def test_presets_yaml_match_python(name):
     import yaml
 
-    with open("configs/world_model/preset/small.yaml") as f:
+    with open(f"configs/world_model/preset/{name}.yaml") as f:
         values = yaml.safe_load(f)
-    assert dataclasses.replace(wmc.small()) == wmc.from_mapping(values)
+    assert dataclasses.replace(wmc.preset(name)) == wmc.from_mapping(values)
+
+
+def test_cli_names_envs_as_ppo_does():
+    """``env=popgym env.name=...``, ``env=gymnax env.name=...``, ``env=atari env.game=...`` compose into
+    configs whose env names are registered; a bad name fails in validation, before anything compiles."""
+    import sys
+
+    from hydra import compose, initialize
+
+    sys.path.insert(0, "train")
+    from world_model import to_config
+
+    cases = {("env=popgym", "env.name=RepeatFirstEasy", "preset=popgym", "model=s4wm"): "RepeatFirstEasy",
+             ("env=gymnax", "env.name=Breakout-MinAtar", "model=rssm"): "Breakout-MinAtar",
+             ("env=atari", "env.game=Boxing", "preset=atari100k"): "atari/Boxing"}
+    with initialize(version_base="1.3", config_path="../configs/world_model"):
+        for overrides, name in cases.items():
+            config = wmc.validate(to_config(compose("world_model", overrides=list(overrides))))
+            assert config.env_name == name and config.env_options == ()
+        assert wmc.validate(to_config(compose("world_model", ["env=popgym", "preset=popgym"]))).num_envs == 8
+        with pytest.raises(ValueError, match="unknown env.name 'RepeatPreviousEasyy'"):
+            wmc.validate(to_config(compose("world_model", ["env=popgym", "env.name=RepeatPreviousEasyy"])))
 
 
 def test_atari100k_table_aggregates_summaries(tmp_path):
