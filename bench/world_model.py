@@ -154,7 +154,7 @@ def main() -> None:
     print("| model | WM params | update (s) | update GFLOP | update GFLOP/s | % of peak | "
           + "".join(f"x faster than {b} | " for b in baselines)
           + "update mem (MB) | imagine (s) | imagine GFLOP | imagine GFLOP/s | % of peak |")
-    print("|---" * (10 + len(baselines)) + "|")
+    print("|---" * (11 + len(baselines)) + "|")
     for r in rows:
         u, im = r[f"update_{main_decoder}"], r["imagine"]
         ratios = "".join(f"{r[f'update_{b}']['s'] / u['s']:.1f} ({r[f'update_{b}']['s']:.2f} s) | " for b in baselines)

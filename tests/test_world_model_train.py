@@ -15,7 +15,7 @@ from experiment.world_model import run_world_model
 
 def test_small_run_crash_resume_and_outputs(tmp_path):
     config = wmc.validate(wmc.small(
-        game="Boxing", model="drama", hidden=16, latent_groups=4, latent_classes=4, channels=(4, 8, 8, 8, 8),
+        env_name="atari/Boxing", model="drama", hidden=16, latent_groups=4, latent_classes=4, channels=(4, 8, 8, 8, 8),
         mlp_hidden=16, ac_hidden=16, imag_batch=8, imag_context=3, horizon=4, batch_size=2, batch_length=8,
         prefill=40, train_every=40, updates_per_chunk=2, total_steps=200, eval_steps=30, video_context=4,
         video_horizon=4, sampler="dfs"))
