@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from agents.world_model import config as wmc  # noqa: E402
 from agents.world_model import replay as rb  # noqa: E402
 from agents.world_model.agent import Parts, build, collect, init  # noqa: E402
-from agents.world_model.distributions import bin_values, twohot_mean  # noqa: E402
-from agents.world_model.world_model import world_model_loss  # noqa: E402
+from agents.world_model.distributions import twohot_mean  # noqa: E402
+from agents.world_model.world_model import value_bins, world_model_loss  # noqa: E402
 
 SMALL = dict(num_envs=8, hidden=32, num_layers=1, state_size=8, latent_groups=8, latent_classes=8, vector_hidden=64,
              mlp_hidden=32, ac_hidden=16, ac_layers=1, batch_size=16, batch_length=16, prefill=16, total_steps=400)
@@ -82,7 +82,7 @@ def reward_errors(parts: Parts, params, replay: rb.Replay, key: jax.Array, skip:
     _, out = parts.wm.apply(params, parts.wm.initialize_carry(B), batch["obs"], batch["action"], batch["first"],
                             jax.random.split(k_obs, T), method="observe")
     logits, _ = parts.wm.apply(params, out["h"], method="heads")
-    predicted = twohot_mean(logits, bin_values(config.reward_bins))
+    predicted = twohot_mean(logits, value_bins(config))
     model = jnp.mean((predicted - reward)[skip:] ** 2)
     chance = jnp.mean((reward - jnp.mean(reward))[skip:] ** 2)
     return float(model), float(chance)
@@ -96,12 +96,13 @@ def main() -> None:
     parser.add_argument("--reward-scale", type=float, default=1.0)
     parser.add_argument("--free-bits", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--twohot-range", type=float, default=20.0)
     parser.add_argument("--every", type=int, default=250)
     args = parser.parse_args()
     from envs.popgym.cards import RepeatPrevious
 
     parts = small_parts(args.model, env=RepeatPrevious(num_decks=1, k=args.k), free_bits=args.free_bits,
-                        wm_lr=args.lr)
+                        wm_lr=args.lr, twohot_range=args.twohot_range)
     train, held_out = (random_policy_replay(parts, jax.random.PRNGKey(s), 300) for s in (0, 1))
 
     def report(i, params, metrics):

@@ -22,7 +22,7 @@ from agents.world_model.distributions import (
     unimix_logits,
 )
 from agents.world_model.networks import MLP
-from agents.world_model.world_model import WorldModel
+from agents.world_model.world_model import WorldModel, value_bins
 
 
 class Actor(nn.Module):
@@ -83,7 +83,7 @@ def imagine(wm: WorldModel, wm_params, actor: Actor, actor_params, carry: dict, 
     return {
         "states": jax.lax.stop_gradient(states),
         "actions": actions,
-        "reward": twohot_mean(reward_logits, bin_values(reward_logits.shape[-1])),
+        "reward": twohot_mean(reward_logits, bin_values(reward_logits.shape[-1], -wm.twohot_range, wm.twohot_range)),
         "cont": jax.nn.sigmoid(cont_logit),
     }
 
@@ -112,7 +112,7 @@ def actor_critic_losses(actor_params, critic_params, slow_critic_params, actor: 
     with respect to their own parameters.
     """
     sg = jax.lax.stop_gradient
-    bins = bin_values(config.reward_bins)
+    bins = value_bins(config)
     states = traj["states"]
     critic_logits = critic.apply(critic_params, states)
     values = twohot_mean(critic_logits, bins)

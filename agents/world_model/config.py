@@ -44,6 +44,7 @@ class WorldModelConfig:
     mlp_hidden: int = 256           # world-model heads: posterior, prior, reward, continue
     mlp_layers: int = 1
     reward_bins: int = 255
+    twohot_range: float = 20.0      # reward and value bins span symlog [-range, range] (DreamerV3: 20)
     free_bits: float = 1.0
     dyn_scale: float = 0.5
     rep_scale: float = 0.1
@@ -140,7 +141,7 @@ def validate(config: WorldModelConfig) -> WorldModelConfig:
     _require(0.0 <= config.unimix < 1.0, f"unimix must be in [0, 1), got {config.unimix!r}")
     for name in ("free_bits", "dyn_scale", "rep_scale", "entropy", "slow_critic_reg", "dfs_temperature"):
         _require(getattr(config, name) >= 0.0, f"{name} must be >= 0, got {getattr(config, name)!r}")
-    for name in ("wm_lr", "actor_lr", "critic_lr", "wm_grad_clip", "ac_grad_clip"):
+    for name in ("wm_lr", "actor_lr", "critic_lr", "wm_grad_clip", "ac_grad_clip", "twohot_range"):
         _require(getattr(config, name) > 0.0, f"{name} must be > 0, got {getattr(config, name)!r}")
     _require(config.imag_context >= 2, f"imag_context must be >= 2, got {config.imag_context}")
     _require(config.prefill >= max(config.batch_length, config.imag_context),

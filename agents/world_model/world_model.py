@@ -45,6 +45,7 @@ class WorldModel(nn.Module):
     unimix: float
     reward_bins: int
     s4wm_layer: str = "s4"
+    twohot_range: float = 20.0
     decoder: str = "subpixel"
     vector_hidden: int = 512
     vector_layers: int = 1
@@ -104,7 +105,13 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       classes=config.latent_classes, channels=tuple(config.channels), kernel=config.kernel,
                       mlp_hidden=config.mlp_hidden, mlp_layers=config.mlp_layers, unimix=config.unimix,
                       reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer,
-                      decoder=config.decoder, vector_hidden=config.vector_hidden, vector_layers=config.vector_layers)
+                      decoder=config.decoder, vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
+                      twohot_range=config.twohot_range)
+
+
+def value_bins(config: WorldModelConfig) -> jax.Array:
+    """The two-hot bins of rewards and values: ``reward_bins`` symlog values in ``+-twohot_range``."""
+    return bin_values(config.reward_bins, -config.twohot_range, config.twohot_range)
 
 
 def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -126,7 +133,7 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     obs_axes = tuple(range(2, obs.ndim))
     recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=obs_axes).mean()
     reward_logits, cont_logit = model.apply(params, out["h"], method="heads")
-    reward_loss = twohot_loss(reward_logits, reward, bin_values(config.reward_bins)).mean()
+    reward_loss = twohot_loss(reward_logits, reward, value_bins(config)).mean()
     cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - term.astype(jnp.float32)).mean()
     # prior from h_t against the posterior of frame t+1, unless t+1 starts another episode
     prior, post = out["prior"][:-1], out["post"][1:]
