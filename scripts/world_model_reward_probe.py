@@ -1,8 +1,8 @@
 """Does the world model learn RepeatPrevious's reward? Train it alone on random-policy data and compare
 its reward predictions with the best memoryless guess (the mean reward) on held-out episodes.
 
-    python scripts/world_model_reward_probe.py --model drama --k 4 --updates 2000
-    python scripts/world_model_reward_probe.py --model drama --k 1 --reward-scale 51 --free-bits 3 --lr 3e-3
+    python scripts/world_model_reward_probe.py --model drama --k 4 --updates 1500    # the popgym preset's losses
+    python scripts/world_model_reward_probe.py --model drama --k 4 --twohot-range 20 --free-bits 1 --lr 1e-3
 
 RepeatPrevious(k) pays ``+-1 / (52 - k)`` for naming the suit of the card ``k - 1`` steps back (``k = 1``:
 the current card, no memory needed); ``--reward-scale`` multiplies the rewards the model sees and is
@@ -33,7 +33,7 @@ SMALL = dict(num_envs=8, hidden=32, num_layers=1, state_size=8, latent_groups=8,
 def small_parts(model: str, env=None, **overrides) -> Parts:
     """A small POPGym world model (``SMALL``) on RepeatPreviousEasy, or on ``env`` where given."""
     config = wmc.validate(wmc.preset("popgym", env_name="RepeatPreviousEasy", model=model,
-                                     **{**SMALL, "wm_lr": 1e-3, **overrides}))
+                                     **{**SMALL, **overrides}))
     return build(config) if env is None else build(config, env=env, env_params=env.default_params)
 
 
@@ -94,9 +94,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--reward-scale", type=float, default=1.0)
-    parser.add_argument("--free-bits", type=float, default=1.0)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--twohot-range", type=float, default=20.0)
+    parser.add_argument("--free-bits", type=float, default=3.0)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--twohot-range", type=float, default=1.0)
     parser.add_argument("--every", type=int, default=250)
     args = parser.parse_args()
     from envs.popgym.cards import RepeatPrevious

@@ -172,8 +172,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_envs=8, hidden=128, num_layers=2, latent_groups=16, latent_classes=16, vector_hidden=512,
         vector_layers=1, mlp_hidden=128, mlp_layers=1, ac_hidden=128, ac_layers=2, imag_batch=128,
         imag_context=8, horizon=12, batch_size=16, batch_length=32, total_steps=4000, prefill=200,
-        train_every=4, updates_per_chunk=50, eval_envs=32, eval_steps=520, wm_lr=3e-4, actor_lr=1e-4,
-        critic_lr=1e-4, gamma=0.99,
+        train_every=4, updates_per_chunk=50, eval_envs=32, eval_steps=520, wm_lr=3e-3, actor_lr=1e-4,
+        critic_lr=1e-4, gamma=0.99, free_bits=3.0, twohot_range=1.0,
     ),
 }
 
