@@ -2,7 +2,7 @@
 # Final returns for every POPGym game x model at one budget, as a Markdown table.
 #   scripts/popgym_table.sh                       # all 45 games x {s5,gru,mamba,mlp}, preset=small, 1M steps
 #   GAMES="RepeatPreviousEasy,CountRecallEasy" MODELS="s5,gru" STEPS=300000 scripts/popgym_table.sh
-#   PRESET=paper STEPS=15000000 scripts/popgym_table.sh     # the paper budget, for a GPU
+#   PRESET=full STEPS=15000000 scripts/popgym_table.sh     # the paper budget, for a GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${GAMES:-}" ]; then

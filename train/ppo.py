@@ -9,9 +9,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from agents.ppo.config import PPOConfig, from_mapping, validate  # noqa: E402
+from experiment import presets  # noqa: E402
 from experiment.ppo import run_ppo  # noqa: E402
 
 RUN_KEYS = ("seeds", "seed", "resume", "progress", "deterministic_eval")
@@ -46,4 +48,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    presets.apply(os.path.join(ROOT, "configs/preset"), {"paper": "full"})
     main()
