@@ -11,14 +11,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tensorboardX import SummaryWriter
 
+from agents.params import count_params
 from agents.ppo.config import PPOConfig, validate
 from agents.ppo.evaluate import make_evaluate
-from agents.params import count_params
 from agents.ppo.train import RunnerState, build, make_chunk
 from experiment.checkpoint import Checkpoints
 from experiment.loop import run_chunks, stack_history
 from experiment.plots import learning_curve
-
 
 RUN_FILE = "run.json"  # what a run was started with: enough to rebuild it for evaluation
 
@@ -85,6 +84,7 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
     # [seeds, envs, trials] -> whole-episode returns [seeds, envs]
     eval_returns = np.asarray(evaluate(result.state.train_state.params,
                                        jax.random.split(jax.random.PRNGKey(seed + 1), seeds))).sum(-1)
+    curve_steps = np.arange(1, updates_done + 1) * steps_per_update
     summary = {
         "env": config.env_name,
         "model": config.model,
@@ -100,11 +100,13 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
         "final_return_mean": float(eval_returns.mean()),
         "last_train_return": [float(np.nanmean(r[-max(1, len(r) // 10):])) if np.isfinite(r).any() else None
                               for r in returns],
+        # Training return after every update, per seed (null: no episode ended): train/report.py's curves.
+        "curve": {"env_steps": curve_steps.tolist(),
+                  "episode_return": [[float(v) if np.isfinite(v) else None for v in r] for r in returns]},
         "config": dataclasses.asdict(config),
     }
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    curve_steps = np.arange(1, updates_done + 1) * steps_per_update
     learning_curve(curve_steps, returns, os.path.join(run_dir, "learning_curve.png"),
                    f"PPO-{config.model} on {config.env_name}")
     return summary

@@ -305,20 +305,3 @@ def test_small_preset_yaml_matches_python():
         values = yaml.safe_load(f)
     assert dataclasses.replace(wmc.small()) == wmc.from_mapping(values)
 
-
-def test_atari100k_table_aggregates_summaries(tmp_path):
-    import json
-    import sys
-
-    sys.path.insert(0, "scripts")
-    from atari100k_table import collect, table
-
-    for i, (game, score) in enumerate([("Pong", 14.6), ("Pong", -20.7), ("Boxing", 12.1), ("Breakout", 1.7)]):
-        run = tmp_path / f"run{i}"
-        run.mkdir()
-        (run / "summary.json").write_text(json.dumps({"model": "drama", "game": game, "score": score}))
-    scores = collect(str(tmp_path))
-    assert scores == {"drama": {"Pong": [14.6, -20.7], "Boxing": [12.1], "Breakout": [1.7]}}
-    text = table(scores)
-    assert "| Pong | -3.0 | 0.500 |" in text
-    assert "| drama | 3 | 0.500 | 0.500 |" in text  # HNS per game 0.5, 1.0, 0.0
