@@ -29,6 +29,7 @@ from experiment.checkpoint import Checkpoints  # noqa: E402
 from experiment.offline_evaluation import OFFLINE_KINDS, evaluate_offline_run  # noqa: E402
 from experiment.ppo import RUN_FILE  # noqa: E402
 from experiment.statistics import curve_band  # noqa: E402
+from experiment.video import is_image, write_video  # noqa: E402
 
 
 def read_run_file(run_dir: str) -> dict:
@@ -76,15 +77,36 @@ def trial_statistics(returns: np.ndarray, reps: int = 2000) -> dict:
     }
 
 
-def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False, seed: int = 0) -> dict:
+def record_episode(run_dir: str, config: PPOConfig, params: dict, deterministic: bool, seed: int) -> list[str]:
+    """One episode of the first seed's policy as ``episode.gif`` (and ``.mp4`` with ffmpeg); returns the paths."""
+    parts = build(config)
+    record = jax.jit(make_evaluate(parts, 1, deterministic, record=True))
+    first_seed = jax.tree_util.tree_map(lambda p: p[0], params)
+    _, observations, over = jax.device_get(record(first_seed, jax.random.PRNGKey(seed)))
+    frames = np.asarray(observations)[~np.asarray(over)[:, 0], 0]  # [T, H, W, C] until the episode ends
+    return write_video(frames, os.path.join(run_dir, "episode"))
+
+
+def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False, seed: int = 0,
+                 video: bool = False) -> dict:
     """``episodes``: per split (PPO, spread over seeds) or per split spread over its tasks (offline runs,
-    rounded up to whole episodes per task); ``deterministic`` concerns PPO only (DT policies are)."""
+    rounded up to whole episodes per task); ``deterministic`` concerns PPO only (DT policies are);
+    ``video``: also record an episode of an image-observation env (PPO runs)."""
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
     run = read_run_file(run_dir)
     if run.get("kind") in OFFLINE_KINDS:
+        if video:
+            raise ValueError(f"video=true needs a PPO run on an image-observation env; {run_dir} is a "
+                             f"{run['kind']} run")
         return evaluate_offline_run(run_dir, run, episodes, seed)
     config, seeds = load_run(run_dir)
+    if video:
+        env, env_params = envs.make(config.env_name, **dict(config.env_options))
+        shape = tuple(env.observation_space(env_params).shape)
+        if not is_image(shape):
+            raise ValueError(f"video=true needs image observations [H, W, C] (MinAtar, Atari); {config.env_name} "
+                             f"observes {shape}")
     step, params = restore_params(run_dir, config, seeds)
     per_seed = -(-episodes // seeds)
     report = {"run": os.path.abspath(run_dir), "checkpoint": step, "env": config.env_name,
@@ -98,6 +120,8 @@ def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False,
             **trial_statistics(returns),
             "total_mean": float(returns.sum(-1).mean()),
         }
+    if video:
+        report["video"] = record_episode(run_dir, config, params, deterministic, seed)
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
         json.dump(report, f, indent=2)
     plot(report, os.path.join(run_dir, "eval.png"))
