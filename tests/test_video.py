@@ -10,6 +10,7 @@ from PIL import Image
 from agents.ppo.config import PPOConfig
 from experiment.evaluation import evaluate_run
 from experiment.ppo import run_ppo
+from experiment.results import read_results
 from experiment.video import to_rgb
 
 TINY_MINATAR = PPOConfig(env_name="Breakout-MinAtar", model="mlp", features=8, num_layers=1, model_options=(),
@@ -26,7 +27,11 @@ def test_minatar_channels_get_one_colour_each():
 
 
 def test_video_of_a_minatar_run(tmp_path):
-    run_ppo(TINY_MINATAR, str(tmp_path), seeds=1, progress=False)
+    summary = run_ppo(TINY_MINATAR, str(tmp_path), seeds=1, progress=False)
+    # the run's summary.json, as train/report.py reads it (one real run beside test_report's fabricated ones)
+    (result,) = read_results(tmp_path)
+    assert (result.env, result.model, result.score) == ("Breakout-MinAtar", "mlp", summary["final_return"][0])
+    assert len(result.curve_steps) == len(result.curve_returns) == summary["updates"] and result.normalized is None
     report = evaluate_run(str(tmp_path), episodes=2, video=True)
     assert report["video"][0] == str(tmp_path / "episode.gif")
     gif = Image.open(tmp_path / "episode.gif")
