@@ -1,9 +1,11 @@
 """Evaluate a finished (or interrupted) run from its directory, on every evaluation split.
 
 Offline runs (``kind`` in ``run.json``: ``dt``, ``meta_dt``, ``prompt_dt``) go to
-``experiment.offline_evaluation`` (per-task returns on the train and held-out tasks). For a PPO run, for each split (``envs.evaluation_splits``: the env itself, or for meta-RL the training pool, new
+``experiment.offline_evaluation`` (per-task returns on the train and held-out tasks). For a PPO run,
+for each split (``envs.evaluation_splits``: the env itself, or for meta-RL the training pool, new
 projections of it and the held-out pool) it reports the mean return of trial 1, 2, ..., N with a 95%
-confidence interval over all seeds x episodes, writes ``eval.json`` and plots ``eval.png``.
+bootstrap confidence interval (rliable) over the run's seeds (over the episodes of a one-seed run,
+which says how sure we are of that policy, not of the method), writes ``eval.json`` and plots ``eval.png``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from agents.ppo.train import build  # noqa: E402
 from experiment.checkpoint import Checkpoints  # noqa: E402
 from experiment.offline_evaluation import OFFLINE_KINDS, evaluate_offline_run  # noqa: E402
 from experiment.ppo import RUN_FILE  # noqa: E402
+from experiment.statistics import curve_band  # noqa: E402
+from experiment.video import is_image, write_video  # noqa: E402
 
 
 def read_run_file(run_dir: str) -> dict:
@@ -57,20 +61,52 @@ def restore_params(run_dir: str, config: PPOConfig, seeds: int) -> tuple[int, di
     return step, state.train_state.params
 
 
-def confidence_interval(x: np.ndarray) -> tuple[float, float]:
-    """Mean and the half-width of a normal 95% interval over axis 0."""
-    return float(x.mean()), float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
+def trial_statistics(returns: np.ndarray, reps: int = 2000) -> dict:
+    """``returns [seeds, episodes, trials]`` -> per trial: the mean and a 95% bootstrap CI over seeds
+    (over episodes when there is one seed), and each seed's own mean."""
+    seed_means = returns.mean(axis=1)  # [seeds, trials]
+    over = "seeds" if len(seed_means) > 1 else "episodes"
+    mean, low, high = curve_band(seed_means if over == "seeds" else returns[0], reps)
+    return {
+        "trial_mean": mean.tolist(),
+        "trial_ci_low": low.tolist(),
+        "trial_ci_high": high.tolist(),
+        "trial_ci95": np.maximum(mean - low, high - mean).tolist(),  # the wider side, as one +- number
+        "ci_over": over,
+        "seed_trial_means": seed_means.tolist(),
+    }
 
 
-def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False, seed: int = 0) -> dict:
+def record_episode(run_dir: str, config: PPOConfig, params: dict, deterministic: bool, seed: int) -> list[str]:
+    """One episode of the first seed's policy as ``episode.gif`` (and ``.mp4`` with ffmpeg); returns the paths."""
+    parts = build(config)
+    record = jax.jit(make_evaluate(parts, 1, deterministic, record=True))
+    first_seed = jax.tree_util.tree_map(lambda p: p[0], params)
+    _, observations, over = jax.device_get(record(first_seed, jax.random.PRNGKey(seed)))
+    frames = np.asarray(observations)[~np.asarray(over)[:, 0], 0]  # [T, H, W, C] until the episode ends
+    return write_video(frames, os.path.join(run_dir, "episode"))
+
+
+def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False, seed: int = 0,
+                 video: bool = False) -> dict:
     """``episodes``: per split (PPO, spread over seeds) or per split spread over its tasks (offline runs,
-    rounded up to whole episodes per task); ``deterministic`` concerns PPO only (DT policies are)."""
+    rounded up to whole episodes per task); ``deterministic`` concerns PPO only (DT policies are);
+    ``video``: also record an episode of an image-observation env (PPO runs)."""
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
     run = read_run_file(run_dir)
     if run.get("kind") in OFFLINE_KINDS:
+        if video:
+            raise ValueError(f"video=true needs a PPO run on an image-observation env; {run_dir} is a "
+                             f"{run['kind']} run")
         return evaluate_offline_run(run_dir, run, episodes, seed)
     config, seeds = load_run(run_dir)
+    if video:
+        env, env_params = envs.make(config.env_name, **dict(config.env_options))
+        shape = tuple(env.observation_space(env_params).shape)
+        if not is_image(shape):
+            raise ValueError(f"video=true needs image observations [H, W, C] (MinAtar, Atari); {config.env_name} "
+                             f"observes {shape}")
     step, params = restore_params(run_dir, config, seeds)
     per_seed = -(-episodes // seeds)
     report = {"run": os.path.abspath(run_dir), "checkpoint": step, "env": config.env_name,
@@ -78,15 +114,14 @@ def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False,
     for split, options in envs.evaluation_splits(config.env_name, **dict(config.env_options)).items():
         split_config = dataclasses.replace(config, env_options=tuple(sorted(options.items())))
         evaluate = jax.jit(jax.vmap(make_evaluate(build(split_config), per_seed, deterministic)))
-        returns = np.asarray(evaluate(params, jax.random.split(jax.random.PRNGKey(seed), seeds)))
-        returns = returns.reshape(-1, returns.shape[-1])  # [seeds * episodes, trials]
-        stats = [confidence_interval(returns[:, t]) for t in range(returns.shape[1])]
+        returns = np.asarray(evaluate(params, jax.random.split(jax.random.PRNGKey(seed), seeds)))  # [S, E, trials]
         report["splits"][split] = {
             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
-            "trial_mean": [m for m, _ in stats],
-            "trial_ci95": [c for _, c in stats],
+            **trial_statistics(returns),
             "total_mean": float(returns.sum(-1).mean()),
         }
+    if video:
+        report["video"] = record_episode(run_dir, config, params, deterministic, seed)
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
         json.dump(report, f, indent=2)
     plot(report, os.path.join(run_dir, "eval.png"))
@@ -94,16 +129,38 @@ def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False,
 
 
 def plot(report: dict, path: str) -> None:
+    """Single-trial splits: one bar per split with its CI and each seed's mean as a dot. Multi-trial
+    (meta-RL) splits: the mean return of trial 1..N per split with a shaded CI band."""
+    splits = report["splits"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for split, stats in report["splits"].items():
-        trials = np.arange(1, len(stats["trial_mean"]) + 1)
-        mean, ci = np.asarray(stats["trial_mean"]), np.asarray(stats["trial_ci95"])
-        ax.errorbar(trials, mean, yerr=ci, marker="o", capsize=3, label=split)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("mean return (95% CI)")
-    ax.set_title(f"PPO-{report['model']} on {report['env']}")
+    over = {s["ci_over"] for s in splits.values()}.pop()
+    if all(len(s["trial_mean"]) == 1 for s in splits.values()):
+        for i, (split, s) in enumerate(splits.items()):
+            mean, low, high = s["trial_mean"][0], s["trial_ci_low"][0], s["trial_ci_high"][0]
+            ax.bar(i, mean, color=f"C{i}", alpha=0.5, width=0.6)
+            ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], color="black", capsize=6)
+            seeds = np.asarray(s["seed_trial_means"])[:, 0]
+            ax.scatter(np.full(seeds.shape, i) + np.linspace(-0.15, 0.15, len(seeds)), seeds, color="black", s=12,
+                       zorder=3, label="seed means" if i == 0 else None)
+        ax.set_xticks(range(len(splits)), list(splits))
+        ax.set_xlim(-0.75, len(splits) - 0.25)
+        # bars start at 0: keep 0 in view so the axis cannot zoom a small difference into a large one
+        values = [0.0] + [v for s in splits.values() for v in (*s["trial_ci_low"], *s["trial_ci_high"],
+                                                               *np.ravel(s["seed_trial_means"]))]
+        pad = 0.1 * (max(values) - min(values) or 1.0)
+        ax.set_ylim(min(values) - pad, max(values) + pad)
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.legend(fontsize=8)
+    else:
+        for split, s in splits.items():
+            trials = np.arange(1, len(s["trial_mean"]) + 1)
+            (line,) = ax.plot(trials, s["trial_mean"], marker="o", label=split)
+            ax.fill_between(trials, s["trial_ci_low"], s["trial_ci_high"], color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("trial")
+        ax.legend()
+    ax.set_ylabel(f"mean return (95% bootstrap CI over {over})")
+    ax.set_title(f"PPO-{report['model']} on {report['env']}: {report['episodes']} episodes per split")
     ax.grid(alpha=0.3)
-    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

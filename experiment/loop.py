@@ -14,10 +14,9 @@ from typing import Any, Callable
 
 import jax
 import numpy as np
-from tensorboardX import SummaryWriter
-from tqdm.auto import tqdm
 
 from experiment.checkpoint import Checkpoints
+from experiment.progress import Progress
 
 
 @dataclasses.dataclass
@@ -41,20 +40,25 @@ def run_chunks(
     num_chunks: int,
     env_steps_per_update: int,
     checkpoints: Checkpoints,
-    writer: SummaryWriter | None,
+    writer: Any | None,
     resume: bool = False,
     stop_after: int | None = None,
-    show_progress: bool = True,
+    progress: Progress | None = None,
 ) -> RunResult:
-    """Run chunks ``[start, num_chunks)``, checkpointing after each; ``stop_after`` simulates a crash."""
+    """Run chunks ``[start, num_chunks)``, checkpointing after each; ``stop_after`` simulates a crash.
+
+    ``progress`` (built with the chunk, which may move it after every update) is set to the exact
+    step count after each chunk.
+    """
     history: dict = {}
     start = 0
     if resume and checkpoints.latest_step() is not None:
         start, state, history = checkpoints.restore(state)
-    bar = tqdm(total=num_chunks, initial=start, disable=not show_progress, desc="chunks", unit="chunk")
     wall = train_seconds = 0.0
     train_steps = 0
     updates_done = sum(len(h[0]) for h in history.get("episode_return", []))
+    if progress is not None:
+        progress.start_at(updates_done * progress.steps_per_update)
     for index in range(start, num_chunks):
         if stop_after is not None and index - start >= stop_after:
             break
@@ -69,30 +73,33 @@ def run_chunks(
             train_steps += updates * env_steps_per_update
         for name, value in metrics.items():
             history.setdefault(name, []).append(np.asarray(value, np.float64).tolist())
+        steps_per_s = env_steps_per_update * updates * np.shape(metrics["episode_return"])[0] / elapsed
         if writer is not None:
             _log(writer, metrics, updates_done, env_steps_per_update)
+            # the first chunk's rate includes compilation: logged too, it is what the user waited
+            writer.add_scalar("perf/steps_per_s", steps_per_s, (updates_done + updates) * env_steps_per_update)
         updates_done += updates
         checkpoints.save(index + 1, state, history)
-        steps_per_s = env_steps_per_update * updates * np.shape(metrics["episode_return"])[0] / elapsed
-        recent = np.asarray(metrics["episode_return"], np.float64)
-        bar.set_postfix(env_steps=updates_done * env_steps_per_update,
-                        ret=f"{np.nanmean(recent):.3f}" if np.isfinite(recent).any() else "n/a",
-                        sps=f"{steps_per_s:,.0f}")
-        bar.update(1)
-    bar.close()
+        if progress is not None:
+            progress.chunk_done(updates_done * progress.steps_per_update,
+                                np.asarray(metrics["episode_return"], np.float64)[:, -1])
     return RunResult(state, history, wall, train_seconds, train_steps)
 
 
-def _log(writer: SummaryWriter, metrics: dict, first_update: int, env_steps_per_update: int) -> None:
+def _log(writer: Any, metrics: dict, first_update: int, env_steps_per_update: int) -> None:
+    """Every metric after every update. ``episode_return`` is NaN when no episode ended in an update:
+    that is no value, so it is skipped; any other non-finite value is logged as it is."""
     returns = np.asarray(metrics["episode_return"], np.float64)
     seeds, updates = returns.shape
     for u in range(updates):
         step = (first_update + u + 1) * env_steps_per_update
         for name, value in metrics.items():
             column = np.asarray(value, np.float64)[:, u]
-            if np.isfinite(column).any():
+            if name != "episode_return":
+                writer.add_scalar(f"train/{name}", float(column.mean()), step)  # a NaN loss shows as NaN
+            elif not np.isnan(column).all():
                 writer.add_scalar(f"train/{name}", float(np.nanmean(column)), step)
         for s in range(seeds):
-            if np.isfinite(returns[s, u]):
+            if not np.isnan(returns[s, u]):
                 writer.add_scalar(f"seed_{s}/episode_return", float(returns[s, u]), step)
     writer.flush()

@@ -10,18 +10,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiment.statistics import curve_band  # noqa: E402
 
-def learning_curve(env_steps: np.ndarray, returns: np.ndarray, path: str, title: str) -> None:
-    """``env_steps [U]``, ``returns [S, U]`` (NaN where no episode finished) -> PNG at ``path``."""
+
+def learning_curve(env_steps: np.ndarray, returns: np.ndarray, path: str, title: str, reps: int = 500) -> None:
+    """``env_steps [U]``, ``returns [S, U]`` (NaN where no episode finished) -> PNG at ``path``: each seed
+    faintly, the mean over seeds, and with several seeds a 95% bootstrap band over seeds."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for seed, curve in enumerate(returns):
         ok = np.isfinite(curve)
         ax.plot(env_steps[ok], curve[ok], alpha=0.35, lw=1, label=f"seed {seed}" if len(returns) <= 8 else None)
-    with warnings.catch_warnings():  # all-NaN columns (no finished episode yet) are expected
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(returns, axis=0)
-    ok = np.isfinite(mean)
-    ax.plot(env_steps[ok], mean[ok], color="black", lw=2, label="mean")
+    every_seed = np.isfinite(returns).all(axis=0)
+    if len(returns) > 1 and every_seed.sum() > 1:
+        mean, low, high = curve_band(returns[:, every_seed], reps)
+        ax.plot(env_steps[every_seed], mean, color="black", lw=2, label=f"mean of {len(returns)} seeds")
+        ax.fill_between(env_steps[every_seed], low, high, color="black", alpha=0.15, label="95% CI over seeds")
+    else:
+        with warnings.catch_warnings():  # all-NaN columns (no finished episode yet) are expected
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(returns, axis=0)
+        ok = np.isfinite(mean)
+        ax.plot(env_steps[ok], mean[ok], color="black", lw=2, label="mean")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
     ax.set_title(title)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# World-model agents on the 26 Atari100k games, then a Markdown table of raw scores, HNS and the
-# mean / median / IQM human-normalised aggregates per model.
+# World-model agents on the 26 Atari100k games, then train/report.py: scores per game and model with
+# bootstrap CIs over seeds, mean / median / IQM human-normalised aggregates, profiles (in $OUT/report/).
 #   scripts/atari100k.sh                                    # 26 games x drama, preset=atari100k (a GPU)
 #   MODELS="drama,s4wm,rssm" SEEDS="0,1,2" scripts/atari100k.sh
 #   GAMES="Pong,Boxing" PRESET=small scripts/atari100k.sh  # a quick CPU check
@@ -15,4 +15,4 @@ SEEDS=${SEEDS:-0}
 OUT=${OUT:-runs/atari100k/$(date +%Y-%m-%d_%H-%M-%S)}
 python train/world_model.py -m env=atari "env.game=$GAMES" "model=$MODELS" "preset=$PRESET" "seed=$SEEDS" \
   progress=false "hydra.sweep.dir=$OUT" "hydra.sweep.subdir=\${env.game}_\${model.name}_\${seed}"
-python scripts/atari100k_table.py "$OUT" | tee "$OUT/table.md"
+python train/report.py "$OUT"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Final returns for every POPGym game x model at one budget, as a Markdown table.
+# Final returns for every POPGym game x model at one budget: train/report.py's tables (mean and IQM with
+# bootstrap CIs over seeds), aggregate, profile and curves in $OUT/report/.
 #   scripts/popgym_table.sh                       # all 45 games x {s5,gru,mamba,mlp}, preset=small, 1M steps
 #   GAMES="RepeatPreviousEasy,CountRecallEasy" MODELS="s5,gru" STEPS=300000 scripts/popgym_table.sh
-#   PRESET=paper STEPS=15000000 scripts/popgym_table.sh     # the paper budget, for a GPU
+#   PRESET=full STEPS=15000000 scripts/popgym_table.sh     # the paper budget, for a GPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${GAMES:-}" ]; then
@@ -11,8 +12,8 @@ fi
 MODELS=${MODELS:-s5,gru,mamba,mlp}
 STEPS=${STEPS:-1000000}
 PRESET=${PRESET:-small}
-SEEDS=${SEEDS:-1}
+SEEDS=${SEEDS:-3}   # vmapped in one run per game x model
 OUT=${OUT:-runs/popgym-table/$(date +%Y-%m-%d_%H-%M-%S)}
 python train/ppo.py -m env=popgym "env.name=$GAMES" "model=$MODELS" "preset=$PRESET" \
   "total_timesteps=$STEPS" "seeds=$SEEDS" progress=false deterministic_eval=true "hydra.sweep.dir=$OUT"
-python scripts/summaries_table.py "$OUT" | tee "$OUT/table.md"
+python train/report.py "$OUT"

@@ -1,5 +1,5 @@
 """Atari100k env (envs/atari): protocol checked against ale-py's raw ALEInterface on real ROMs,
-the score table and aggregates, the registry names. Small: 1-2 emulators, at most ~120 steps each.
+the score table, the registry names. Small: 1-2 emulators, at most ~120 steps each.
 """
 
 import jax
@@ -14,7 +14,6 @@ from envs.atari import (
     RANDOM_SCORES,
     AtariEnv,
     VectorAtari,
-    aggregate,
     human_normalized_score,
     make_atari,
     rom_name,
@@ -75,21 +74,6 @@ def test_score_table_and_normalisation():
     from ale_py import roms
 
     assert all(roms.get_rom_path(rom_name(g)) is not None for g in GAMES)
-
-
-def test_aggregate_mean_median_iqm():
-    # normalised: Pong 1, Breakout 0, Boxing 0.5, Freeway 2
-    scores = {"Pong": 14.6, "Breakout": 1.7, "Boxing": 6.1, "Freeway": 59.2}
-    agg = aggregate(scores)
-    assert agg["mean"] == pytest.approx(0.875)
-    assert agg["median"] == pytest.approx(0.75)
-    assert agg["iqm"] == pytest.approx(0.75)  # drop 0 and 2, mean of 0.5 and 1
-    # per-run lists: mean/median over per-game means, IQM over pooled runs
-    agg = aggregate({"Freeway": [0.0, 29.6], "Pong": [14.6, 14.6], "Boxing": [0.1, 0.1],
-                     "Breakout": [1.7, 59.3]})
-    assert agg["mean"] == pytest.approx((0.5 + 1.0 + 0.0 + 1.0) / 4)
-    assert agg["median"] == pytest.approx(0.75)
-    assert agg["iqm"] == pytest.approx(0.5)  # pooled [0,0,0,0,1,1,1,2]: middle four 0,0,1,1
 
 
 def test_unknown_game_and_registry():

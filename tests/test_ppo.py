@@ -79,6 +79,10 @@ def test_make_train_is_pure_and_vmaps_over_seeds():
     state, metrics = train(jax.random.split(jax.random.PRNGKey(0), 2))
     assert metrics["loss"].shape == (2, 2)
     assert np.all(np.isfinite(np.asarray(metrics["loss"])))
+    # the diagnostics researchers look for, in their ranges
+    assert np.all((0 <= metrics["clip_fraction"]) & (metrics["clip_fraction"] <= 1))
+    assert np.all(metrics["grad_norm"] > 0) and np.all(metrics["explained_variance"] <= 1)
+    np.testing.assert_allclose(metrics["lr"], TINY.lr)
     w = jax.tree_util.tree_leaves(state.train_state.params)
     assert not np.allclose(np.asarray(w[0][0]), np.asarray(w[0][1]))
 

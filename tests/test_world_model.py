@@ -380,20 +380,3 @@ def test_cli_names_envs_as_ppo_does():
         with pytest.raises(ValueError, match="unknown env.name 'RepeatPreviousEasyy'"):
             wmc.validate(to_config(compose("world_model", ["env=popgym", "env.name=RepeatPreviousEasyy"])))
 
-
-def test_atari100k_table_aggregates_summaries(tmp_path):
-    import json
-    import sys
-
-    sys.path.insert(0, "scripts")
-    from atari100k_table import collect, table
-
-    for i, (game, score) in enumerate([("Pong", 14.6), ("Pong", -20.7), ("Boxing", 12.1), ("Breakout", 1.7)]):
-        run = tmp_path / f"run{i}"
-        run.mkdir()
-        (run / "summary.json").write_text(json.dumps({"model": "drama", "game": game, "score": score}))
-    scores = collect(str(tmp_path))
-    assert scores == {"drama": {"Pong": [14.6, -20.7], "Boxing": [12.1], "Breakout": [1.7]}}
-    text = table(scores)
-    assert "| Pong | -3.0 | 0.500 |" in text
-    assert "| drama | 3 | 0.500 | 0.500 |" in text  # HNS per game 0.5, 1.0, 0.0

@@ -22,7 +22,10 @@ import time
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from experiment import presets  # noqa: E402
 
 QUALITIES = ("medium", "expert", "medium_expert", "random")
 
@@ -129,4 +132,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    presets.apply(os.path.join(ROOT, "configs/collect/preset"))
     main()

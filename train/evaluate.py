@@ -4,7 +4,8 @@ Writes ``eval.json`` and ``eval.png`` into the run directory. PPO runs (train/pp
 mean return per trial index with a 95% confidence interval. Offline runs (train/dt.py,
 train/meta_dt.py): per split (train tasks, held-out test tasks) and mode (``dt``; ``zero_shot`` and
 ``few_shot`` for Meta-DT; ``prompted`` for Prompt-DT), the mean return of every task, ``episodes``
-spread over the split's tasks.
+spread over the split's tasks. ``video=true`` (PPO runs on image-observation envs: MinAtar, Atari)
+adds ``episode.gif`` (and ``episode.mp4`` when ffmpeg is installed): one episode of the first seed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from experiment.evaluation import evaluate_run  # noqa: E402
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    report = evaluate_run(cfg.run, episodes=cfg.episodes, deterministic=cfg.deterministic, seed=cfg.seed)
+    report = evaluate_run(cfg.run, episodes=cfg.episodes, deterministic=cfg.deterministic, seed=cfg.seed,
+                          video=cfg.video)
     for split, stats in report["splits"].items():
         if "kind" in report:  # offline: {mode: stats}
             for mode, s in stats.items():
@@ -33,7 +35,8 @@ def main(cfg: DictConfig) -> None:
             continue
         curve = ", ".join(f"{m:.3f}±{c:.3f}" for m, c in zip(stats["trial_mean"], stats["trial_ci95"]))
         print(f"{split:>16}: {curve}")
-    print(json.dumps({"eval": os.path.join(cfg.run, "eval.json")}))
+    print(json.dumps({"eval": os.path.join(cfg.run, "eval.json"), **({"video": report["video"]} if "video" in report
+                                                                       else {})}))
 
 
 if __name__ == "__main__":

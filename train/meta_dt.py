@@ -17,7 +17,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from experiment import presets  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../configs/meta_dt", config_name="meta_dt")
@@ -35,4 +38,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    presets.apply(os.path.join(ROOT, "configs/meta_dt/preset"))
     main()

@@ -9,12 +9,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from agents.ppo.config import PPOConfig, from_mapping, validate  # noqa: E402
+from experiment import presets  # noqa: E402
 from experiment.ppo import run_ppo  # noqa: E402
 
-RUN_KEYS = ("seeds", "seed", "resume", "progress", "deterministic_eval")
+RUN_KEYS = ("seeds", "seed", "resume", "progress", "deterministic_eval", "logger")
 
 
 def to_config(cfg: DictConfig) -> PPOConfig:
@@ -39,11 +41,12 @@ def main(cfg: DictConfig) -> None:
     config = validate(to_config(cfg))
     run_dir = HydraConfig.get().runtime.output_dir
     summary = run_ppo(config, run_dir, seeds=cfg.seeds, seed=cfg.seed, resume=cfg.resume, progress=cfg.progress,
-                      deterministic_eval=cfg.deterministic_eval)
+                      deterministic_eval=cfg.deterministic_eval, logger=cfg.logger)
     print(f"run dir: {run_dir}")
     print(f"final return per seed: {[round(r, 3) for r in summary['final_return']]} "
           f"after {summary['env_steps']:,} env steps ({summary['params']:,} params)")
 
 
 if __name__ == "__main__":
+    presets.apply(os.path.join(ROOT, "configs/preset"), {"paper": "full"})
     main()

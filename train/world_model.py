@@ -19,9 +19,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 from agents.world_model.config import WorldModelConfig, from_mapping, validate  # noqa: E402
+from experiment import presets  # noqa: E402
 from experiment.world_model import run_world_model  # noqa: E402
 
 RUN_KEYS = ("seed", "resume", "progress")
@@ -61,4 +63,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    presets.apply(os.path.join(ROOT, "configs/world_model/preset"), {"full": "atari100k"})
     main()

@@ -6,7 +6,7 @@ of every trial separately: the in-context learning curve.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -16,11 +16,13 @@ from agents.ppo.train import PPOParts, augment
 
 
 def make_evaluate(parts: PPOParts, num_envs: int, deterministic: bool = False,
-                  num_steps: int | None = None) -> Callable[[dict, jax.Array], jax.Array]:
+                  num_steps: int | None = None, record: bool = False) -> Callable[[dict, jax.Array], Any]:
     """``evaluate(params, key) -> returns [num_envs, trials]`` of each env's first episode.
 
     Runs ``num_steps`` steps (default: the env's ``max_steps_in_episode``, so every episode ends).
-    ``deterministic`` acts with the mode of the policy instead of sampling it.
+    ``deterministic`` acts with the mode of the policy instead of sampling it. ``record`` returns
+    ``(returns, observations [num_steps, num_envs, ...], first_episode_over [num_steps, num_envs])``
+    instead, for episode videos.
     """
     env, env_params, network, actions = parts.env, parts.env_params, parts.network, parts.actions
     num_steps = num_steps or int(env_params.max_steps_in_episode)
@@ -43,11 +45,12 @@ def make_evaluate(parts: PPOParts, num_envs: int, deterministic: bool = False,
             trial = info["trial"] if "trial" in info else jnp.zeros((num_envs,), jnp.int32)
             total = total + jnp.where(finished, 0.0, reward)[:, None] * jax.nn.one_hot(trial, trials)
             prev_action = jnp.where(done[:, None], 0.0, actions.encode(action))
-            return (state, obs, done, prev_action, memory, total, finished | done, key), None
+            seen = (carry[1], finished) if record else None
+            return (state, obs, done, prev_action, memory, total, finished | done, key), seen
 
         init = (env_state, obs, jnp.ones((num_envs,), bool), jnp.zeros((num_envs, actions.dim)),
                 network.initialize_carry(num_envs), jnp.zeros((num_envs, trials)), jnp.zeros((num_envs,), bool), key)
-        (_, _, _, _, _, total, _, _), _ = jax.lax.scan(body, init, None, num_steps)
-        return total
+        (_, _, _, _, _, total, _, _), seen = jax.lax.scan(body, init, None, num_steps)
+        return (total, *seen) if record else total
 
     return evaluate

@@ -192,14 +192,17 @@ def build(config: PPOConfig) -> PPOParts:
         entropy = pi.entropy().mean()
         total = actor_loss + config.vf_coef * value_loss - config.ent_coef * entropy
         approx_kl = ((ratio - 1) - jnp.log(ratio)).mean()
-        return total, dict(actor_loss=actor_loss, value_loss=value_loss, entropy=entropy, approx_kl=approx_kl)
+        clip_fraction = (jnp.abs(ratio - 1) > config.clip_eps).mean()
+        return total, dict(actor_loss=actor_loss, value_loss=value_loss, entropy=entropy, approx_kl=approx_kl,
+                           clip_fraction=clip_fraction)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
     def update_minibatch(train_state: TrainState, minibatch):
         carry0, batch, advantages, targets = minibatch
         (loss, aux), grads = grad_fn(train_state.params, carry0, batch, advantages, targets)
-        return train_state.apply_gradients(grads=grads), dict(aux, loss=loss)
+        # before clipping: a norm far above max_grad_norm says the updates are being cut short
+        return train_state.apply_gradients(grads=grads), dict(aux, loss=loss, grad_norm=optax.global_norm(grads))
 
     def update_epoch(state, _):
         train_state, carry0, traj, advantages, targets, key = state
@@ -235,6 +238,9 @@ def build(config: PPOConfig) -> PPOParts:
             config.update_epochs)
         episodes = traj.episode_done.sum()
         metrics = {k: v.mean() for k, v in losses.items()}
+        # share of the return targets' variance the value function explains before this update (1 = all)
+        metrics["explained_variance"] = 1.0 - jnp.var(targets - traj.value) / jnp.maximum(jnp.var(targets), 1e-8)
+        metrics["lr"] = jnp.asarray(schedule(runner.train_state.step), jnp.float32)
         metrics["episodes"] = episodes
         metrics["episode_return"] = jnp.where(
             episodes > 0, (traj.episode_return * traj.episode_done).sum() / jnp.maximum(episodes, 1), jnp.nan)

@@ -2,7 +2,8 @@
 
 See :mod:`envs.atari.env` for the protocol and the two views (:class:`AtariEnv`, vmapped like any
 gymnax env; :class:`VectorAtari`, explicit batch) and :mod:`envs.atari.scores` for the 26-game
-score table and human-normalised aggregates. ale-py is imported only when an env is built.
+score table and human-normalised scores (aggregates over games: ``train/report.py``). ale-py is
+imported only when an env is built.
 """
 
 from envs.atari.scores import (
@@ -10,10 +11,8 @@ from envs.atari.scores import (
     HUMAN_SCORES,
     RANDOM_SCORES,
     SCORES,
-    aggregate,
     check_game,
     human_normalized_score,
-    interquartile_mean,
     rom_name,
 )
 
@@ -28,8 +27,8 @@ def __getattr__(name):  # lazy: keep ``import envs.atari`` free of ale-py and th
 
 
 __all__ = [
-    "GAMES", "HUMAN_SCORES", "RANDOM_SCORES", "SCORES", "aggregate", "check_game",
-    "human_normalized_score", "interquartile_mean", "rom_name",
+    "GAMES", "HUMAN_SCORES", "RANDOM_SCORES", "SCORES", "check_game",
+    "human_normalized_score", "rom_name",
     "AtariEnv", "AtariParams", "AtariState", "VectorAtari", "make_atari", "make_vector_atari",
     "FRAME_SKIP", "MAX_EPISODE_FRAMES",
 ]

@@ -1,4 +1,4 @@
-"""The Atari100k game list, its random / human reference scores, and the human-normalised aggregates.
+"""The Atari100k game list, its random / human reference scores, and the human-normalised score.
 
 Pure Python and NumPy: importing this module never touches ale-py.
 
@@ -10,7 +10,6 @@ STORM, Drama all report against this table).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -68,37 +67,3 @@ def human_normalized_score(game: str, score):
     if isinstance(score, (int, float)):
         return (float(score) - random) / (human - random)
     return (np.asarray(score, dtype=np.float64) - random) / (human - random)
-
-
-def interquartile_mean(values) -> float:
-    """Mean of the middle 50%: drop ``floor(n / 4)`` values from each end of the sorted list
-    (``scipy.stats.trim_mean(values, 0.25)``, the IQM of rliable / Agarwal et al. 2021)."""
-    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    if x.size == 0:
-        raise ValueError("interquartile_mean of no values")
-    cut = int(0.25 * x.size)
-    return float(x[cut:x.size - cut].mean())
-
-
-def aggregate(scores_by_game: Mapping[str, float | Sequence[float]]) -> dict[str, float]:
-    """Human-normalised ``{"mean", "median", "iqm"}`` over games.
-
-    ``scores_by_game`` maps game -> raw score, or -> a sequence of raw scores (one per seed/run).
-    ``mean`` and ``median`` are over games of each game's mean normalised score (as the Atari100k
-    papers report them); ``iqm`` pools every (game, run) normalised score, as rliable does (with
-    one score per game the two conventions coincide).
-    """
-    if not scores_by_game:
-        raise ValueError("aggregate needs at least one game")
-    per_game, pooled = [], []
-    for game, score in scores_by_game.items():
-        hns = np.atleast_1d(human_normalized_score(game, score if np.ndim(score) else float(score)))
-        if hns.size == 0:
-            raise ValueError(f"no scores for {game!r}")
-        per_game.append(float(hns.mean()))
-        pooled.extend(hns.tolist())
-    return {
-        "mean": float(np.mean(per_game)),
-        "median": float(np.median(per_game)),
-        "iqm": interquartile_mean(pooled),
-    }
