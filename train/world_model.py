@@ -1,6 +1,7 @@
 """World-model agents on Atari100k: ``python train/world_model.py env.game=Pong model=drama preset=small``.
 
-Keys: ``env.game``, ``model`` (drama | s4wm | rssm; ``model.layer=s5`` for S4WM with S5 blocks),
+Keys: ``env.game``, ``model`` (drama | s4wm | rssm; ``model.layer=<ssm registry name>`` for S4WM blocks of that
+layer),
 ``preset`` (small | atari100k), ``total_steps``, ``sampler`` (uniform | dfs), ``seed``, ``resume``,
 ``hydra.run.dir``; every ``WorldModelConfig`` field can be overridden at the top level.
 """

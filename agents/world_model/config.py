@@ -2,7 +2,8 @@
 
 Defaults are the ``atari100k`` preset at Drama size (REFERENCES.md section 4): 32x32 categorical
 latents, a 5-layer conv encoder (16/32/48/64/64, kernel 5) to 1024 features, a 512-wide sequence
-model of 2 blocks, 256-wide one-layer world-model heads (~7M world-model parameters), batch 16 x 64, imagination of 1024 starts x 16 steps after 8 context steps.
+model of 2 blocks, 256-wide one-layer world-model heads (~7M world-model parameters), batch 16 x 64, imagination
+of 1024 starts x 16 steps after 8 context steps.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any, Mapping
 from agents.config import config_from_mapping
 
 MODELS = ("drama", "s4wm", "rssm")
-S4WM_LAYERS = ("s4", "s5")
 SAMPLERS = ("uniform", "dfs")
 
 
@@ -26,7 +26,7 @@ class WorldModelConfig:
     num_envs: int = 1
     # world model
     model: str = "drama"
-    s4wm_layer: str = "s4"          # the S4WM block's layer: "s4" or "s5"
+    s4wm_layer: str = "s4"          # the S4WM block's layer: any ssm registry name
     hidden: int = 512               # width of the sequence model output h
     num_layers: int = 2
     state_size: int = 16            # Mamba-2 d_state / S4 and S5 state size N
@@ -107,15 +107,17 @@ def _require(cond: bool, message: str) -> None:
 
 def validate(config: WorldModelConfig) -> WorldModelConfig:
     """Check names and numbers before anything compiles; raises ``ValueError`` naming the bad value."""
+    import ssm
     from envs.atari.scores import GAMES
 
     _require(config.game in GAMES, f"unknown env.game {config.game!r}; valid: {list(GAMES)}")
     _require(config.model in MODELS, f"unknown model {config.model!r}; valid: {list(MODELS)}")
-    _require(config.s4wm_layer in S4WM_LAYERS,
-             f"unknown s4wm_layer {config.s4wm_layer!r}; valid: {list(S4WM_LAYERS)}")
+    _require(config.s4wm_layer in ssm.available(),
+             f"unknown s4wm_layer {config.s4wm_layer!r}; valid: {ssm.available()}")
     _require(config.sampler in SAMPLERS, f"unknown sampler {config.sampler!r}; valid: {list(SAMPLERS)}")
     for name in ("num_envs", "hidden", "num_layers", "state_size", "latent_groups", "latent_classes", "kernel",
-                 "mlp_hidden", "mlp_layers", "ac_hidden", "ac_layers", "reward_bins", "imag_batch", "imag_context", "horizon",
+                 "mlp_hidden", "mlp_layers", "ac_hidden", "ac_layers", "reward_bins", "imag_batch", "imag_context",
+                 "horizon",
                  "batch_size", "batch_length", "total_steps", "train_every", "updates_per_chunk", "eval_envs",
                  "eval_steps", "video_context", "video_horizon"):
         value = getattr(config, name)
