@@ -14,6 +14,13 @@ import jax
 import jax.numpy as jnp
 
 
+def head_dim(features: int, num_heads: int) -> int:
+    """Width of each of ``num_heads`` heads splitting ``features``; raises if they do not divide evenly."""
+    if num_heads < 1 or features % num_heads:
+        raise ValueError(f"features ({features}) must be divisible by num_heads ({num_heads})")
+    return features // num_heads
+
+
 def window_mask(resets: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``resets [T, B]``, carried ``valid [B, M]`` -> ``(mask [B, T, M+T], distance [T, M+T], valid' [B, M])``.
 

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssm.attention import head_dim
 from ssm.base import SequenceLayer
 from ssm.registry import ssm_stack
 from ssm.scan import linear_recurrence, linear_step
@@ -50,11 +51,9 @@ class LinearAttention(SequenceLayer):
 
     @property
     def head_dim(self) -> int:
-        return self.features // self.num_heads
+        return head_dim(self.features, self.num_heads)
 
     def setup(self):
-        if self.features % self.num_heads:
-            raise ValueError(f"features ({self.features}) must be divisible by num_heads ({self.num_heads})")
         self.qkv = nn.Dense(3 * self.features, use_bias=False)
         self.decay = nn.Dense(self.features)
         self.gate = nn.Dense(self.features)

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from ssm.base import SequenceLayer
+from ssm.diagonal import ComplexDiagonalLayer, real_input, real_readout
 from ssm.registry import ssm_stack
-from ssm.scan import linear_recurrence, linear_step
 
 
 def nu_log_init(r_min: float, r_max: float):
@@ -46,7 +46,7 @@ def eigenvalues(nu_log: jax.Array, theta_log: jax.Array) -> jax.Array:
     return jnp.exp(jax.lax.complex(-jnp.exp(nu_log), jnp.exp(theta_log)))
 
 
-class LRULayer(SequenceLayer):
+class LRULayer(ComplexDiagonalLayer):
     """One LRU: ``x [T, B, features] -> y [T, B, features]``; carry ``[B, state_size]`` complex64."""
 
     features: int
@@ -70,34 +70,14 @@ class LRULayer(SequenceLayer):
         self.c = self.param("C", nn.initializers.normal(1.0 / jnp.sqrt(n)), (h, n, 2))
         self.d = self.param("D", nn.initializers.normal(1.0), (h,))
 
+    @property
+    def num_states(self) -> int:
+        return self.state_size
+
     def _system(self) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """``(λ [N] complex, γ B as real [H, 2N], readout as real [2N, H])``; real matmuls (see s5.py)."""
-        lam = eigenvalues(self.nu_log, self.theta_log)
-        b = jnp.exp(self.gamma_log)[:, None, None] * self.b
-        b_real = jnp.concatenate([b[..., 0], b[..., 1]], axis=0).T
-        # Re(C h) = C_re h_re - C_im h_im
-        c_real = jnp.concatenate([self.c[..., 0], -self.c[..., 1]], axis=1).T
-        return lam, b_real, c_real
-
-    def _input(self, b_real: jax.Array, x: jax.Array) -> jax.Array:
-        re, im = jnp.split(x @ b_real, 2, axis=-1)
-        return jax.lax.complex(re, im)
-
-    def _readout(self, c_real: jax.Array, h: jax.Array, x: jax.Array) -> jax.Array:
-        return jnp.concatenate([h.real, h.imag], axis=-1) @ c_real + self.d * x
-
-    def initialize_carry(self, batch_size: int) -> jax.Array:
-        return jnp.zeros((batch_size, self.state_size), jnp.complex64)
-
-    def scan(self, carry, x, resets):
-        lam, b_real, c_real = self._system()
-        carry, h = linear_recurrence(lam, self._input(b_real, x), resets, carry, self.scan_method)
-        return carry, self._readout(c_real, h, x)
-
-    def step(self, carry, x_t, reset_t):
-        lam, b_real, c_real = self._system()
-        h = linear_step(lam, self._input(b_real, x_t), reset_t, carry)
-        return h, self._readout(c_real, h, x_t)
+        """``(λ [N] complex, γ B as real [H, 2N], readout as real [2N, H])`` (``ssm.diagonal``)."""
+        b = jnp.exp(self.gamma_log)[:, None] * jax.lax.complex(self.b[..., 0], self.b[..., 1])
+        return eigenvalues(self.nu_log, self.theta_log), real_input(b), real_readout(self.c)
 
 
 def build(

@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.attention import window_mask, windowed_attention
+from ssm.attention import head_dim, window_mask, windowed_attention
 from ssm.base import SequenceLayer
 from ssm.blocks import Stack
 
@@ -55,11 +55,9 @@ class GTrXLBlock(SequenceLayer):
 
     @property
     def head_dim(self) -> int:
-        return self.features // self.num_heads
+        return head_dim(self.features, self.num_heads)
 
     def setup(self):
-        if self.features % self.num_heads:
-            raise ValueError(f"features ({self.features}) must be divisible by num_heads ({self.num_heads})")
         if self.memory < 1:
             raise ValueError(f"memory must be >= 1, got {self.memory}")
         self.attn_norm = nn.LayerNorm()

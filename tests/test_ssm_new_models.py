@@ -108,3 +108,10 @@ def test_transformer_memory_is_bounded(transformer):
     shapes = jax.tree_util.tree_map(jnp.shape, carry)
     assert shapes == jax.tree_util.tree_map(jnp.shape, model.initialize_carry(B))
     assert shapes[0]["k"] == (B, 3, 2, H // 2)
+
+
+@pytest.mark.parametrize("name", ["linear_attention", "transformer"])
+def test_heads_must_split_the_width(name):
+    model = ssm.make(name, features=6, num_heads=4)
+    with pytest.raises(ValueError, match=r"features \(6\) must be divisible by num_heads \(4\)"):
+        model.init(jax.random.PRNGKey(0), jnp.zeros((2, 1, 6)), jnp.zeros((2, 1), bool))
