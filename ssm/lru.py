@@ -13,6 +13,8 @@ initialisation draws ``|λ|²`` uniformly in ``[r_min², r_max²]`` and the phas
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -53,12 +55,12 @@ class LRULayer(ComplexDiagonalLayer):
     state_size: int = 64
     r_min: float = 0.9
     r_max: float = 0.999
-    max_phase: float = 6.283
+    max_phase: float = 2 * math.pi
     scan_method: str = "auto"
 
     def setup(self):
-        if not 0.0 <= self.r_min < self.r_max <= 1.0:
-            raise ValueError(f"need 0 <= r_min < r_max <= 1, got r_min={self.r_min}, r_max={self.r_max}")
+        if not 0.0 <= self.r_min < self.r_max < 1.0:
+            raise ValueError(f"need 0 <= r_min < r_max < 1, got r_min={self.r_min}, r_max={self.r_max}")
         n, h = self.state_size, self.features
         self.nu_log = self.param("nu_log", nu_log_init(self.r_min, self.r_max), (n,))
         self.theta_log = self.param("theta_log", theta_log_init(self.max_phase), (n,))
@@ -85,7 +87,7 @@ def build(
     state_size: int = 64,
     r_min: float = 0.9,
     r_max: float = 0.999,
-    max_phase: float = 6.283,
+    max_phase: float = 2 * math.pi,
     scan_method: str = "auto",
     num_layers: int = 1,
     mix: str = "full_glu",
