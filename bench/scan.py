@@ -26,9 +26,11 @@ from ssm.base import step_mode_outputs  # noqa: E402
 
 
 def layer_options(name: str, p: int) -> dict:
-    """``P`` is the state size of S5/S4/S4D and the head dim of Mamba-2; Mamba keeps its N=16."""
+    """``P`` is the state size of S5/S4/S4D/LRU and the head dim of Mamba-2; Mamba keeps its N=16; minGRU,
+    linear attention (4 heads) and the transformer (4 heads, window 64) keep their defaults."""
     return {
         "s5": dict(state_size=p),
+        "lru": dict(state_size=p),
         "s4": dict(state_size=p),
         "s4d": dict(state_size=p),
         "mamba": dict(state_size=16),
@@ -89,14 +91,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"backend={jax.default_backend()} devices={jax.devices()} B={args.batch} H={args.features} P={args.p}")
-    header = (f"{'model':<7} {'L':>5} {'parallel ms':>12} {'step ms':>10} {'ratio':>6} "
+    header = (f"{'model':<16} {'L':>5} {'parallel ms':>12} {'step ms':>10} {'ratio':>6} "
               f"{'par MB':>8} {'step MB':>8} {'par compile s':>13} {'step compile s':>14}")
     print(header)
     print("-" * len(header))
     for name in args.models:
         for length in args.lengths:
             r = bench_layer(name, length, args.batch, args.features, args.p, args.repeats)
-            print(f"{r['model']:<7} {r['L']:>5} {r['parallel_ms']:>12.1f} {r['step_ms']:>10.1f} {r['ratio']:>6.2f} "
+            print(f"{r['model']:<16} {r['L']:>5} {r['parallel_ms']:>12.1f} {r['step_ms']:>10.1f} {r['ratio']:>6.2f} "
                   f"{r['parallel_mb']:>8.1f} {r['step_mb']:>8.1f} {r['parallel_compile_s']:>13.1f} "
                   f"{r['step_compile_s']:>14.1f}", flush=True)
 

@@ -26,7 +26,7 @@ def ssm_stack(layer_fn: Callable[[], SequenceLayer], features: int, num_layers: 
 
 
 def _builders() -> dict[str, Callable[..., SequenceLayer]]:
-    from ssm import mamba, mamba2, rnn, s4, s4d, s5
+    from ssm import linear_attention, lru, mamba, mamba2, mingru, rnn, s4, s4d, s5, transformer
 
     return {
         "s5": s5.build,
@@ -37,6 +37,10 @@ def _builders() -> dict[str, Callable[..., SequenceLayer]]:
         "gru": rnn.build_gru,
         "lstm": rnn.build_lstm,
         "mlp": rnn.build_mlp,
+        "lru": lru.build,
+        "mingru": mingru.build,
+        "linear_attention": linear_attention.build,
+        "transformer": transformer.build,
     }
 
 

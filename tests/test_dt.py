@@ -10,10 +10,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import ssm
 from agents.dt.model import interleave
+from agents.dt.train import (
+    DTConfig,
+    build,
+    context_init,
+    context_write,
+    make_evaluate,
+    make_model,
+    prepare_data,
+    returns_to_go,
+    sample_batch,
+)
 from experiment.dt import run_dt
-from agents.dt.train import (DTConfig, build, context_init, context_write, make_evaluate, make_model, prepare_data,
-                             returns_to_go, sample_batch)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBS, ACT, K = 3, 2, 4
@@ -59,9 +69,9 @@ def test_token_layout():
     assert np.flatnonzero(diff > 0).tolist() == [3 * 1 + 2]
 
 
-@pytest.mark.parametrize("backbone", ["transformer", "s5", "mamba"])
+@pytest.mark.parametrize("backbone", ["transformer", "s5", "mamba", "lru", "mingru", "linear_attention"])
 def test_causal(backbone):
-    options = () if backbone == "transformer" else (("state_size", 4),)
+    options = (("state_size", 4),) if "state_size" in ssm.options(backbone) else ()
     model = make_model(DTConfig(backbone=backbone, features=8, num_layers=2, dropout=0.0,
                                 backbone_options=options), ACT, 0.5)
     inputs = _inputs(jax.random.PRNGKey(0))
@@ -80,6 +90,26 @@ def test_causal(backbone):
     changed = list(inputs)
     changed[2] = changed[2].at[:, 2].add(3.0)
     np.testing.assert_allclose(np.asarray(model.apply(params, *changed))[:, :3], base[:, :3], atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["transformer", "lru", "mingru", "linear_attention"])
+def test_newer_backbones_take_a_training_step(backbone):
+    """One DT update with dropout on; the transformer's dropout acts in training only (under a dropout rng)."""
+    config = DTConfig(backbone=backbone, features=8, num_layers=1, context_len=K, dropout=0.5, batch_size=2)
+    parts = build(config, OBS, ACT, 1.0)
+    state = parts.init(jax.random.PRNGKey(0))
+    eps = [{"observations": np.ones((2, 6, OBS)), "actions": np.ones((2, 6, ACT)), "rewards": np.ones((2, 6))}]
+    batch = sample_batch(prepare_data(eps, rtg_scale=1.0), jax.random.PRNGKey(1), 2, K)
+    new_state, metrics = jax.jit(parts.train_step)(state, batch)
+    assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
+    inputs = (batch.rtg, batch.states, batch.actions, batch.timesteps)
+    evals = [parts.model.apply(new_state.params, *inputs) for _ in range(2)]
+    np.testing.assert_array_equal(np.asarray(evals[0]), np.asarray(evals[1]))
+    if backbone == "transformer":
+        # Only the backbone drops here: the DT's own embedding dropout stays off (deterministic=True).
+        trained = [parts.model.apply(new_state.params, *inputs, rngs={"dropout": jax.random.PRNGKey(i)})
+                   for i in range(2)]
+        assert np.abs(np.asarray(trained[0] - trained[1])).max() > 1e-6
 
 
 def test_returns_to_go_and_segments():

@@ -75,8 +75,8 @@ def test_prompt_is_the_highest_error_window():
 def test_config_errors_name_the_valid_choices():
     with pytest.raises(ValueError, match=r"unknown method 'mdt'; valid: \['meta_dt', 'prompt_dt'\]"):
         from_mapping({"method": "mdt"})
-    with pytest.raises(ValueError, match="unknown world-model encoder 'transformer'; valid:"):
-        world_model_from_mapping({"encoder": "transformer"})
+    with pytest.raises(ValueError, match="unknown world-model encoder 'transformerx'; valid:"):
+        world_model_from_mapping({"encoder": "transformerx"})
     with pytest.raises(ValueError, match="unknown meta_dt config key"):
         from_mapping({"prompt_length": 5})
 

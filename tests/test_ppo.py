@@ -127,3 +127,19 @@ def test_box_actions_with_scalar_bounds_keep_their_shape():
     spec = ActionSpec.from_space(spaces.Box(-1.0, 1.0, (3,)))
     out = spec.to_env(jnp.array([[2.0, -0.5, -3.0]]))
     np.testing.assert_array_equal(np.asarray(out), [[1.0, -0.5, -1.0]])
+
+
+NEW_MODELS = {"lru": (("state_size", 4),), "mingru": (), "linear_attention": (("num_heads", 2),),
+              "transformer": (("num_heads", 2), ("memory", 4))}
+
+
+@pytest.mark.parametrize("model", sorted(NEW_MODELS))
+def test_newer_memory_models_run_a_ppo_update(model):
+    config = validate(dataclasses.replace(TINY, model=model, model_options=NEW_MODELS[model], num_envs=4,
+                                          num_minibatches=2, total_timesteps=4 * 16, updates_per_chunk=1))
+    parts = build(config)
+    state = jax.jit(parts.init)(jax.random.PRNGKey(0))
+    new_state, metrics = jax.jit(make_chunk(parts))(state)
+    assert np.all(np.isfinite(np.asarray(metrics["loss"])))
+    before, after = (jax.tree_util.tree_leaves(s.train_state.params) for s in (state, new_state))
+    assert any(not np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(before, after))

@@ -22,6 +22,10 @@ SMALL = {
     "gru": dict(num_layers=2),
     "lstm": dict(),
     "mlp": dict(num_layers=2),
+    "lru": dict(state_size=8, num_layers=2),
+    "mingru": dict(num_layers=2),
+    "linear_attention": dict(num_heads=2, num_layers=2),
+    "transformer": dict(num_heads=2, memory=5, num_layers=2),
 }
 
 

@@ -52,12 +52,8 @@ def batch(T=6, B=2, first_at=None):
             "term": jnp.asarray(rng.random((T, B)) < 0.1), "first": jnp.asarray(first)}
 
 
-@pytest.fixture(scope="module", params=[*MODELS, "s4wm-s5"])
-def model_parts(request):
-    """Parts, parameters and jitted methods of each backbone, S4WM also with S5 blocks (eager Flax calls
-    are slow on CPU)."""
-    model, _, layer = request.param.partition("-")
-    config = tiny(model, **({"s4wm_layer": layer} if layer else {}))
+def make_parts(config):
+    """Parts, parameters and jitted methods (eager Flax calls are slow on CPU)."""
     parts = build(config, num_actions=A)
     params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
     wm = parts.wm
@@ -69,6 +65,13 @@ def model_parts(request):
         decode=jax.jit(lambda p, z, h: wm.apply(p, z, h, method="decode")),
     )
     return parts, params, fns
+
+
+@pytest.fixture(scope="module", params=[*MODELS, "s4wm-s5"])
+def model_parts(request):
+    """Each backbone, S4WM also with S5 blocks."""
+    model, _, layer = request.param.partition("-")
+    return make_parts(tiny(model, **({"s4wm_layer": layer} if layer else {})))
 
 
 # ----------------------------------------------------------------------------- distributions
@@ -150,7 +153,15 @@ def test_world_model_shapes_and_losses(model_parts):
 def test_observe_parallel_equals_step_mode(model_parts):
     """The context pass over a window (parallel scan with resets) is reproduced step for step by the
     posterior + imagine_step used when acting and imagining."""
-    parts, params, fns = model_parts
+    assert_observe_equals_steps(*model_parts)
+
+
+@pytest.mark.parametrize("layer", ["lru", "mingru", "linear_attention", "transformer"])
+def test_s4wm_takes_any_registry_layer(layer):
+    assert_observe_equals_steps(*make_parts(tiny("s4wm", s4wm_layer=layer)))
+
+
+def assert_observe_equals_steps(parts, params, fns):
     b = batch(first_at=(3, 1))
     keys = jax.random.split(jax.random.PRNGKey(3), 6)
     carry0 = parts.wm.initialize_carry(2)

@@ -5,8 +5,8 @@
     python train/world_model.py env=atari env.game=Pong model=drama preset=small
 
 Keys: ``env.name`` (``env.game`` for Atari), ``env.options.*``,
-``model`` (drama | s4wm | rssm; ``model.layer=s5`` for S4WM with S5 blocks),
-``preset`` (small | atari100k | popgym), ``total_steps``, ``sampler`` (uniform | dfs), ``seed``, ``resume``,
+``model`` (drama | s4wm | rssm; ``model.layer=<ssm registry name>`` for S4WM blocks of that layer),
+``preset`` (auto | small | full = atari100k | popgym), ``total_steps``, ``sampler`` (uniform | dfs), ``seed``, ``resume``,
 ``hydra.run.dir``; every ``WorldModelConfig`` field can be overridden at the top level.
 """
 

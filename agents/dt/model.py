@@ -8,9 +8,8 @@ Step ``t`` of a K-step segment contributes three tokens, in this order::
 
 The 3K tokens go through a LayerNorm and dropout, then the causal backbone; the action ``a_t`` is
 predicted from the output at the state token ``3t+1`` (it has seen ``R_<=t, s_<=t, a_<t``), squashed
-with ``tanh`` and scaled to the action bound. Backbones (:func:`make_backbone`): ``transformer``
-(``agents.dt.attention``) or any ``ssm`` registry entry (``s5``, ``mamba``, ...), run in parallel
-mode over the token sequence with no resets.
+with ``tanh`` and scaled to the action bound. The backbone (:func:`make_backbone`) is any ``ssm`` registry
+entry (``transformer``, ``s5``, ``mamba``, ...), run in parallel mode over the token sequence with no resets.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import jax
 import jax.numpy as jnp
 
 import ssm
-from agents.dt.attention import CausalTransformer
 from ssm.base import SequenceLayer
 
 TOKENS_PER_STEP = 3
@@ -35,29 +33,35 @@ def interleave(rtg_tokens: jax.Array, state_tokens: jax.Array, action_tokens: ja
 
 
 class SSMBackbone(nn.Module):
-    """A registry sequence model as a batch-major backbone: ``[B, L, H] -> [B, L, H]``, no resets."""
+    """A registry sequence model as a batch-major backbone: ``[B, L, H] -> [B, L, H]``, no resets.
+
+    ``deterministic`` is not passed on: a registry model's dropout acts when ``apply`` gets a ``dropout``
+    rng, which the DT gives exactly when it trains (``deterministic=False``).
+    """
 
     layer: SequenceLayer
 
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
-        del deterministic  # the SSM stacks are built without dropout
+        del deterministic
         xt = jnp.swapaxes(x, 0, 1)  # [L, B, H]
         resets = jnp.zeros(xt.shape[:2], bool)
         _, y = self.layer.scan(self.layer.initialize_carry(xt.shape[1]), xt, resets)
         return jnp.swapaxes(y, 0, 1)
 
 
-def make_backbone(name: str, features: int, num_layers: int, num_heads: int = 1, dropout: float = 0.0,
+def make_backbone(name: str, features: int, num_layers: int, length: int, num_heads: int = 1, dropout: float = 0.0,
                   options: dict[str, Any] | None = None) -> nn.Module:
-    """``transformer`` or an ``ssm`` registry name (``ssm.available()``); ``options`` go to the layer."""
-    options = dict(options or {})
-    if name == "transformer":
-        return CausalTransformer(features=features, num_layers=num_layers, num_heads=num_heads, dropout=dropout,
-                                 **options)
+    """An ``ssm`` registry model (``ssm.available()``) over token sequences of at most ``length`` tokens.
+
+    The DT's settings go to every entry that takes them (explicit ``options`` win): ``num_heads``,
+    ``attention_dropout`` (``dropout``), ``memory`` (``length``, so a windowed attention sees the whole
+    context) and a final LayerNorm.
+    """
     if name not in ssm.available():
-        raise ValueError(f"unknown backbone {name!r}; valid: {['transformer'] + ssm.available()}")
-    if "final_norm" in ssm.options(name):
-        options.setdefault("final_norm", True)
+        raise ValueError(f"unknown backbone {name!r}; valid: {ssm.available()}")
+    settings = {"num_heads": num_heads, "attention_dropout": dropout, "memory": length, "final_norm": True}
+    accepted = ssm.options(name)
+    options = {**{k: v for k, v in settings.items() if k in accepted}, **(options or {})}
     return SSMBackbone(ssm.make(name, features=features, num_layers=num_layers, **options))
 
 

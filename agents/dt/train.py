@@ -30,7 +30,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from agents.config import config_from_mapping
-from agents.dt.model import DecisionTransformer, make_backbone
+from agents.dt.model import TOKENS_PER_STEP, DecisionTransformer, make_backbone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +59,8 @@ class DTConfig:
 def validate(config: DTConfig) -> DTConfig:
     import ssm
 
-    valid = ["transformer"] + ssm.available()
-    if config.backbone not in valid:
-        raise ValueError(f"unknown backbone {config.backbone!r}; valid: {valid}")
+    if config.backbone not in ssm.available():
+        raise ValueError(f"unknown backbone {config.backbone!r}; valid: {ssm.available()}")
     for name in ("features", "num_layers", "num_heads", "context_len", "batch_size", "num_steps", "steps_per_chunk",
                  "max_timestep", "eval_episodes"):
         value = getattr(config, name)
@@ -176,8 +175,8 @@ class DTParts:
 
 
 def make_model(config: DTConfig, act_dim: int, action_scale: float) -> DecisionTransformer:
-    backbone = make_backbone(config.backbone, config.features, config.num_layers, config.num_heads, config.dropout,
-                             dict(config.backbone_options))
+    backbone = make_backbone(config.backbone, config.features, config.num_layers, TOKENS_PER_STEP * config.context_len,
+                             config.num_heads, config.dropout, dict(config.backbone_options))
     return DecisionTransformer(backbone=backbone, act_dim=act_dim, features=config.features,
                                max_timestep=config.max_timestep, action_scale=action_scale, dropout=config.dropout)
 

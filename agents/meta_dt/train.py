@@ -20,9 +20,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.dt.model import make_backbone
-from agents.dt.train import (DTConfig, DTData, DTState, make_optimizer, make_train_chunk, make_train_step,
-                             masked_action_loss, sample_segments, segment_batch, take_segments, validate)
+from agents.dt.model import TOKENS_PER_STEP, make_backbone
+from agents.dt.train import (
+    DTConfig,
+    DTData,
+    DTState,
+    make_optimizer,
+    make_train_chunk,
+    make_train_step,
+    masked_action_loss,
+    sample_segments,
+    segment_batch,
+    take_segments,
+    validate,
+)
 from agents.meta_dt.config import MetaDTConfig
 from agents.meta_dt.config import validate as validate_meta
 from agents.meta_dt.model import PromptedDecisionTransformer
@@ -89,7 +100,8 @@ class MetaDTParts:
 
 def make_prompted_model(config: MetaDTConfig, dt: DTConfig, act_dim: int, action_scale: float,
                         task_dim: int) -> PromptedDecisionTransformer:
-    backbone = make_backbone(dt.backbone, dt.features, dt.num_layers, dt.num_heads, dt.dropout,
+    length = TOKENS_PER_STEP * (config.prompt_len + dt.context_len)
+    backbone = make_backbone(dt.backbone, dt.features, dt.num_layers, length, dt.num_heads, dt.dropout,
                              dict(dt.backbone_options))
     return PromptedDecisionTransformer(backbone=backbone, act_dim=act_dim, features=dt.features,
                                        max_timestep=dt.max_timestep, action_scale=action_scale, dropout=dt.dropout,

@@ -15,7 +15,6 @@ from agents.config import config_from_mapping
 
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
-S4WM_LAYERS = ("s4", "s5")
 SAMPLERS = ("uniform", "dfs")
 
 
@@ -29,7 +28,7 @@ class WorldModelConfig:
     num_envs: int = 1
     # world model
     model: str = "drama"
-    s4wm_layer: str = "s4"          # the S4WM block's layer: "s4" or "s5"
+    s4wm_layer: str = "s4"          # the S4WM block's layer: any ssm registry name
     hidden: int = 512               # width of the sequence model output h
     num_layers: int = 2
     state_size: int = 16            # Mamba-2 d_state / S4 and S5 state size N
@@ -115,13 +114,14 @@ def _require(cond: bool, message: str) -> None:
 def validate(config: WorldModelConfig) -> WorldModelConfig:
     """Check names and numbers before anything compiles; raises ``ValueError`` naming the bad value."""
     import envs
+    import ssm
 
     _require(config.env_name in envs.available(),
              f"unknown env.name {config.env_name!r}; valid: {envs.available()}")
     _require(config.decoder in DECODERS, f"unknown decoder {config.decoder!r}; valid: {list(DECODERS)}")
     _require(config.model in MODELS, f"unknown model {config.model!r}; valid: {list(MODELS)}")
-    _require(config.s4wm_layer in S4WM_LAYERS,
-             f"unknown s4wm_layer {config.s4wm_layer!r}; valid: {list(S4WM_LAYERS)}")
+    _require(config.s4wm_layer in ssm.available(),
+             f"unknown s4wm_layer {config.s4wm_layer!r}; valid: {ssm.available()}")
     _require(config.sampler in SAMPLERS, f"unknown sampler {config.sampler!r}; valid: {list(SAMPLERS)}")
     for name in ("num_envs", "hidden", "num_layers", "state_size", "latent_groups", "latent_classes", "kernel",
                  "vector_hidden", "vector_layers", "mlp_hidden", "mlp_layers", "ac_hidden", "ac_layers", "reward_bins",

@@ -9,7 +9,7 @@ step t (frame t starts an episode) clears everything carried into step t: the ba
 
 * ``drama``: in-projection (Dense, LayerNorm, SiLU), a stack of Mamba-2 blocks, final norm;
   posterior ``q(z_t | frame t)`` from the frame alone, so a whole window runs in parallel.
-* ``s4wm``: the same with S4 (or S5) blocks.
+* ``s4wm``: the same with the blocks of any ``ssm`` registry layer (S4 by default).
 * ``rssm``: DreamerV3's GRU RSSM: LayerNorm-GRU ``h_t = f(h_{t-1}, z_t, a_t)``, posterior
   ``q(z_t | h_{t-1}, frame t)``, so observing is a sequential scan.
 
@@ -80,8 +80,10 @@ class SequenceModel(nn.Module):
         layer = {"drama": "mamba2", "s4wm": self.s4wm_layer}.get(self.kind)
         if layer is None:
             raise ValueError(f"unknown world-model backbone {self.kind!r}; valid: ['drama', 's4wm', 'rssm']")
-        return ssm.make(layer, features=self.hidden, num_layers=self.num_layers, state_size=self.state_size,
-                        final_norm=True)
+        # Layers without a state size (RNNs, attention) or final norm simply do not take one.
+        settings = {"num_layers": self.num_layers, "state_size": self.state_size, "final_norm": True}
+        accepted = ssm.options(layer)
+        return ssm.make(layer, features=self.hidden, **{k: v for k, v in settings.items() if k in accepted})
 
     @property
     def parallel(self) -> bool:
