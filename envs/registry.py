@@ -23,7 +23,8 @@ def _builders() -> dict[str, Callable[..., tuple[Any, Any]]]:
     from envs.meta import make_meta
 
     builders["meta"] = make_meta
-    from envs.atari import GAMES as ATARI_GAMES, make_atari  # Atari100k; ale-py loads when built
+    from envs.atari import GAMES as ATARI_GAMES  # Atari100k; ale-py loads when built
+    from envs.atari import make_atari
 
     for game in ATARI_GAMES:
         builders[f"atari/{game}"] = functools.partial(make_atari, game)

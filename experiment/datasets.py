@@ -187,4 +187,5 @@ def mix_episodes(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], fract
     n_a = int(round(fraction_a * n))
     idx_a = rng.choice(a["rewards"].shape[0], n_a, replace=False)
     idx_b = rng.choice(b["rewards"].shape[0], n - n_a, replace=False)
-    return {k: np.concatenate([np.asarray(a[k])[idx_a], np.asarray(b[k])[idx_b]]) for k in EPISODE_KEYS if k in a and k in b}
+    return {k: np.concatenate([np.asarray(a[k])[idx_a], np.asarray(b[k])[idx_b]])
+            for k in EPISODE_KEYS if k in a and k in b}

@@ -13,8 +13,17 @@ import numpy as np
 
 from agents.dt.train import DTConfig, DTData, DTParts, build, from_mapping, make_evaluate, prepare_data
 from agents.params import count_params
-from experiment.offline import (SPLITS, OfflineSetup, load_setup, restore_state, return_stats,
-                                split_tasks, targets_for, train_chunks, write_run_file)
+from experiment.offline import (
+    SPLITS,
+    OfflineSetup,
+    load_setup,
+    restore_state,
+    return_stats,
+    split_tasks,
+    targets_for,
+    train_chunks,
+    write_run_file,
+)
 
 
 def dt_config(values: dict) -> DTConfig:

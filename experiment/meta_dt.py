@@ -23,10 +23,19 @@ from agents.meta_dt.evaluate import dataset_prompts, make_meta_evaluate, make_pr
 from agents.meta_dt.prompt import best_window
 from agents.meta_dt.train import MetaData, MetaDTParts, build, prepare_world_model_data, reward_scale
 from agents.meta_dt.world_model import WorldModelData, WorldModelParts, build_world_model
-from experiment.dt import dt_config
 from agents.params import count_params
-from experiment.offline import (SPLITS, OfflineSetup, load_setup, restore_state, return_stats,
-                                split_tasks, targets_for, train_chunks, write_run_file)
+from experiment.dt import dt_config
+from experiment.offline import (
+    SPLITS,
+    OfflineSetup,
+    load_setup,
+    restore_state,
+    return_stats,
+    split_tasks,
+    targets_for,
+    train_chunks,
+    write_run_file,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.tasks import (TASKS, HalfCheetahVel, PointRobot, index_params, make_env, num_tasks, task_params,
-                        task_split)
+from envs.tasks import TASKS, HalfCheetahVel, PointRobot, index_params, make_env, num_tasks, task_params, task_split
 from envs.tasks.brax_tasks import VelParams
 from envs.tasks.point_robot import PointRobotParams
 

@@ -6,8 +6,8 @@
 
 Keys: ``env.name`` (``env.game`` for Atari), ``env.options.*``,
 ``model`` (drama | s4wm | rssm; ``model.layer=<ssm registry name>`` for S4WM blocks of that layer),
-``preset`` (auto | small | full = atari100k | popgym), ``total_steps``, ``sampler`` (uniform | dfs), ``seed``, ``resume``,
-``hydra.run.dir``; every ``WorldModelConfig`` field can be overridden at the top level.
+``preset`` (auto | small | full = atari100k | popgym), ``total_steps``, ``sampler`` (uniform | dfs), ``seed``,
+``resume``, ``hydra.run.dir``; every ``WorldModelConfig`` field can be overridden at the top level.
 """
 
 from __future__ import annotations

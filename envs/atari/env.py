@@ -38,12 +38,13 @@ the no-ops of auto-resets from its own generator, seeded by ``reset``).
 from __future__ import annotations
 
 from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.experimental import io_callback
 from gymnax.environments import environment, spaces
+from jax.experimental import io_callback
 
 from envs.atari.scores import check_game, rom_name
 

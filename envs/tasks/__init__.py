@@ -34,8 +34,19 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from envs.tasks.brax_tasks import (AngleParams, AntDir, BraxTaskEnv, BraxTaskState, DirParams, HalfCheetahDir,
-                                   HalfCheetahVel, HopperParams, SysParams, VelParams, WalkerParams)
+from envs.tasks.brax_tasks import (
+    AngleParams,
+    AntDir,
+    BraxTaskEnv,
+    BraxTaskState,
+    DirParams,
+    HalfCheetahDir,
+    HalfCheetahVel,
+    HopperParams,
+    SysParams,
+    VelParams,
+    WalkerParams,
+)
 from envs.tasks.conditioned import PREFIX, TaskConditioned, make_conditioned
 from envs.tasks.point_robot import PointRobot, PointRobotParams, PointRobotState
 
