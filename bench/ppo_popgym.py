@@ -11,19 +11,15 @@ blocks, window 64). Ratios are against GRU measured in the same process.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import envs  # noqa: E402
-from agents.params import count_params  # noqa: E402
-from agents.ppo.config import PPOConfig, validate  # noqa: E402
-from agents.ppo.train import build, make_chunk  # noqa: E402
+import envs
+from agents.params import count_params
+from agents.ppo.config import PPOConfig, validate
+from agents.ppo.train import build, make_chunk
 
 PAPER_MODELS = {
     "s5": dict(num_layers=4, model_options=(("state_size", 256),)),

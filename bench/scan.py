@@ -11,18 +11,14 @@ XLA's compiled estimate (arguments + outputs + temporaries) of the gradient func
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import ssm  # noqa: E402
-from ssm.base import step_mode_outputs  # noqa: E402
+import ssm
+from ssm.base import step_mode_outputs
 
 
 def layer_options(name: str, p: int) -> dict:

@@ -17,23 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from hlo_flops import loop_aware_flops  # the sibling script module: bench/ is the script's path entry
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from agents.params import count_params  # noqa: E402
-from agents.world_model.agent import build, init_params  # noqa: E402
-from agents.world_model.behavior import imagine  # noqa: E402
-from agents.world_model.config import WorldModelConfig  # noqa: E402
-from agents.world_model.world_model import world_model_loss  # noqa: E402
-from bench.hlo_flops import loop_aware_flops  # noqa: E402
+from agents.params import count_params
+from agents.world_model.agent import build, init_params
+from agents.world_model.behavior import imagine
+from agents.world_model.config import WorldModelConfig
+from agents.world_model.world_model import world_model_loss
 
 
 def peak_mb(compiled) -> float:
