@@ -16,10 +16,10 @@ import time
 import jax
 import numpy as np
 
-import envs
-from agents.params import count_params
-from agents.ppo.config import PPOConfig, validate
-from agents.ppo.train import build, make_chunk
+from ssmrl import envs
+from ssmrl.agents.params import count_params
+from ssmrl.agents.ppo.config import PPOConfig, validate
+from ssmrl.agents.ppo.train import build, make_chunk
 
 PAPER_MODELS = {
     "s5": dict(num_layers=4, model_options=(("state_size", 256),)),

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import ssm
-from ssm.base import step_mode_outputs
+from ssmrl import ssm
+from ssmrl.ssm.base import step_mode_outputs
 
 
 def layer_options(name: str, p: int) -> dict:

@@ -25,11 +25,11 @@ import numpy as np
 import optax
 from hlo_flops import loop_aware_flops  # the sibling script module: bench/ is the script's path entry
 
-from agents.params import count_params
-from agents.world_model.agent import build, init_params
-from agents.world_model.behavior import imagine
-from agents.world_model.config import WorldModelConfig
-from agents.world_model.world_model import world_model_loss
+from ssmrl.agents.params import count_params
+from ssmrl.agents.world_model.agent import build, init_params
+from ssmrl.agents.world_model.behavior import imagine
+from ssmrl.agents.world_model.config import WorldModelConfig
+from ssmrl.agents.world_model.world_model import world_model_loss
 
 
 def peak_mb(compiled) -> float:

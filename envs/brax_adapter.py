@@ -25,7 +25,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from envs.base import SettingsIdentity
+from ssmrl.envs.base import SettingsIdentity
 
 DEFAULT_BACKEND = "spring"
 

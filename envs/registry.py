@@ -14,21 +14,21 @@ from typing import Any, Callable
 def _builders() -> dict[str, Callable[..., tuple[Any, Any]]]:
     import gymnax
 
-    from envs.popgym import ENVS as POPGYM_ENVS
+    from ssmrl.envs.popgym import ENVS as POPGYM_ENVS
 
     builders: dict[str, Callable[..., tuple[Any, Any]]] = {}
     for name in gymnax.registered_envs:
         builders[name] = functools.partial(gymnax.make, name)
     builders.update(POPGYM_ENVS)
-    from envs.meta import make_meta
+    from ssmrl.envs.meta import make_meta
 
     builders["meta"] = make_meta
-    from envs.atari import GAMES as ATARI_GAMES  # Atari100k; ale-py loads when built
-    from envs.atari import make_atari
+    from ssmrl.envs.atari import GAMES as ATARI_GAMES  # Atari100k; ale-py loads when built
+    from ssmrl.envs.atari import make_atari
 
     for game in ATARI_GAMES:
         builders[f"atari/{game}"] = functools.partial(make_atari, game)
-    from envs.tasks import BUILDERS as TASK_BUILDERS  # offline meta-RL task distributions
+    from ssmrl.envs.tasks import BUILDERS as TASK_BUILDERS  # offline meta-RL task distributions
 
     builders.update(TASK_BUILDERS)
     return builders
@@ -56,7 +56,7 @@ def evaluation_splits(name: str, **options) -> dict[str, dict]:
     if name not in _builders():
         raise ValueError(f"unknown environment {name!r}; valid: {available()}")
     if name == "meta":
-        from envs.meta import evaluation_splits as meta_splits
+        from ssmrl.envs.meta import evaluation_splits as meta_splits
 
         return meta_splits(**options)
     return {"train": dict(options)}

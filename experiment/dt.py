@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.dt.train import DTConfig, DTData, DTParts, build, from_mapping, make_evaluate, prepare_data
-from agents.params import count_params
-from experiment.offline import (
+from ssmrl.agents.dt.train import DTConfig, DTData, DTParts, build, from_mapping, make_evaluate, prepare_data
+from ssmrl.agents.params import count_params
+from ssmrl.experiment.offline import (
     SPLITS,
     OfflineSetup,
     load_setup,

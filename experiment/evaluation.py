@@ -21,15 +21,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-import envs  # noqa: E402
-from agents.ppo.config import PPOConfig, from_mapping  # noqa: E402
-from agents.ppo.evaluate import make_evaluate  # noqa: E402
-from agents.ppo.train import build  # noqa: E402
-from experiment.checkpoint import Checkpoints  # noqa: E402
-from experiment.offline_evaluation import OFFLINE_KINDS, evaluate_offline_run  # noqa: E402
-from experiment.ppo import RUN_FILE  # noqa: E402
-from experiment.statistics import curve_band  # noqa: E402
-from experiment.video import is_image, write_video  # noqa: E402
+from ssmrl import envs  # noqa: E402
+from ssmrl.agents.ppo.config import PPOConfig, from_mapping  # noqa: E402
+from ssmrl.agents.ppo.evaluate import make_evaluate  # noqa: E402
+from ssmrl.agents.ppo.train import build  # noqa: E402
+from ssmrl.experiment.checkpoint import Checkpoints  # noqa: E402
+from ssmrl.experiment.offline_evaluation import OFFLINE_KINDS, evaluate_offline_run  # noqa: E402
+from ssmrl.experiment.ppo import RUN_FILE  # noqa: E402
+from ssmrl.experiment.statistics import curve_band  # noqa: E402
+from ssmrl.experiment.video import is_image, write_video  # noqa: E402
 
 
 def read_run_file(run_dir: str) -> dict:

@@ -15,8 +15,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from experiment.checkpoint import Checkpoints
-from experiment.progress import Progress
+from ssmrl.experiment.checkpoint import Checkpoints
+from ssmrl.experiment.progress import Progress
 
 
 @dataclasses.dataclass

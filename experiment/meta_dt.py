@@ -17,15 +17,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.dt.train import DTData, prepare_data
-from agents.meta_dt.config import MetaDTConfig, WorldModelConfig, from_mapping, world_model_from_mapping
-from agents.meta_dt.evaluate import dataset_prompts, make_meta_evaluate, make_prompt_evaluate
-from agents.meta_dt.prompt import best_window
-from agents.meta_dt.train import MetaData, MetaDTParts, build, prepare_world_model_data, reward_scale
-from agents.meta_dt.world_model import WorldModelData, WorldModelParts, build_world_model
-from agents.params import count_params
-from experiment.dt import dt_config
-from experiment.offline import (
+from ssmrl.agents.dt.train import DTData, prepare_data
+from ssmrl.agents.meta_dt.config import MetaDTConfig, WorldModelConfig, from_mapping, world_model_from_mapping
+from ssmrl.agents.meta_dt.evaluate import dataset_prompts, make_meta_evaluate, make_prompt_evaluate
+from ssmrl.agents.meta_dt.prompt import best_window
+from ssmrl.agents.meta_dt.train import MetaData, MetaDTParts, build, prepare_world_model_data, reward_scale
+from ssmrl.agents.meta_dt.world_model import WorldModelData, WorldModelParts, build_world_model
+from ssmrl.agents.params import count_params
+from ssmrl.experiment.dt import dt_config
+from ssmrl.experiment.offline import (
     SPLITS,
     OfflineSetup,
     load_setup,
@@ -84,7 +84,7 @@ def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale:
     """The world model's training episodes: the DT's plus the train split of every quality named in
     ``world_model_extra_datasets`` (e.g. ``[random]``: behaviour off the experts' paths), normalised as
     the DT's; and the task index of every episode."""
-    from experiment.datasets import read_dataset
+    from ssmrl.experiment.datasets import read_dataset
 
     parts = [own]
     tasks = [np.arange(own.rewards.shape[0]) // card["episodes_per_task"]]

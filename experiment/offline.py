@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiment.checkpoint import Checkpoints
+from ssmrl.experiment.checkpoint import Checkpoints
 
 SPLITS = ("train", "test")
 RUN_FILE = "run.json"
@@ -38,8 +38,8 @@ class OfflineSetup:
 
 def load_setup(values: dict) -> OfflineSetup:
     """Both splits of ``<data_dir>/<split>/<dataset>`` and the env they were collected in."""
-    import envs
-    from experiment.datasets import read_dataset
+    from ssmrl import envs
+    from ssmrl.experiment.datasets import read_dataset
 
     datasets = {split: read_dataset(os.path.join(values["data_dir"], split, values["dataset"])) for split in SPLITS}
     card = datasets["train"][1]
@@ -54,7 +54,7 @@ def load_setup(values: dict) -> OfflineSetup:
 
 def split_tasks(setup: OfflineSetup, split: str) -> tuple[Any, np.ndarray, dict]:
     """``(task params [N], target returns [N], card)`` of a split; targets = each task's best data return."""
-    from experiment.datasets import params_from_arrays
+    from ssmrl.experiment.datasets import params_from_arrays
 
     episodes, card = setup.datasets[split]
     template = setup.env.default_params

@@ -17,8 +17,8 @@ OFFLINE_KINDS = ("dt", "meta_dt", "prompt_dt")
 
 def evaluate_offline_run(run_dir: str, run: dict, episodes: int, seed: int) -> dict:
     """``run``: the run's ``run.json``; ``episodes`` per split, spread over its tasks (rounded up)."""
-    from experiment.dt import evaluate_saved_dt
-    from experiment.meta_dt import evaluate_saved_meta
+    from ssmrl.experiment.dt import evaluate_saved_dt
+    from ssmrl.experiment.meta_dt import evaluate_saved_meta
 
     values = run["values"]
     evaluate = evaluate_saved_dt if run["kind"] == "dt" else evaluate_saved_meta

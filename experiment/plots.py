@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiment.statistics import curve_band  # noqa: E402
+from ssmrl.experiment.statistics import curve_band  # noqa: E402
 
 
 def learning_curve(env_steps: np.ndarray, returns: np.ndarray, path: str, title: str, reps: int = 500) -> None:

@@ -12,16 +12,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from agents.params import count_params
-from agents.ppo.config import PPOConfig, validate
-from agents.ppo.evaluate import make_evaluate
-from agents.ppo.train import PPOParts, RunnerState, build
-from experiment.checkpoint import Checkpoints
-from experiment.logger import check as check_logger
-from experiment.logger import flat_hparams, make_writer
-from experiment.loop import run_chunks, stack_history
-from experiment.plots import learning_curve
-from experiment.progress import Progress
+from ssmrl.agents.params import count_params
+from ssmrl.agents.ppo.config import PPOConfig, validate
+from ssmrl.agents.ppo.evaluate import make_evaluate
+from ssmrl.agents.ppo.train import PPOParts, RunnerState, build
+from ssmrl.experiment.checkpoint import Checkpoints
+from ssmrl.experiment.logger import check as check_logger
+from ssmrl.experiment.logger import flat_hparams, make_writer
+from ssmrl.experiment.loop import run_chunks, stack_history
+from ssmrl.experiment.plots import learning_curve
+from ssmrl.experiment.progress import Progress
 
 RUN_FILE = "run.json"  # what a run was started with: enough to rebuild it for evaluation
 

@@ -17,9 +17,9 @@ import os
 import numpy as np
 from rliable import library as rly
 
-from experiment import report_plots
-from experiment.results import SeedResult, group, read_results, scores
-from experiment.statistics import Estimate, interval_estimates, per_seed_estimates
+from ssmrl.experiment import report_plots
+from ssmrl.experiment.results import SeedResult, group, read_results, scores
+from ssmrl.experiment.statistics import Estimate, interval_estimates, per_seed_estimates
 
 AGGREGATE_METRICS = ("mean", "median", "iqm")
 

@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
-from experiment.results import SeedResult  # noqa: E402
-from experiment.statistics import Estimate, curve_band  # noqa: E402
+from ssmrl.experiment.results import SeedResult  # noqa: E402
+from ssmrl.experiment.statistics import Estimate, curve_band  # noqa: E402
 
 CURVE_POINTS = 50
 

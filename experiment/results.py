@@ -15,8 +15,8 @@ import pathlib
 
 import numpy as np
 
-from envs.atari.scores import SCORES as ATARI_SCORES
-from envs.atari.scores import human_normalized_score
+from ssmrl.envs.atari.scores import SCORES as ATARI_SCORES
+from ssmrl.envs.atari.scores import human_normalized_score
 
 ATARI_PREFIX = "atari/"
 
@@ -38,7 +38,7 @@ def normalize(env: str, score: float) -> float | None:
     game = env[len(ATARI_PREFIX):] if env.startswith(ATARI_PREFIX) else None
     if game in ATARI_SCORES:
         return float(human_normalized_score(game, score))
-    from envs.popgym import ENVS as POPGYM_ENVS
+    from ssmrl.envs.popgym import ENVS as POPGYM_ENVS
 
     return float(score) if env in POPGYM_ENVS else None
 

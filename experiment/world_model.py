@@ -21,9 +21,9 @@ import numpy as np
 from tensorboardX import SummaryWriter
 from tqdm.auto import tqdm
 
-from agents.params import count_params
-from agents.world_model import replay as rb
-from agents.world_model.agent import (
+from ssmrl.agents.params import count_params
+from ssmrl.agents.world_model import replay as rb
+from ssmrl.agents.world_model.agent import (
     build,
     fresh_env,
     init,
@@ -33,10 +33,10 @@ from agents.world_model.agent import (
     make_prefill,
     open_loop,
 )
-from agents.world_model.config import WorldModelConfig, validate
-from envs.atari.scores import GAMES, human_normalized_score
-from experiment.checkpoint import Checkpoints
-from experiment.plots import learning_curve
+from ssmrl.agents.world_model.config import WorldModelConfig, validate
+from ssmrl.envs.atari.scores import GAMES, human_normalized_score
+from ssmrl.experiment.checkpoint import Checkpoints
+from ssmrl.experiment.plots import learning_curve
 
 RUN_FILE = "run.json"
 VIDEO_FILE = "imagination.gif"

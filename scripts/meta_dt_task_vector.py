@@ -18,12 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from agents.meta_dt.evaluate import make_rollout  # noqa: E402
-from agents.meta_dt.prompt import empty_prompt  # noqa: E402
-from experiment.meta_dt import setup_meta  # noqa: E402
-from experiment.offline import RUN_FILE, restore_state, split_tasks  # noqa: E402
+from ssmrl.agents.meta_dt.evaluate import make_rollout
+from ssmrl.agents.meta_dt.prompt import empty_prompt
+from ssmrl.experiment.meta_dt import setup_meta
+from ssmrl.experiment.offline import RUN_FILE, restore_state, split_tasks
 
 
 def main(run_dir: str) -> None:

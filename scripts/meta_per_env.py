@@ -8,17 +8,14 @@ deterministic policy, and prints the mean return of every trial with its 95% hal
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from agents.ppo.evaluate import make_evaluate  # noqa: E402
-from agents.ppo.train import build  # noqa: E402
-from experiment.evaluation import load_run, restore_params  # noqa: E402
+from ssmrl.agents.ppo.evaluate import make_evaluate
+from ssmrl.agents.ppo.train import build
+from ssmrl.experiment.evaluation import load_run, restore_params
 
 
 def main(run_dir: str, episodes: int = 256) -> None:

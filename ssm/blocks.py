@@ -7,12 +7,12 @@ Block: ``x + dropout(mix(layer(norm(x))))`` where ``mix`` is ``full_glu``
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
 
-from ssm.base import SequenceLayer
+from ssmrl.ssm.base import SequenceLayer
 
 MIXES = ("full_glu", "half_glu", "gelu", "none")
 
@@ -100,3 +100,14 @@ class Stack(SequenceLayer):
             new_carry.append(c)
         return tuple(new_carry), self._finish(x_t)
 
+
+def ssm_stack(layer_fn: Callable[[], SequenceLayer], features: int, num_layers: int, mix: str,
+              dropout: float, final_norm: bool) -> Stack:
+    """``num_layers`` residual blocks of ``layer_fn()`` behind an input projection."""
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    blocks = tuple(
+        Block(layer=layer_fn(), features=features, mix=mix, dropout=dropout, deterministic=dropout == 0.0)
+        for _ in range(num_layers)
+    )
+    return Stack(layers=blocks, features=features, final_norm=final_norm)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ssm.base import SequenceLayer
-from ssm.scan import linear_recurrence, linear_step
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.scan import linear_recurrence, linear_step
 
 
 def real_input(b: jax.Array) -> jax.Array:

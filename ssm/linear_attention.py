@@ -16,10 +16,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.attention import head_dim
-from ssm.base import SequenceLayer
-from ssm.registry import ssm_stack
-from ssm.scan import linear_recurrence, linear_step
+from ssmrl.ssm.attention import head_dim
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.scan import linear_recurrence, linear_step
 
 
 def _elements(k: jax.Array, v: jax.Array, log_decay: jax.Array) -> tuple[jax.Array, jax.Array]:

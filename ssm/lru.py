@@ -19,9 +19,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.base import SequenceLayer
-from ssm.diagonal import ComplexDiagonalLayer, real_input, real_readout
-from ssm.registry import ssm_stack
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.diagonal import ComplexDiagonalLayer, real_input, real_readout
 
 
 def nu_log_init(r_min: float, r_max: float):

@@ -26,9 +26,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.base import SequenceLayer
-from ssm.registry import ssm_stack
-from ssm.scan import SCAN_METHODS, linear_recurrence, linear_step, resolve_method
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.scan import SCAN_METHODS, linear_recurrence, linear_step, resolve_method
 
 
 class MambaCarry(NamedTuple):

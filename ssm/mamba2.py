@@ -27,11 +27,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.base import SequenceLayer
-from ssm.mamba import MambaCarry, causal_conv, causal_conv_step, dt_bias_init, uniform_init
-from ssm.registry import ssm_stack
-from ssm.scan import linear_step
-from ssm.ssd import ssd_chunked, ssd_recurrence
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.mamba import MambaCarry, causal_conv, causal_conv_step, dt_bias_init, uniform_init
+from ssmrl.ssm.scan import linear_step
+from ssmrl.ssm.ssd import ssd_chunked, ssd_recurrence
 
 MAMBA2_SCAN_METHODS = ("auto", "chunked", "sequential", "associative")
 

@@ -15,9 +15,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.base import SequenceLayer
-from ssm.registry import ssm_stack
-from ssm.scan import linear_recurrence, linear_step
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.scan import linear_recurrence, linear_step
 
 
 class MinGRU(SequenceLayer):

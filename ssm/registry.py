@@ -9,25 +9,11 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
-from ssm.base import SequenceLayer
-from ssm.blocks import Block, Stack
-
-
-def ssm_stack(layer_fn: Callable[[], SequenceLayer], features: int, num_layers: int, mix: str,
-              dropout: float, final_norm: bool) -> Stack:
-    """``num_layers`` residual blocks of ``layer_fn()`` behind an input projection."""
-    if num_layers < 1:
-        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-    blocks = tuple(
-        Block(layer=layer_fn(), features=features, mix=mix, dropout=dropout, deterministic=dropout == 0.0)
-        for _ in range(num_layers)
-    )
-    return Stack(layers=blocks, features=features, final_norm=final_norm)
+from ssmrl.ssm import linear_attention, lru, mamba, mamba2, mingru, rnn, s4, s4d, s5, transformer
+from ssmrl.ssm.base import SequenceLayer
 
 
 def _builders() -> dict[str, Callable[..., SequenceLayer]]:
-    from ssm import linear_attention, lru, mamba, mamba2, mingru, rnn, s4, s4d, s5, transformer
-
     return {
         "s5": s5.build,
         "s4": s4.build,

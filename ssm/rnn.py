@@ -11,9 +11,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.base import SequenceLayer
-from ssm.blocks import Stack
-from ssm.scan import reset_carry
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import Stack
+from ssmrl.ssm.scan import reset_carry
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "gelu": nn.gelu, "leaky_relu": nn.leaky_relu}
 

@@ -42,10 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssm.base import SequenceLayer
-from ssm.hippo import hippo_nplr
-from ssm.registry import ssm_stack
-from ssm.s4d import causal_conv, check_kernel_mode, constant, diagonal_params, run_windowed
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.hippo import hippo_nplr
+from ssmrl.ssm.s4d import causal_conv, check_kernel_mode, constant, diagonal_params, run_windowed
 
 
 def matrix_power(a: jax.Array, n: int) -> jax.Array:

@@ -34,10 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssm.base import SequenceLayer
-from ssm.hippo import hippo_nplr
-from ssm.registry import ssm_stack
-from ssm.scan import SCAN_METHODS, linear_recurrence, linear_step, resolve_method
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.hippo import hippo_nplr
+from ssmrl.ssm.scan import SCAN_METHODS, linear_recurrence, linear_step, resolve_method
 
 KERNEL_MODES = ("auto", "conv", "scan")
 S4D_INITS = ("legs", "lin", "inv")

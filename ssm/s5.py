@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssm.base import SequenceLayer
-from ssm.diagonal import ComplexDiagonalLayer, real_input, real_readout
-from ssm.hippo import block_diagonal_eig
-from ssm.registry import ssm_stack
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.diagonal import ComplexDiagonalLayer, real_input, real_readout
+from ssmrl.ssm.hippo import block_diagonal_eig
 
 DISCRETIZATIONS = ("zoh", "bilinear")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ssm.scan import ScanMethod, linear_recurrence
+from ssmrl.ssm.scan import ScanMethod, linear_recurrence
 
 
 def segsum(log_a: jax.Array) -> jax.Array:

@@ -19,9 +19,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.attention import head_dim, window_mask, windowed_attention
-from ssm.base import SequenceLayer
-from ssm.blocks import Stack
+from ssmrl.ssm.attention import head_dim, window_mask, windowed_attention
+from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.blocks import Stack
 
 
 class GRUGate(nn.Module):

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
-from envs.atari import (
+from ssmrl import envs
+from ssmrl.envs.atari import (
     GAMES,
     HUMAN_SCORES,
     RANDOM_SCORES,

@@ -6,8 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from envs.tasks import PointRobot, index_params, task_split
-from experiment.datasets import CARD_FILE, FORMAT_VERSION, mix_episodes, params_from_arrays, read_dataset, write_dataset
+from ssmrl.envs.tasks import PointRobot, index_params, task_split
+from ssmrl.experiment.datasets import (
+    CARD_FILE,
+    FORMAT_VERSION,
+    mix_episodes,
+    params_from_arrays,
+    read_dataset,
+    write_dataset,
+)
 
 
 def _episodes(rng, n=3, t=5, obs=2, act=2):

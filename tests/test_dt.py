@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ssm
-from agents.dt.model import interleave
-from agents.dt.train import (
+from ssmrl import ssm
+from ssmrl.agents.dt.model import interleave
+from ssmrl.agents.dt.train import (
     DTConfig,
     build,
     context_init,
@@ -23,7 +23,7 @@ from agents.dt.train import (
     returns_to_go,
     sample_batch,
 )
-from experiment.dt import run_dt
+from ssmrl.experiment.dt import run_dt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBS, ACT, K = 3, 2, 4
@@ -146,7 +146,7 @@ def test_context_window():
 
 
 def test_evaluation_rtg_bookkeeping():
-    from envs.tasks import make_env, task_split
+    from ssmrl.envs.tasks import make_env, task_split
 
     env = make_env("tasks/point_robot")
     _, test = task_split("tasks/point_robot", seed=0)
@@ -178,7 +178,7 @@ def test_end_to_end_point_robot(tmp_path):
             card = json.load(open(os.path.join(data_dir, split, quality, "card.json")))
             assert card["num_tasks"] == n and card["episodes_per_task"] == 2 and card["quality"] == quality
             assert card["horizon"] == 20 and card["obs_dim"] == 2 and card["act_dim"] == 2
-    from experiment.datasets import read_dataset
+    from ssmrl.experiment.datasets import read_dataset
 
     eps, _ = read_dataset(os.path.join(data_dir, "train", "expert"))
     assert np.all(np.abs(eps[0]["actions"]) <= 0.1 + 1e-6)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiment.evaluation import plot, trial_statistics
+from ssmrl.experiment.evaluation import plot, trial_statistics
 
 
 def test_intervals_are_over_seeds_when_there_are_several():

@@ -8,8 +8,8 @@ import types
 import numpy as np
 import pytest
 
-from experiment import logger
-from experiment.loop import _log
+from ssmrl.experiment import logger
+from ssmrl.experiment.loop import _log
 
 
 class Recorder:

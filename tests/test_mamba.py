@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ssm
-from ssm.base import step_mode_outputs
-from ssm.mamba import MambaLayer, causal_conv, causal_conv_step
-from ssm.mamba2 import Mamba2Layer
-from ssm.ssd import ssd_chunked, ssd_recurrence
+from ssmrl import ssm
+from ssmrl.ssm.base import step_mode_outputs
+from ssmrl.ssm.mamba import MambaLayer, causal_conv, causal_conv_step
+from ssmrl.ssm.mamba2 import Mamba2Layer
+from ssmrl.ssm.ssd import ssd_chunked, ssd_recurrence
 
 T, B, H, N, K = 20, 2, 8, 4, 4  # T is deliberately not a multiple of the chunk (8)
 OPTS = {

@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.dt.train import DTConfig
-from agents.meta_dt.config import MetaDTConfig, WorldModelConfig, from_mapping, world_model_from_mapping
-from agents.meta_dt.prompt import Prompt, best_window, gather_prompt
-from agents.meta_dt.train import make_prompted_model
-from agents.meta_dt.world_model import build_world_model, world_model_data
+from ssmrl.agents.dt.train import DTConfig
+from ssmrl.agents.meta_dt.config import MetaDTConfig, WorldModelConfig, from_mapping, world_model_from_mapping
+from ssmrl.agents.meta_dt.prompt import Prompt, best_window, gather_prompt
+from ssmrl.agents.meta_dt.train import make_prompted_model
+from ssmrl.agents.meta_dt.world_model import build_world_model, world_model_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBS, ACT, K, KP, Z = 3, 2, 4, 2, 3
@@ -143,7 +143,7 @@ def _tiny(name, data_dir, overrides=()):
 
 @pytest.mark.parametrize("method,modes", [("meta_dt", {"zero_shot", "few_shot"}), ("prompt_dt", {"prompted"})])
 def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
-    from experiment.meta_dt import run_meta_dt
+    from ssmrl.experiment.meta_dt import run_meta_dt
 
     values = _tiny("meta_dt", data_dir, [f"method={method}", "backbone=s5"])
     values["backbone_options"] = {"state_size": 4}
@@ -160,8 +160,8 @@ def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
 
 
 def test_dt_resume_and_evaluate(data_dir, tmp_path):
-    from experiment.dt import run_dt
-    from experiment.evaluation import evaluate_run
+    from ssmrl.experiment.dt import run_dt
+    from ssmrl.experiment.evaluation import evaluate_run
 
     values = _tiny("dt", data_dir)
     whole = run_dt(values, str(tmp_path / "whole"))
@@ -183,7 +183,7 @@ def test_dt_resume_and_evaluate(data_dir, tmp_path):
 
 
 def test_world_model_learns_from_extra_datasets(data_dir):
-    from experiment.meta_dt import setup_meta
+    from ssmrl.experiment.meta_dt import setup_meta
 
     values = _tiny("meta_dt", data_dir, ["backbone=s5"])
     plain = setup_meta(values)
@@ -204,7 +204,7 @@ def test_world_model_learns_from_extra_datasets(data_dir):
 
 
 def test_task_context_z_comes_from_the_same_task():
-    from experiment.meta_dt import task_context_z
+    from ssmrl.experiment.meta_dt import task_context_z
 
     tasks, horizon = 3, 4
     pool_tasks = np.concatenate([np.repeat(np.arange(tasks), 2), np.repeat(np.arange(tasks), 5)])  # two datasets
@@ -218,7 +218,7 @@ def test_task_context_z_comes_from_the_same_task():
 
 
 def test_task_context_is_validated():
-    from agents.meta_dt.config import from_mapping
+    from ssmrl.agents.meta_dt.config import from_mapping
 
     with pytest.raises(ValueError, match="unknown task_context 'taks'; valid: \\['own', 'task'\\]"):
         from_mapping({"task_context": "taks"})

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
-from envs.meta import DEFAULT_HELDOUT, DEFAULT_TRAIN
+from ssmrl import envs
+from ssmrl.envs.meta import DEFAULT_HELDOUT, DEFAULT_TRAIN
 
 
 def _rollout(env, params, state, actions_fn, steps: int, key):
@@ -184,7 +184,7 @@ def test_bad_names_error_clearly():
 
 
 def test_brax_adapter_dtypes_stable():
-    from envs.brax_adapter import BraxEnv
+    from ssmrl.envs.brax_adapter import BraxEnv
 
     env = BraxEnv("inverted_pendulum")
     params = env.default_params

@@ -1,20 +1,17 @@
 """PPO on the meta-RL environment: config mapping, evaluation splits, a tiny end-to-end run."""
 
 import os
-import sys
 
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-import envs
-from agents.ppo.config import PPOConfig
-from experiment.evaluation import evaluate_run
-from experiment.ppo import run_ppo
+from ssmrl import envs
+from ssmrl.agents.ppo.config import PPOConfig
+from ssmrl.agents.ppo.config import from_hydra as to_config
+from ssmrl.experiment.evaluation import evaluate_run
+from ssmrl.experiment.ppo import run_ppo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "train"))
-
-from ppo import to_config  # noqa: E402
 
 
 def test_meta_config_group_maps_onto_env_options():

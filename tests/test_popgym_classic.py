@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from gymnax.environments import spaces
 
-from envs.popgym import _common
-from envs.popgym.cards import (
+from ssmrl.envs.popgym import _common
+from ssmrl.envs.popgym.cards import (
     Autoencode,
     Concentration,
     CountRecall,
@@ -22,8 +22,8 @@ from envs.popgym.cards import (
     RepeatFirst,
     RepeatPrevious,
 )
-from envs.popgym.classic import ENVS, LEVELS, SETTINGS
-from envs.popgym.control import (
+from ssmrl.envs.popgym.classic import ENVS, LEVELS, SETTINGS
+from ssmrl.envs.popgym.control import (
     NoisyStatelessCartPole,
     StatelessCartPole,
     StatelessPendulum,

@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs.popgym.battleship import BattleshipEasy
-from envs.popgym.grids import ENVS
-from envs.popgym.labyrinth import GOAL, MOVES, OBSTACLE, START, LabyrinthExploreEasy
-from envs.popgym.minesweeper import MineSweeperEasy
+from ssmrl.envs.popgym.battleship import BattleshipEasy
+from ssmrl.envs.popgym.grids import ENVS
+from ssmrl.envs.popgym.labyrinth import GOAL, MOVES, OBSTACLE, START, LabyrinthExploreEasy
+from ssmrl.envs.popgym.minesweeper import MineSweeperEasy
 
 NAMES = [
     f"{game}{level}"

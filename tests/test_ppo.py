@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents.ppo.config import PPOConfig, from_mapping, validate
-from agents.ppo.train import ActionSpec, augment, build, gae, make_chunk, make_train
-from experiment.evaluation import evaluate_run
-from experiment.ppo import run_ppo
+from ssmrl.agents.ppo.config import PPOConfig, from_mapping, validate
+from ssmrl.agents.ppo.train import ActionSpec, augment, build, gae, make_chunk, make_train
+from ssmrl.experiment.evaluation import evaluate_run
+from ssmrl.experiment.ppo import run_ppo
 
 TINY = PPOConfig(
     env_name="RepeatPreviousEasy", model="gru", features=16, num_layers=1, model_options=(), encoder_hidden=16,

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from experiment import presets
+from ssmrl.experiment import presets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PPO = os.path.join(ROOT, "configs/preset")

@@ -5,10 +5,10 @@ import math
 import jax
 import numpy as np
 
-from agents.ppo.config import PPOConfig
-from agents.ppo.train import build
-from experiment.ppo import seeds_chunk
-from experiment.progress import Progress
+from ssmrl.agents.ppo.config import PPOConfig
+from ssmrl.agents.ppo.train import build
+from ssmrl.experiment.ppo import seeds_chunk
+from ssmrl.experiment.progress import Progress
 
 TINY = PPOConfig(env_name="RepeatPreviousEasy", model="gru", features=8, num_layers=1, model_options=(),
                  encoder_hidden=8, head_hidden=8, total_timesteps=4 * 8 * 3, num_envs=4, num_steps=8,

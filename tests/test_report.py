@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiment.report import write_report
-from experiment.results import read_results
-from experiment.statistics import per_seed_estimates
+from ssmrl.experiment.report import write_report
+from ssmrl.experiment.results import read_results
+from ssmrl.experiment.statistics import per_seed_estimates
 
 # env -> model -> the three seeds' final returns
 FINAL = {

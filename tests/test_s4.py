@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ssm
-from ssm.base import step_mode_outputs
-from ssm.s4 import S4Layer, matrix_power
-from ssm.s4d import S4DLayer, s4d_init
+from ssmrl import ssm
+from ssmrl.ssm.base import step_mode_outputs
+from ssmrl.ssm.s4 import S4Layer, matrix_power
+from ssmrl.ssm.s4d import S4DLayer, s4d_init
 
 T, B, H, N = 24, 2, 4, 8
 LONG = 4096

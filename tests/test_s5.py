@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssm.hippo import block_diagonal_eig, hippo_legs, hippo_low_rank, hippo_normal_eig
-from ssm.s5 import S5Layer
+from ssmrl.ssm.hippo import block_diagonal_eig, hippo_legs, hippo_low_rank, hippo_normal_eig
+from ssmrl.ssm.s5 import S5Layer
 
 
 def test_hippo_normal_eigendecomposition():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssm.scan import SCAN_METHODS, linear_recurrence, reset_operator, resolve_method
+from ssmrl.ssm.scan import SCAN_METHODS, linear_recurrence, reset_operator, resolve_method
 
 element = st.tuples(
     st.floats(-1.5, 1.5, allow_nan=False, width=32),

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ssm
-from ssm.base import step_mode_outputs
+from ssmrl import ssm
+from ssmrl.ssm.base import step_mode_outputs
 
 T, B, H_IN, H = 16, 3, 5, 8
 

@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ssm
-from ssm.linear_attention import gated_linear_attention
-from ssm.lru import LRULayer, eigenvalues
-from ssm.mingru import MinGRU
+from ssmrl import ssm
+from ssmrl.ssm.linear_attention import gated_linear_attention
+from ssmrl.ssm.lru import LRULayer, eigenvalues
+from ssmrl.ssm.mingru import MinGRU
 
 T, B, H = 12, 2, 6
 

@@ -9,10 +9,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
-from envs.tasks import TASKS, HalfCheetahVel, PointRobot, index_params, make_env, num_tasks, task_params, task_split
-from envs.tasks.brax_tasks import VelParams
-from envs.tasks.point_robot import PointRobotParams
+from ssmrl import envs
+from ssmrl.envs.tasks import (
+    TASKS,
+    HalfCheetahVel,
+    PointRobot,
+    index_params,
+    make_env,
+    num_tasks,
+    task_params,
+    task_split,
+)
+from ssmrl.envs.tasks.brax_tasks import VelParams
+from ssmrl.envs.tasks.point_robot import PointRobotParams
 
 SPLIT_SIZES = {
     "tasks/point_robot": (45, 5),

@@ -44,9 +44,9 @@ SHARDED = textwrap.dedent(
     """
     import dataclasses, json, sys
     import jax, numpy as np
-    from agents.ppo.config import PPOConfig
-    from agents.ppo.train import build, make_chunk
-    from experiment.ppo import run_ppo, runner_shardings
+    from ssmrl.agents.ppo.config import PPOConfig
+    from ssmrl.agents.ppo.train import build, make_chunk
+    from ssmrl.experiment.ppo import run_ppo, runner_shardings
     from jax.sharding import Mesh
     assert jax.device_count() == 4, jax.devices()
     config = PPOConfig(env_name="RepeatPreviousEasy", model="s5", features=16, num_layers=1,

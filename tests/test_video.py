@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agents.ppo.config import PPOConfig
-from experiment.evaluation import evaluate_run
-from experiment.ppo import run_ppo
-from experiment.results import read_results
-from experiment.video import to_rgb
+from ssmrl.agents.ppo.config import PPOConfig
+from ssmrl.experiment.evaluation import evaluate_run
+from ssmrl.experiment.ppo import run_ppo
+from ssmrl.experiment.results import read_results
+from ssmrl.experiment.video import to_rgb
 
 TINY_MINATAR = PPOConfig(env_name="Breakout-MinAtar", model="mlp", features=8, num_layers=1, model_options=(),
                          encoder_hidden=8, head_hidden=8, total_timesteps=4 * 8, num_envs=4, num_steps=8,

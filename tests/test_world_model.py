@@ -10,13 +10,13 @@ import numpy as np
 import optax
 import pytest
 
-from agents.params import count_params
-from agents.world_model import config as wmc
-from agents.world_model import distributions as D
-from agents.world_model import replay as rb
-from agents.world_model.agent import build, init_params, open_loop, train_step
-from agents.world_model.behavior import actor_critic_losses, imagine, lambda_returns
-from agents.world_model.world_model import world_model_loss
+from ssmrl.agents.params import count_params
+from ssmrl.agents.world_model import config as wmc
+from ssmrl.agents.world_model import distributions as D
+from ssmrl.agents.world_model import replay as rb
+from ssmrl.agents.world_model.agent import build, init_params, open_loop, train_step
+from ssmrl.agents.world_model.behavior import actor_critic_losses, imagine, lambda_returns
+from ssmrl.agents.world_model.world_model import world_model_loss
 
 MODELS = ("drama", "s4wm", "rssm")
 A = 4  # actions
@@ -260,7 +260,7 @@ def test_vector_and_image_observations_of_any_size(obs_shape, dtype):
 
 
 def test_episode_ends_take_life_loss_from_info_where_given():
-    from agents.world_model.agent import episode_ends
+    from ssmrl.agents.world_model.agent import episode_ends
 
     term = jnp.array([True, False, False])
     np.testing.assert_array_equal(episode_ends(term, {}), [True, False, False])
@@ -318,7 +318,7 @@ def test_imagination_and_actor_critic(model_parts):
 
 def test_train_step_and_open_loop():
     """One jitted update over a replay (no env needed) and the open-loop video prediction."""
-    from agents.world_model.agent import AgentState
+    from ssmrl.agents.world_model.agent import AgentState
 
     parts = build(tiny("drama", sampler="dfs"), num_actions=A)
     params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
@@ -373,12 +373,10 @@ def test_presets_yaml_match_python(name):
 def test_cli_names_envs_as_ppo_does():
     """``env=popgym env.name=...``, ``env=gymnax env.name=...``, ``env=atari env.game=...`` compose into
     configs whose env names are registered; a bad name fails in validation, before anything compiles."""
-    import sys
 
     from hydra import compose, initialize
 
-    sys.path.insert(0, "train")
-    from world_model import to_config
+    from ssmrl.agents.world_model.config import from_hydra as to_config
 
     cases = {("env=popgym", "env.name=RepeatFirstEasy", "preset=popgym", "model=s4wm"): "RepeatFirstEasy",
              ("env=gymnax", "env.name=Breakout-MinAtar", "model=rssm"): "Breakout-MinAtar",

@@ -9,13 +9,10 @@ leaves the memoryless plateau between 500 and 1000 updates, beyond a CI budget (
 world models on POPGym; scripts/world_model_reward_probe.py). Fails if the world model (loss,
 gradients, optimiser, replay sampling, encoders) stops learning."""
 
-import sys
-
 import jax
 import numpy as np
 
-sys.path.insert(0, "scripts")
-from world_model_reward_probe import fit_world_model, random_policy_replay, small_parts  # noqa: E402
+from ssmrl.agents.world_model.probe import fit_world_model, random_policy_replay, small_parts
 
 
 def test_world_model_learns_observations_and_rewards():

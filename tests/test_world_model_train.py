@@ -7,10 +7,10 @@ import os
 import jax
 import numpy as np
 
-from agents.world_model import config as wmc
-from agents.world_model.agent import build, init
-from experiment.checkpoint import Checkpoints
-from experiment.world_model import run_world_model
+from ssmrl.agents.world_model import config as wmc
+from ssmrl.agents.world_model.agent import build, init
+from ssmrl.experiment.checkpoint import Checkpoints
+from ssmrl.experiment.world_model import run_world_model
 
 
 def test_small_run_crash_resume_and_outputs(tmp_path):

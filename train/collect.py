@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from ssmrl.experiment import presets
 
-from experiment import presets  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 QUALITIES = ("medium", "expert", "medium_expert", "random")
 
@@ -35,11 +33,11 @@ def collect(values: dict, out_dir: str) -> dict:
     import jax
     import numpy as np
 
-    from agents.dt.collection import make_collect
-    from agents.ppo.config import from_mapping, validate
-    from agents.ppo.train import build, make_chunk
-    from envs.tasks import PREFIX, index_params, num_tasks, task_split
-    from experiment.datasets import mix_episodes, write_dataset
+    from ssmrl.agents.dt.collection import make_collect
+    from ssmrl.agents.ppo.config import from_mapping, validate
+    from ssmrl.agents.ppo.train import build, make_chunk
+    from ssmrl.envs.tasks import PREFIX, index_params, num_tasks, task_split
+    from ssmrl.experiment.datasets import mix_episodes, write_dataset
 
     env_name = values["env"]
     ppo_values = dict(values["ppo"])

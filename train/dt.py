@@ -12,21 +12,19 @@ interrupted run; ``python train/evaluate.py run=<run>`` evaluates it again.
 from __future__ import annotations
 
 import os
-import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from ssmrl.experiment import presets
 
-from experiment import presets  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @hydra.main(version_base="1.3", config_path="../configs/dt", config_name="dt")
 def main(cfg: DictConfig) -> None:
-    from experiment.dt import run_dt
+    from ssmrl.experiment.dt import run_dt
 
     values = OmegaConf.to_container(cfg, resolve=True)
     run_dir = HydraConfig.get().runtime.output_dir

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiment.evaluation import evaluate_run  # noqa: E402
+from ssmrl.experiment.evaluation import evaluate_run
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")

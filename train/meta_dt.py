@@ -11,21 +11,19 @@ returns: zero-shot and few-shot for Meta-DT, prompted for Prompt-DT) into the ru
 from __future__ import annotations
 
 import os
-import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from ssmrl.experiment import presets
 
-from experiment import presets  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @hydra.main(version_base="1.3", config_path="../configs/meta_dt", config_name="meta_dt")
 def main(cfg: DictConfig) -> None:
-    from experiment.meta_dt import run_meta_dt
+    from ssmrl.experiment.meta_dt import run_meta_dt
 
     values = OmegaConf.to_container(cfg, resolve=True)
     run_dir = HydraConfig.get().runtime.output_dir

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiment.report import write_report  # noqa: E402
+from ssmrl.experiment.report import write_report
 
 
 def main(argv: list[str] | None = None) -> None:

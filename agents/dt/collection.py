@@ -12,7 +12,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from envs.tasks.conditioned import ConditionedParams, TaskConditioned
+from ssmrl.envs.tasks.conditioned import ConditionedParams, TaskConditioned
 
 
 def make_collect(parts, num_episodes: int, horizon: int | None = None,
@@ -25,8 +25,8 @@ def make_collect(parts, num_episodes: int, horizon: int | None = None,
     env's, without the task features), ``actions`` (what the base env received), ``rewards``,
     ``dones``.
     """
-    from agents.ppo.network import policy_distribution
-    from agents.ppo.train import augment
+    from ssmrl.agents.ppo.network import policy_distribution
+    from ssmrl.agents.ppo.train import augment
 
     env: TaskConditioned = parts.env.env if hasattr(parts.env, "env") else parts.env
     network, actions = parts.network, parts.actions

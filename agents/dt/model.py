@@ -20,8 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-import ssm
-from ssm.base import SequenceLayer
+from ssmrl import ssm
+from ssmrl.ssm.base import SequenceLayer
 
 TOKENS_PER_STEP = 3
 

@@ -29,8 +29,8 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
-from agents.config import config_from_mapping
-from agents.dt.model import TOKENS_PER_STEP, DecisionTransformer, make_backbone
+from ssmrl.agents.config import config_from_mapping
+from ssmrl.agents.dt.model import TOKENS_PER_STEP, DecisionTransformer, make_backbone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ class DTConfig:
 
 
 def validate(config: DTConfig) -> DTConfig:
-    import ssm
+    from ssmrl import ssm
 
     if config.backbone not in ssm.available():
         raise ValueError(f"unknown backbone {config.backbone!r}; valid: {ssm.available()}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from agents.config import config_from_mapping
+from ssmrl.agents.config import config_from_mapping
 
 METHODS = ("meta_dt", "prompt_dt")
 TASK_CONTEXTS = ("own", "task")
@@ -46,7 +46,7 @@ class MetaDTConfig:
 
 
 def validate_world_model(config: WorldModelConfig) -> WorldModelConfig:
-    import ssm
+    from ssmrl import ssm
 
     if config.encoder not in ssm.available():
         raise ValueError(f"unknown world-model encoder {config.encoder!r}; valid: {ssm.available()}")

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.dt.train import DTData, context_init, context_write, returns_to_go, window_write
-from agents.meta_dt.prompt import Prompt, best_window, empty_prompt, gather_prompt
-from agents.meta_dt.train import MetaDTParts
-from agents.meta_dt.world_model import WorldModelParts, transition_features, world_model_data
+from ssmrl.agents.dt.train import DTData, context_init, context_write, returns_to_go, window_write
+from ssmrl.agents.meta_dt.prompt import Prompt, best_window, empty_prompt, gather_prompt
+from ssmrl.agents.meta_dt.train import MetaDTParts
+from ssmrl.agents.meta_dt.world_model import WorldModelParts, transition_features, world_model_data
 
 
 class Rollout(NamedTuple):

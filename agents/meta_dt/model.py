@@ -17,8 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from agents.dt.model import TOKENS_PER_STEP, DecisionTransformer, interleave
-from agents.meta_dt.prompt import Prompt
+from ssmrl.agents.dt.model import TOKENS_PER_STEP, DecisionTransformer, interleave
+from ssmrl.agents.meta_dt.prompt import Prompt
 
 
 class PromptedDecisionTransformer(DecisionTransformer):

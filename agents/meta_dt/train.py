@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.dt.model import TOKENS_PER_STEP, make_backbone
-from agents.dt.train import (
+from ssmrl.agents.dt.model import TOKENS_PER_STEP, make_backbone
+from ssmrl.agents.dt.train import (
     DTConfig,
     DTData,
     DTState,
@@ -34,11 +34,11 @@ from agents.dt.train import (
     take_segments,
     validate,
 )
-from agents.meta_dt.config import MetaDTConfig
-from agents.meta_dt.config import validate as validate_meta
-from agents.meta_dt.model import PromptedDecisionTransformer
-from agents.meta_dt.prompt import Prompt, empty_prompt, gather_prompt
-from agents.meta_dt.world_model import WorldModelData, world_model_data
+from ssmrl.agents.meta_dt.config import MetaDTConfig
+from ssmrl.agents.meta_dt.config import validate as validate_meta
+from ssmrl.agents.meta_dt.model import PromptedDecisionTransformer
+from ssmrl.agents.meta_dt.prompt import Prompt, empty_prompt, gather_prompt
+from ssmrl.agents.meta_dt.world_model import WorldModelData, world_model_data
 
 
 class MetaData(NamedTuple):

@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-import ssm
-from agents.dt.train import DTState, make_train_chunk, make_train_step
-from agents.meta_dt.config import WorldModelConfig, validate_world_model
+from ssmrl import ssm
+from ssmrl.agents.dt.train import DTState, make_train_chunk, make_train_step
+from ssmrl.agents.meta_dt.config import WorldModelConfig, validate_world_model
 
 
 def transition_features(states: jax.Array, actions: jax.Array, rewards: jax.Array,

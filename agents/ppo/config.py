@@ -6,8 +6,9 @@ import dataclasses
 from typing import Any, Mapping
 
 import jax
+from omegaconf import DictConfig, OmegaConf
 
-from agents.config import config_from_mapping
+from ssmrl.agents.config import config_from_mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +68,7 @@ def _require(cond: bool, message: str) -> None:
 
 def validate(config: PPOConfig, num_devices: int | None = None) -> PPOConfig:
     """Check names and numbers before anything compiles; raises ``ValueError`` naming the bad value."""
-    import envs
-    import ssm
+    from ssmrl import envs, ssm
 
     _require(config.env_name in envs.available(),
              f"unknown env.name {config.env_name!r}; valid: {envs.available()}")
@@ -97,3 +97,23 @@ def validate(config: PPOConfig, num_devices: int | None = None) -> PPOConfig:
 def from_mapping(values: Mapping[str, Any]) -> PPOConfig:
     """Build a config from a flat mapping; unknown keys are an error that lists the valid ones."""
     return config_from_mapping(PPOConfig, values, "PPO")
+
+
+RUN_KEYS = ("seeds", "seed", "resume", "progress", "deterministic_eval", "logger")
+
+
+def from_hydra(cfg: DictConfig) -> PPOConfig:
+    """Flatten the Hydra config (``env.*``, ``model.*``, top-level PPO keys) into a ``PPOConfig``."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    env, model = values.pop("env"), values.pop("model")
+    for key in RUN_KEYS:
+        values.pop(key, None)
+    # Every env key but its name is an option of the env's constructor (`env.trials`, `env.options.x`).
+    env_options = {k: v for k, v in env.items() if k not in ("name", "options")}
+    env_options.update(env.get("options") or {})
+    values.update(
+        env_name=env["name"], env_options=env_options,
+        model=model["name"], features=model["features"], num_layers=model["num_layers"],
+        model_options=model.get("options") or {},
+    )
+    return from_mapping(values)

@@ -11,8 +11,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from agents.ppo.network import policy_distribution
-from agents.ppo.train import PPOParts, augment
+from ssmrl.agents.ppo.network import policy_distribution
+from ssmrl.agents.ppo.train import PPOParts, augment
 
 
 def make_evaluate(parts: PPOParts, num_envs: int, deterministic: bool = False,

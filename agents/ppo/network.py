@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm.base import SequenceLayer
+from ssmrl.ssm.base import SequenceLayer
 
 
 class ActorCritic(nn.Module):

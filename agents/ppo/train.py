@@ -20,11 +20,10 @@ from flax import struct
 from flax.training.train_state import TrainState
 from gymnax.environments import spaces
 
-import envs
-import ssm
-from agents.ppo.config import PPOConfig
-from agents.ppo.network import ActorCritic, policy_distribution
-from envs.wrappers import EpisodeStats
+from ssmrl import envs, ssm
+from ssmrl.agents.ppo.config import PPOConfig
+from ssmrl.agents.ppo.network import ActorCritic, policy_distribution
+from ssmrl.envs.wrappers import EpisodeStats
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from agents.world_model import replay as rb
-from agents.world_model.behavior import Actor, Critic, actor_critic_losses, imagine, make_actor_critic
-from agents.world_model.config import WorldModelConfig
-from agents.world_model.networks import postprocess
-from agents.world_model.world_model import WorldModel, make_world_model, world_model_loss
+from ssmrl.agents.world_model import replay as rb
+from ssmrl.agents.world_model.behavior import Actor, Critic, actor_critic_losses, imagine, make_actor_critic
+from ssmrl.agents.world_model.config import WorldModelConfig
+from ssmrl.agents.world_model.networks import postprocess
+from ssmrl.agents.world_model.world_model import WorldModel, make_world_model, world_model_loss
 
 
 @struct.dataclass
@@ -70,7 +70,7 @@ def make_env(config: WorldModelConfig, num_envs: int):
 
     gymnax envs are built once and vmapped freely; an env that steps all its copies in one object
     (Atari's vector ALE: it has a ``num_envs`` attribute) is rebuilt with that many copies."""
-    import envs
+    from ssmrl import envs
 
     options = dict(config.env_options)
     env, env_params = envs.make(config.env_name, **options)

@@ -12,8 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from agents.world_model.config import WorldModelConfig
-from agents.world_model.distributions import (
+from ssmrl.agents.world_model.config import WorldModelConfig
+from ssmrl.agents.world_model.distributions import (
     bin_values,
     categorical_entropy,
     sample_latent,
@@ -21,8 +21,8 @@ from agents.world_model.distributions import (
     twohot_mean,
     unimix_logits,
 )
-from agents.world_model.networks import MLP
-from agents.world_model.world_model import WorldModel, value_bins
+from ssmrl.agents.world_model.networks import MLP
+from ssmrl.agents.world_model.world_model import WorldModel, value_bins
 
 
 class Actor(nn.Module):

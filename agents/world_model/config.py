@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from agents.config import config_from_mapping
+from omegaconf import DictConfig, OmegaConf
+
+from ssmrl.agents.config import config_from_mapping
 
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
@@ -113,8 +115,7 @@ def _require(cond: bool, message: str) -> None:
 
 def validate(config: WorldModelConfig) -> WorldModelConfig:
     """Check names and numbers before anything compiles; raises ``ValueError`` naming the bad value."""
-    import envs
-    import ssm
+    from ssmrl import envs, ssm
 
     _require(config.env_name in envs.available(),
              f"unknown env.name {config.env_name!r}; valid: {envs.available()}")
@@ -188,3 +189,28 @@ def preset(name: str, **overrides) -> WorldModelConfig:
 def small(**overrides) -> WorldModelConfig:
     """The ``small`` preset (2-core CPU, ~15 min on Atari)."""
     return preset("small", **overrides)
+
+
+RUN_KEYS = ("seed", "resume", "progress")
+MODEL_KEYS = ("name", "layer", "state_size")
+
+
+def from_hydra(cfg: DictConfig) -> WorldModelConfig:
+    """Flatten the Hydra config (``env.*``, ``model.*``, top-level keys) into a ``WorldModelConfig``.
+
+    Every env key but ``name`` (and Atari's ``game``, which only forms the name) is an option of the
+    env's constructor, as in train/ppo.py."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    env, model = values.pop("env"), values.pop("model")
+    for key in RUN_KEYS:
+        values.pop(key, None)
+    bad_model = sorted(set(model) - set(MODEL_KEYS))
+    if bad_model:
+        raise ValueError(f"unknown model key(s) {bad_model}; valid: {sorted(MODEL_KEYS)}")
+    env_options = {k: v for k, v in env.items() if k not in ("name", "game", "options")}
+    env_options.update(env.get("options") or {})
+    values.update(env_name=env["name"], env_options=env_options, model=model["name"],
+                  state_size=model.get("state_size", 16))
+    if "layer" in model:
+        values["s4wm_layer"] = model["layer"]
+    return from_mapping(values)

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from agents.world_model.distributions import symexp, symlog
+from ssmrl.agents.world_model.distributions import symexp, symlog
 
 
 def preprocess(obs: jax.Array) -> jax.Array:

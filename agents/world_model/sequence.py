@@ -27,9 +27,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-import ssm
-from agents.world_model.distributions import sample_latent, unimix_logits
-from agents.world_model.networks import MLP
+from ssmrl import ssm
+from ssmrl.agents.world_model.distributions import sample_latent, unimix_logits
+from ssmrl.agents.world_model.networks import MLP
 
 
 def _mask(x: jax.Array, reset: jax.Array) -> jax.Array:

@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agents.world_model.config import WorldModelConfig
-from agents.world_model.distributions import bin_values, categorical_kl, twohot_loss
-from agents.world_model.networks import MLP, make_observation_networks, preprocess
-from agents.world_model.sequence import SequenceModel
+from ssmrl.agents.world_model.config import WorldModelConfig
+from ssmrl.agents.world_model.distributions import bin_values, categorical_kl, twohot_loss
+from ssmrl.agents.world_model.networks import MLP, make_observation_networks, preprocess
+from ssmrl.agents.world_model.sequence import SequenceModel
 
 
 class WorldModel(nn.Module):

@@ -6,7 +6,7 @@ score table and human-normalised scores (aggregates over games: ``train/report.p
 imported only when an env is built.
 """
 
-from envs.atari.scores import (
+from ssmrl.envs.atari.scores import (
     GAMES,
     HUMAN_SCORES,
     RANDOM_SCORES,
@@ -20,7 +20,7 @@ from envs.atari.scores import (
 def __getattr__(name):  # lazy: keep ``import envs.atari`` free of ale-py and the env module
     if name in ("AtariEnv", "AtariParams", "AtariState", "VectorAtari", "make_atari",
                 "make_vector_atari", "FRAME_SKIP", "MAX_EPISODE_FRAMES"):
-        from envs.atari import env
+        from ssmrl.envs.atari import env
 
         return getattr(env, name)
     raise AttributeError(name)

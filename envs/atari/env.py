@@ -46,7 +46,7 @@ from flax import struct
 from gymnax.environments import environment, spaces
 from jax.experimental import io_callback
 
-from envs.atari.scores import check_game, rom_name
+from ssmrl.envs.atari.scores import check_game, rom_name
 
 FRAME_SKIP = 4
 MAX_EPISODE_FRAMES = 108_000

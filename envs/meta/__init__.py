@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from envs.meta.bases import BASE_NAMES, BaseSpec, check_names, make_base
-from envs.meta.env import MetaParams, MetaState, ProjectedMetaEnv
+from ssmrl.envs.meta.bases import BASE_NAMES, BaseSpec, check_names, make_base
+from ssmrl.envs.meta.env import MetaParams, MetaState, ProjectedMetaEnv
 
 # Train pool: classic control with both discrete (CartPole, Acrobot, MountainCar) and continuous
 # (Pendulum) actions, so the agent meets both action mappings. Held-out: MountainCarContinuous (new

@@ -118,7 +118,7 @@ def make_base(name: str, trial_steps: int, brax_backend: str = "spring") -> Base
 
         env, params = gymnax.make(name)
     else:
-        from envs.brax_adapter import BraxEnv
+        from ssmrl.envs.brax_adapter import BraxEnv
 
         env = BraxEnv(name, backend=brax_backend)
         params = env.default_params

@@ -69,9 +69,9 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from envs.base import SettingsIdentity
-from envs.brax_adapter import conform, strong_spec
-from envs.meta.bases import OBS_CLIP, BaseSpec, check_names, make_base
+from ssmrl.envs.base import SettingsIdentity
+from ssmrl.envs.brax_adapter import conform, strong_spec
+from ssmrl.envs.meta.bases import OBS_CLIP, BaseSpec, check_names, make_base
 
 REWARD_OBS_CLIP = 10.0
 

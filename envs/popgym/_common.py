@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment
 
-from envs.base import SettingsIdentity
+from ssmrl.envs.base import SettingsIdentity
 
 DECK_SIZE = 52
 NUM_SUITS = 4

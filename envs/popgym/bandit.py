@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.popgym._common import PopGymEnv, PopGymParams, one_hot
+from ssmrl.envs.popgym._common import PopGymEnv, PopGymParams, one_hot
 
 
 @struct.dataclass

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.popgym._common import (
+from ssmrl.envs.popgym._common import (
     DECK_SIZE,
     NUM_COLORS,
     NUM_RANKS,

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from envs.popgym.bandit import MultiarmedBandit
-from envs.popgym.cards import (
+from ssmrl.envs.popgym.bandit import MultiarmedBandit
+from ssmrl.envs.popgym.cards import (
     Autoencode,
     Concentration,
     CountRecall,
@@ -32,7 +32,7 @@ from envs.popgym.cards import (
     RepeatFirst,
     RepeatPrevious,
 )
-from envs.popgym.control import (
+from ssmrl.envs.popgym.control import (
     NoisyStatelessCartPole,
     NoisyStatelessPendulum,
     StatelessCartPole,

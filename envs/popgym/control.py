@@ -29,7 +29,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import spaces
 
-from envs.popgym._common import PopGymEnv
+from ssmrl.envs.popgym._common import PopGymEnv
 
 
 @struct.dataclass

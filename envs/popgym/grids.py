@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from envs.popgym.battleship import BattleshipEasy, BattleshipHard, BattleshipMedium
-from envs.popgym.labyrinth import (
+from ssmrl.envs.popgym.battleship import BattleshipEasy, BattleshipHard, BattleshipMedium
+from ssmrl.envs.popgym.labyrinth import (
     LabyrinthEscapeEasy,
     LabyrinthEscapeHard,
     LabyrinthEscapeMedium,
@@ -29,7 +29,7 @@ from envs.popgym.labyrinth import (
     LabyrinthExploreHard,
     LabyrinthExploreMedium,
 )
-from envs.popgym.minesweeper import MineSweeperEasy, MineSweeperHard, MineSweeperMedium
+from ssmrl.envs.popgym.minesweeper import MineSweeperEasy, MineSweeperHard, MineSweeperMedium
 
 _CLASSES = (
     BattleshipEasy,

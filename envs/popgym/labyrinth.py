@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from envs.base import SettingsIdentity
+from ssmrl.envs.base import SettingsIdentity
 
 FREE, OBSTACLE, START, GOAL = 0, 1, 2, 3
 NUM_TILE_TYPES = 4

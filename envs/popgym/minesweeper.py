@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from envs.base import SettingsIdentity
+from ssmrl.envs.base import SettingsIdentity
 
 
 @struct.dataclass

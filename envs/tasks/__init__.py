@@ -34,7 +34,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from envs.tasks.brax_tasks import (
+from ssmrl.envs.tasks.brax_tasks import (
     AngleParams,
     AntDir,
     BraxTaskEnv,
@@ -47,8 +47,8 @@ from envs.tasks.brax_tasks import (
     VelParams,
     WalkerParams,
 )
-from envs.tasks.conditioned import PREFIX, TaskConditioned, make_conditioned
-from envs.tasks.point_robot import PointRobot, PointRobotParams, PointRobotState
+from ssmrl.envs.tasks.conditioned import PREFIX, TaskConditioned, make_conditioned
+from ssmrl.envs.tasks.point_robot import PointRobot, PointRobotParams, PointRobotState
 
 
 class TaskSpec(NamedTuple):

@@ -33,8 +33,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from envs.base import SettingsIdentity
-from envs.brax_adapter import DEFAULT_BACKEND, conform, strong_spec
+from ssmrl.envs.base import SettingsIdentity
+from ssmrl.envs.brax_adapter import DEFAULT_BACKEND, conform, strong_spec
 
 LOG_SCALE_LIMIT = 3.0
 

@@ -19,7 +19,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from envs.base import SettingsIdentity
+from ssmrl.envs.base import SettingsIdentity
 
 PREFIX = "conditioned/"
 
@@ -115,7 +115,7 @@ def make_conditioned(base_name: str, split: str = "train", split_seed: int = 0, 
     """Registry builder: the wrapper around ``base_name`` drawing tasks from one split of ``task_split``."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    from envs.tasks import make_env, task_split  # the registry module imports this one
+    from ssmrl.envs.tasks import make_env, task_split  # the registry module imports this one
 
     env = TaskConditioned(make_env(base_name, **options))
     train, test = task_split(base_name, split_seed, **options)

@@ -18,7 +18,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from envs.base import SettingsIdentity
+from ssmrl.envs.base import SettingsIdentity
 
 MAX_ACTION = 0.1
 

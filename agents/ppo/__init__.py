@@ -1,0 +1,1 @@
+"""PPO with any registered memory model: config, network, rollout and update."""

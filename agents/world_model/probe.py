@@ -1,0 +1,74 @@
+"""A world model trained alone, without the agent, on random-policy data: the reward-learning probe behind
+scripts/world_model_reward_probe.py and the CI learning test."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ssmrl.agents.world_model import config as wmc
+from ssmrl.agents.world_model import replay as rb
+from ssmrl.agents.world_model.agent import Parts, build, collect, init
+from ssmrl.agents.world_model.distributions import twohot_mean
+from ssmrl.agents.world_model.world_model import value_bins, world_model_loss
+
+SMALL = dict(num_envs=8, hidden=32, num_layers=1, state_size=8, latent_groups=8, latent_classes=8, vector_hidden=64,
+             mlp_hidden=32, ac_hidden=16, ac_layers=1, batch_size=16, batch_length=16, prefill=16, total_steps=400)
+
+
+def small_parts(model: str, env=None, **overrides) -> Parts:
+    """A small POPGym world model (``SMALL``) on RepeatPreviousEasy, or on ``env`` where given."""
+    config = wmc.validate(wmc.preset("popgym", env_name="RepeatPreviousEasy", model=model,
+                                     **{**SMALL, **overrides}))
+    return build(config) if env is None else build(config, env=env, env_params=env.default_params)
+
+
+def random_policy_replay(parts: Parts, key: jax.Array, steps: int) -> rb.Replay:
+    """``steps`` random-policy env steps of every env, in a fresh replay."""
+    state = init(parts, key)
+    return jax.jit(lambda s: collect(parts, s, steps, random_policy=True)[0])(state).replay
+
+
+def fit_world_model(parts: Parts, replay: rb.Replay, updates: int, seed: int = 0, reward_scale: float = 1.0,
+                    every: int = 0, on_metrics=None):
+    """``updates`` world-model gradient steps on windows of ``replay``; returns ``(params, metrics per
+    update)``; ``on_metrics(i, params, metrics)`` is called every ``every`` updates."""
+    config = parts.config
+    params = init(parts, jax.random.PRNGKey(seed)).params["wm"]
+    opt = parts.wm_tx.init(params)
+
+    @jax.jit
+    def update(params, opt, replay, key):
+        k_batch, k_loss = jax.random.split(key)
+        replay, batch = rb.sample(replay, k_batch, config.batch_size, config.batch_length)
+        batch = {**batch, "reward": batch["reward"] * reward_scale}
+        (_, (_, metrics)), grads = jax.value_and_grad(world_model_loss, has_aux=True)(params, parts.wm, config,
+                                                                                     batch, k_loss)
+        updates, opt = parts.wm_tx.update(grads, opt, params)
+        return jax.tree.map(jnp.add, params, updates), opt, replay, metrics
+
+    history = []
+    for i in range(updates):
+        params, opt, replay, metrics = update(params, opt, replay, jax.random.PRNGKey(1000 + i))
+        history.append({k: float(v) for k, v in metrics.items()})
+        if every and (i + 1) % every == 0 and on_metrics is not None:
+            on_metrics(i + 1, params, history[-1])
+    return params, history
+
+
+def reward_errors(parts: Parts, params, replay: rb.Replay, key: jax.Array, skip: int,
+                  reward_scale: float = 1.0) -> tuple[float, float]:
+    """Mean squared error of the predicted reward and of the mean reward (the best memoryless guess
+    under a random policy) on 64 windows of ``replay``, from step ``skip`` of each window on."""
+    config = parts.config
+    k_batch, k_obs = jax.random.split(key)
+    _, batch = rb.sample(replay, k_batch, 64, config.batch_length)
+    reward = batch["reward"] * reward_scale
+    T, B = batch["first"].shape
+    _, out = parts.wm.apply(params, parts.wm.initialize_carry(B), batch["obs"], batch["action"], batch["first"],
+                            jax.random.split(k_obs, T), method="observe")
+    logits, _ = parts.wm.apply(params, out["h"], method="heads")
+    predicted = twohot_mean(logits, value_bins(config))
+    model = jnp.mean((predicted - reward)[skip:] ** 2)
+    chance = jnp.mean((reward - jnp.mean(reward))[skip:] ** 2)
+    return float(model), float(chance)
