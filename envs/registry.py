@@ -31,6 +31,9 @@ def _builders() -> dict[str, Callable[..., tuple[Any, Any]]]:
     from ssmrl.envs.tasks import BUILDERS as TASK_BUILDERS  # offline meta-RL task distributions
 
     builders.update(TASK_BUILDERS)
+    from ssmrl.envs.memory import ENVS as MEMORY_ENVS  # world-model memory benchmarks (S4WM)
+
+    builders.update(MEMORY_ENVS)
     return builders
 
 
