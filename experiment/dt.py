@@ -11,8 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssmrl.agents.dt.train import DTConfig, DTData, DTParts, build, from_mapping, make_evaluate, prepare_data
+from ssmrl.agents.config import from_fields, to_fields
+from ssmrl.agents.dt.train import DTData, DTParts, build, make_evaluate, prepare_data
 from ssmrl.agents.params import count_params
+from ssmrl.experiment.config import DTRun
 from ssmrl.experiment.offline import (
     SPLITS,
     OfflineSetup,
@@ -26,28 +28,22 @@ from ssmrl.experiment.offline import (
 )
 
 
-def dt_config(values: dict) -> DTConfig:
-    """The ``dt`` block with the run's ``backbone`` and ``backbone_options``, validated."""
-    return from_mapping(dict(values["dt"], backbone=values["backbone"],
-                             backbone_options=values.get("backbone_options") or {}))
-
-
-def setup_dt(values: dict) -> tuple[OfflineSetup, DTData, DTParts]:
-    config = dt_config(values)
-    setup = load_setup(values)
+def setup_dt(run: DTRun) -> tuple[OfflineSetup, DTData, DTParts]:
+    config = run.dt
+    setup = load_setup(run)
     data = prepare_data(setup.datasets["train"][0], config.rtg_scale)
     parts = build(config, setup.card["obs_dim"], setup.card["act_dim"], setup.action_scale)
     return setup, data, parts
 
 
-def evaluate_dt(values: dict, setup: OfflineSetup, data: DTData, parts: DTParts, params: Any,
+def evaluate_dt(run: DTRun, setup: OfflineSetup, data: DTData, parts: DTParts, params: Any,
                 episodes_per_task: dict[str, int], key: jax.Array) -> dict:
     """``{split: {"dt": return stats}}`` over ``episodes_per_task[split]`` episodes in each task."""
     config = parts.config
     results = {}
     for i, split in enumerate(SPLITS):
         tasks, best, card = split_tasks(setup, split)
-        targets = targets_for(values, best)
+        targets = targets_for(run, best)
         evaluate = make_evaluate(parts.model, setup.env, config.context_len, config.rtg_scale,
                                  episodes_per_task[split], horizon=setup.card["horizon"])
         out = evaluate(params, tasks, jnp.asarray(targets), data.state_mean, data.state_std,
@@ -56,31 +52,31 @@ def evaluate_dt(values: dict, setup: OfflineSetup, data: DTData, parts: DTParts,
     return results
 
 
-def run_dt(values: dict, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
-    """Train and evaluate one DT run described by ``values`` (the resolved config); returns the summary."""
+def run_dt(run: DTRun, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train and evaluate one DT run described by ``run`` (the checked config); returns the summary."""
     from tensorboardX import SummaryWriter
 
-    setup, data, parts = setup_dt(values)
+    setup, data, parts = setup_dt(run)
     config = parts.config
-    write_run_file(run_dir, "dt", values)
+    write_run_file(run_dir, "dt", to_fields(run))
     writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
-    k_init, k_eval = jax.random.split(jax.random.PRNGKey(int(values["seed"])))
+    k_init, k_eval = jax.random.split(jax.random.PRNGKey(run.seed))
     num_chunks = -(-config.num_steps // config.steps_per_chunk)
     state, losses, seconds = train_chunks(parts.train_chunk, parts.init(k_init), data, num_chunks,
                                           config.steps_per_chunk, os.path.join(run_dir, "checkpoints", "dt"), writer,
-                                          "dt", resume=resume, progress=values.get("progress", True),
+                                          "dt", resume=resume, progress=run.progress,
                                           stop_after=stop_after)
     if len(losses) < num_chunks:
         writer.close()
         return {"finished": False, "losses": losses}
     episodes = {split: config.eval_episodes for split in SPLITS}
-    modes = evaluate_dt(values, setup, data, parts, state.params, episodes, k_eval)
+    modes = evaluate_dt(run, setup, data, parts, state.params, episodes, k_eval)
     for split in SPLITS:
         writer.add_scalar(f"eval/{split}_return", modes[split]["dt"]["return_mean"], config.num_steps)
     writer.close()
     summary = {
-        "kind": "dt", "env": setup.card["env"], "dataset": values["dataset"],
-        "data_dir": os.path.abspath(values["data_dir"]), "backbone": config.backbone, "seed": int(values["seed"]),
+        "kind": "dt", "env": setup.card["env"], "dataset": run.dataset,
+        "dataset_dir": os.path.abspath(run.dataset_dir), "model": config.backbone, "seed": run.seed,
         "params": count_params(state.params), "train_steps": num_chunks * config.steps_per_chunk,
         "train_seconds": seconds, "final_loss": losses[-1]["loss"], "losses": losses,
         "eval": {split: modes[split]["dt"] for split in SPLITS}, "config": dataclasses.asdict(config),
@@ -92,9 +88,11 @@ def run_dt(values: dict, run_dir: str, resume: bool = False, stop_after: int | N
 
 
 def evaluate_saved_dt(values: dict, run_dir: str, episodes: int, seed: int) -> dict:
-    """Rebuild a DT run from its config, restore its newest checkpoint, evaluate ``{split: {"dt": stats}}``."""
-    setup, data, parts = setup_dt(values)
+    """Rebuild a DT run from its config (``run.json``'s ``values``), restore its newest checkpoint, evaluate
+    ``{split: {"dt": stats}}``."""
+    run = from_fields(DTRun, values)
+    setup, data, parts = setup_dt(run)
     step, state = restore_state(os.path.join(run_dir, "checkpoints", "dt"), parts.init(jax.random.PRNGKey(0)))
     per_task = {split: -(-episodes // setup.datasets[split][1]["num_tasks"]) for split in SPLITS}
     return {"checkpoint": step, "episodes_per_task": per_task,
-            "splits": evaluate_dt(values, setup, data, parts, state.params, per_task, jax.random.PRNGKey(seed))}
+            "splits": evaluate_dt(run, setup, data, parts, state.params, per_task, jax.random.PRNGKey(seed))}

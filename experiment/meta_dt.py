@@ -17,14 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssmrl.agents.config import from_fields, to_fields
 from ssmrl.agents.dt.train import DTData, prepare_data
-from ssmrl.agents.meta_dt.config import MetaDTConfig, WorldModelConfig, from_mapping, world_model_from_mapping
 from ssmrl.agents.meta_dt.evaluate import dataset_prompts, make_meta_evaluate, make_prompt_evaluate
 from ssmrl.agents.meta_dt.prompt import best_window
 from ssmrl.agents.meta_dt.train import MetaData, MetaDTParts, build, prepare_world_model_data, reward_scale
 from ssmrl.agents.meta_dt.world_model import WorldModelData, WorldModelParts, build_world_model
 from ssmrl.agents.params import count_params
-from ssmrl.experiment.dt import dt_config
+from ssmrl.experiment.config import MetaDTRun
 from ssmrl.experiment.offline import (
     SPLITS,
     OfflineSetup,
@@ -50,19 +50,11 @@ class MetaSetup:
     parts: MetaDTParts
 
 
-def meta_config(values: dict) -> tuple[MetaDTConfig, WorldModelConfig]:
-    """The run's method settings and world-model settings, validated (Prompt-DT never drops its prompt)."""
-    meta = dict(values["meta"], method=values["method"])
-    if meta["method"] == "prompt_dt":
-        meta["prompt_dropout"] = 0.0
-    wm = dict(values["world_model"])
-    return from_mapping(meta), world_model_from_mapping(wm)
-
-
-def setup_meta(values: dict) -> MetaSetup:
-    config, wm_config = meta_config(values)
-    dt = dt_config(values)
-    offline = load_setup(values)
+def setup_meta(run: MetaDTRun) -> MetaSetup:
+    # Prompt-DT never drops its prompt: prompt_dropout is Meta-DT's setting.
+    config = run.meta if run.meta.method == "meta_dt" else dataclasses.replace(run.meta, prompt_dropout=0.0)
+    wm_config, dt = run.world_model, run.dt
+    offline = load_setup(run)
     card = offline.card
     if config.prompt_len > card["horizon"]:
         raise ValueError(f"meta.prompt_len ({config.prompt_len}) must be <= the episode horizon ({card['horizon']})")
@@ -75,11 +67,11 @@ def setup_meta(values: dict) -> MetaSetup:
     scale = reward_scale(episodes)
     world_model = build_world_model(wm_config, card["obs_dim"], card["act_dim"])
     own = prepare_world_model_data(episodes, data, scale)
-    train_data, train_tasks = _with_extra_datasets(values, own, data, scale, card, dt.rtg_scale)
+    train_data, train_tasks = _with_extra_datasets(run, own, data, scale, card, dt.rtg_scale)
     return MetaSetup(offline, data, own, train_data, train_tasks, scale, world_model, parts)
 
 
-def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale: float, card: dict,
+def _with_extra_datasets(run: MetaDTRun, own: WorldModelData, data: DTData, scale: float, card: dict,
                          rtg_scale: float) -> tuple[WorldModelData, np.ndarray]:
     """The world model's training episodes: the DT's plus the train split of every quality named in
     ``world_model_extra_datasets`` (e.g. ``[random]``: behaviour off the experts' paths), normalised as
@@ -88,8 +80,8 @@ def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale:
 
     parts = [own]
     tasks = [np.arange(own.rewards.shape[0]) // card["episodes_per_task"]]
-    for quality in values.get("world_model_extra_datasets") or []:
-        directory = os.path.join(values["data_dir"], "train", quality)
+    for quality in run.world_model_extra_datasets:
+        directory = os.path.join(run.dataset_dir, "train", quality)
         if not os.path.isdir(directory):
             raise ValueError(f"world_model_extra_datasets: no dataset {directory!r} (qualities written by "
                              "train/collect.py: medium, expert, medium_expert, random)")
@@ -133,7 +125,7 @@ def task_context_z(pool_z: jax.Array, pool_tasks: np.ndarray, episodes_per_task:
     return pool_z[episode, step]
 
 
-def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, episodes_per_task: dict[str, int],
+def evaluate_meta(run: MetaDTRun, ms: MetaSetup, params: Any, wm_params: Any, episodes_per_task: dict[str, int],
                   key: jax.Array) -> dict:
     """``{split: {mode: return stats}}``; modes ``zero_shot``/``few_shot`` (Meta-DT) or ``prompted``."""
     config, dt = ms.parts.config, ms.parts.dt_config
@@ -141,7 +133,7 @@ def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, epis
     results = {}
     for i, split in enumerate(SPLITS):
         tasks, best, card = split_tasks(ms.offline, split)
-        targets = jnp.asarray(targets_for(values, best))
+        targets = jnp.asarray(targets_for(run, best))
         k_prompt, k_run = jax.random.split(jax.random.fold_in(key, i))
         n_eps = episodes_per_task[split]
         if ms.world_model is not None:
@@ -157,50 +149,50 @@ def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, epis
     return results
 
 
-def _train_world_model(values: dict, ms: MetaSetup, run_dir: str, writer, key, resume: bool) -> tuple[Any, dict]:
+def _train_world_model(run: MetaDTRun, ms: MetaSetup, run_dir: str, writer, key, resume: bool) -> tuple[Any, dict]:
     wm = ms.world_model.config
     num_chunks = -(-wm.num_steps // wm.steps_per_chunk)
     state, losses, seconds = train_chunks(ms.world_model.train_chunk, ms.world_model.init(key),
                                           ms.world_model_train_data, num_chunks, wm.steps_per_chunk,
                                           os.path.join(run_dir, "checkpoints", "world_model"), writer, "world_model",
-                                          resume=resume, progress=values.get("progress", True))
+                                          resume=resume, progress=run.progress)
     return state, {"final_loss": losses[-1]["loss"], "losses": losses, "train_seconds": seconds,
                    "params": count_params(state.params), "config": dataclasses.asdict(wm)}
 
 
-def run_meta_dt(values: dict, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
-    """Train and evaluate one Meta-DT / Prompt-DT run (``values``: the resolved config); returns the summary.
+def run_meta_dt(run: MetaDTRun, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train and evaluate one Meta-DT / Prompt-DT run (``run``: the checked config); returns the summary.
 
     ``stop_after`` ends the DT phase after that many chunks (as a crash would; the summary says
     ``finished: false``)."""
     from tensorboardX import SummaryWriter
 
-    ms = setup_meta(values)
+    ms = setup_meta(run)
     config, dt = ms.parts.config, ms.parts.dt_config
-    write_run_file(run_dir, config.method, values)
+    write_run_file(run_dir, config.method, to_fields(run))
     writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
-    k_wm, k_init, k_eval = jax.random.split(jax.random.PRNGKey(int(values["seed"])), 3)
+    k_wm, k_init, k_eval = jax.random.split(jax.random.PRNGKey(run.seed), 3)
     wm_params, wm_summary = None, None
     if ms.world_model is not None:
-        wm_state, wm_summary = _train_world_model(values, ms, run_dir, writer, k_wm, resume)
+        wm_state, wm_summary = _train_world_model(run, ms, run_dir, writer, k_wm, resume)
         wm_params = wm_state.params
     num_chunks = -(-dt.num_steps // dt.steps_per_chunk)
     state, losses, seconds = train_chunks(ms.parts.train_chunk, ms.parts.init(k_init),
-                                          annotate(ms, wm_params, int(values["seed"])),
+                                          annotate(ms, wm_params, run.seed),
                                           num_chunks, dt.steps_per_chunk, os.path.join(run_dir, "checkpoints", "dt"),
-                                          writer, "dt", resume=resume, progress=values.get("progress", True),
+                                          writer, "dt", resume=resume, progress=run.progress,
                                           stop_after=stop_after)
     if len(losses) < num_chunks:
         writer.close()
         return {"finished": False, "losses": losses}
-    results = evaluate_meta(values, ms, state.params, wm_params, {s: dt.eval_episodes for s in SPLITS}, k_eval)
+    results = evaluate_meta(run, ms, state.params, wm_params, {s: dt.eval_episodes for s in SPLITS}, k_eval)
     for split, modes in results.items():
         for mode, stats in modes.items():
             writer.add_scalar(f"eval/{split}_{mode}_return", stats["return_mean"], dt.num_steps)
     writer.close()
     summary = {
-        "kind": config.method, "env": ms.offline.card["env"], "dataset": values["dataset"],
-        "data_dir": os.path.abspath(values["data_dir"]), "backbone": dt.backbone, "seed": int(values["seed"]),
+        "kind": config.method, "env": ms.offline.card["env"], "dataset": run.dataset,
+        "dataset_dir": os.path.abspath(run.dataset_dir), "model": dt.backbone, "seed": run.seed,
         "params": count_params(state.params), "train_steps": num_chunks * dt.steps_per_chunk,
         "train_seconds": seconds, "final_loss": losses[-1]["loss"], "losses": losses, "eval": results,
         "world_model": wm_summary, "config": dataclasses.asdict(config), "dt_config": dataclasses.asdict(dt),
@@ -212,8 +204,10 @@ def run_meta_dt(values: dict, run_dir: str, resume: bool = False, stop_after: in
 
 
 def evaluate_saved_meta(values: dict, run_dir: str, episodes: int, seed: int) -> dict:
-    """Rebuild a Meta-DT / Prompt-DT run, restore its newest checkpoints, evaluate ``{split: {mode: stats}}``."""
-    ms = setup_meta(values)
+    """Rebuild a Meta-DT / Prompt-DT run from its config (``run.json``'s ``values``), restore its newest
+    checkpoints, evaluate ``{split: {mode: stats}}``."""
+    run = from_fields(MetaDTRun, values)
+    ms = setup_meta(run)
     wm_params = None
     if ms.world_model is not None:
         _, wm_state = restore_state(os.path.join(run_dir, "checkpoints", "world_model"),
@@ -222,4 +216,4 @@ def evaluate_saved_meta(values: dict, run_dir: str, episodes: int, seed: int) ->
     step, state = restore_state(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.PRNGKey(0)))
     per_task = {split: -(-episodes // ms.offline.datasets[split][1]["num_tasks"]) for split in SPLITS}
     return {"checkpoint": step, "episodes_per_task": per_task,
-            "splits": evaluate_meta(values, ms, state.params, wm_params, per_task, jax.random.PRNGKey(seed))}
+            "splits": evaluate_meta(run, ms, state.params, wm_params, per_task, jax.random.PRNGKey(seed))}

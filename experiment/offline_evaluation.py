@@ -24,7 +24,7 @@ def evaluate_offline_run(run_dir: str, run: dict, episodes: int, seed: int) -> d
     evaluate = evaluate_saved_dt if run["kind"] == "dt" else evaluate_saved_meta
     result = evaluate(values, run_dir, episodes, seed)
     report = {"run": os.path.abspath(run_dir), "kind": run["kind"], "env": values["env"],
-              "dataset": values["dataset"], "backbone": values["backbone"], "seed": seed, **result}
+              "dataset": values["dataset"], "model": values["dt"]["backbone"], "seed": seed, **result}
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
         json.dump(report, f, indent=2)
     plot(report, os.path.join(run_dir, "eval.png"))
@@ -47,7 +47,7 @@ def plot(report: dict, path: str) -> None:
         ax.set_title(split)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{report['kind']}-{report['backbone']} on {report['env']} ({report['dataset']})")
+    fig.suptitle(f"{report['kind']}-{report['model']} on {report['env']} ({report['dataset']})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -9,7 +9,7 @@ import pytest
 from ssmrl.experiment import presets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PPO = os.path.join(ROOT, "configs/preset")
+PPO = os.path.join(ROOT, "configs/ppo/preset")
 WORLD_MODEL = os.path.join(ROOT, "configs/world_model/preset")
 
 
