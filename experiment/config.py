@@ -121,6 +121,9 @@ class CollectRun:
         """The collection env is a task distribution (its conditioned twin is what PPO trains on)."""
         if self.ppo.env_name not in task_names():
             raise ConfigError(f"unknown env.name {self.ppo.env_name!r} for collection; valid: {task_names()}")
+        if self.ppo.env_options:
+            raise ConfigError("collection sets env.options itself (each split's tasks), got "
+                              f"{dict(self.ppo.env_options)}")
 
 
 ENTRIES: dict[str, type] = {"ppo": PPORun, "world_model": WorldModelRun, "dt": DTRun, "meta_dt": MetaDTRun,
