@@ -179,9 +179,47 @@ def help_text(name: str, cfg: Any, usage: str, aliases: dict[str, str] | None = 
     return "\n".join(lines)
 
 
+_OFFLINE_RENAMED = {"backbone": ("model", ""), "backbone_options": ("model_options", ""),
+                    "data_dir": ("dataset_dir", "")}
+RENAMED: dict[str, dict[str, tuple[str, str]]] = {
+    "ppo": {f"env.{key}": (f"env.options.{key}", "") for key in (
+        "train", "heldout", "trials", "trial_steps", "obs_dim", "act_dim", "project_actions", "projection_seeds")},
+    "world_model": {"env.game": ("env.name", "atari/")},
+    "dt": _OFFLINE_RENAMED,
+    "meta_dt": _OFFLINE_RENAMED,
+    "collect": {"out_dir": ("dataset_dir", ""), "ppo.model": ("model", ""), "ppo.model_options": ("model.options", ""),
+                "ppo.features": ("model.features", ""), "ppo.num_layers": ("model.num_layers", ""), "ppo": ("", "")},
+}
+"""Keys each entry point took before the names were shared: ``old: (new, prefix added to each value)``."""
+
+
+def rename(argv: list[str], renamed: dict[str, tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """``argv`` with old key names (``RENAMED``; a key or any key below it) written the new way, and a
+    note per rename, so commands from before the shared vocabulary still run."""
+    out, notes = [], []
+    for arg in argv:
+        plus = arg[:len(arg) - len(arg.lstrip("+"))]
+        key, _, value = arg[len(plus):].partition("=")
+        match = [old for old in renamed if key == old or key.startswith(old + ".")] if "=" in arg else []
+        if arg.startswith("-") or not match:
+            out.append(arg)
+            continue
+        old = max(match, key=len)
+        new, prefix = renamed[old]
+        new_key = new + key[len(old):] if new else key[len(old) + 1:]
+        new_value = ",".join(prefix + v for v in value.split(",")) if prefix else value  # a multirun list too
+        out.append(f"{plus}{new_key}={new_value}")
+        notes.append(f"note: {key}= is now {new_key}= ({arg} -> {out[-1]})")
+    return out, notes
+
+
 def prepare(name: str, usage: str, aliases: dict[str, str] | None = None) -> None:
-    """What an entry point does before ``@hydra.main``: ``--help``/``-h`` prints its own help and exits;
-    otherwise ``preset=`` is resolved (``experiment.presets``). ``aliases``: other accepted preset names."""
+    """What an entry point does before ``@hydra.main``: old key names are rewritten (:func:`rename`);
+    ``--help``/``-h`` prints its own help and exits; otherwise ``preset=`` is resolved
+    (``experiment.presets``). ``aliases``: other accepted preset names."""
+    sys.argv[1:], notes = rename(sys.argv[1:], RENAMED.get(name, {}))
+    for note in notes:
+        print(note, file=sys.stderr)
     argv = sys.argv[1:]
     preset_dir = os.path.join(CONFIGS, name, "preset")
     if not any(a in ("--help", "-h") for a in argv):
