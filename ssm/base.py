@@ -6,10 +6,13 @@ A layer is a Flax Linen module with
   an unbound module (it depends on attributes only).
 * ``scan(carry, x, resets) -> (carry, y)``: parallel mode, ``x [T, B, H_in]``, ``resets [T, B]`` bool,
   ``y [T, B, H_out]``. ``resets[t, b]`` replaces the state carried into step t by the initial state.
-* ``step(carry, x_t, reset_t) -> (carry, y_t)``: one step, ``x_t [B, H_in]``, ``reset_t [B]``.
+* ``step(carry, x_t, reset_t) -> (carry, y_t)``: one step, ``x_t [B, H_in]``, ``reset_t [B]`` bool.
 * ``__call__(x, resets, carry=None) -> y``: parallel mode from a fresh (or given) carry.
 
-Both modes give the same outputs to float32 tolerance.
+``resets[t, b]`` is the guide's ``first``: True when step t is the first of an episode. The argument keeps
+the contract's name (ARCHITECTURE.md section 1); callers pass their ``first`` flags (the world model's
+replay ``first``, PPO's ``Transition.reset``) unchanged. Both modes give the same outputs to float32
+tolerance. Every call is checked (:class:`SequenceLayer`).
 """
 
 from __future__ import annotations
