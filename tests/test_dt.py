@@ -174,7 +174,7 @@ def test_end_to_end_point_robot(tmp_path):
     summary = collect.collect(parse("collect", values), data_dir)
     assert len(summary["curve"]) == 3
     for split, n in (("train", 45), ("test", 5)):
-        for quality in collect.QUALITIES:
+        for quality in collect.DATASETS:
             card = json.load(open(os.path.join(data_dir, split, quality, "card.json")))
             assert card["num_tasks"] == n and card["episodes_per_task"] == 2 and card["quality"] == quality
             assert card["horizon"] == 20 and card["obs_dim"] == 2 and card["act_dim"] == 2

@@ -23,8 +23,7 @@ import time
 import hydra
 from omegaconf import DictConfig
 
-from ssmrl.experiment.config import DATASETS as QUALITIES
-from ssmrl.experiment.config import CollectRun, load, prepare
+from ssmrl.experiment.config import DATASETS, CollectRun, load, prepare
 
 
 def collect(run: CollectRun, out_dir: str) -> dict:
@@ -99,7 +98,7 @@ def collect(run: CollectRun, out_dir: str) -> dict:
             "medium_expert": f"per task {run.medium_expert_fraction:.0%} medium, rest expert episodes",
             "random": f"untrained PPO policy (return {random_return:.3f})",
         }
-        for quality in QUALITIES:
+        for quality in DATASETS:
             directory = os.path.join(out_dir, split, quality)
             policy = dict(policy_base, description=descriptions[quality],
                           sampling="mean" if run.deterministic else "sampled",
