@@ -5,7 +5,9 @@ a one-line description (what ``--help`` prints), where the value sits in the Hyd
 choices. :func:`from_tree` reads a composed Hydra config (any nested mapping) into the class and
 :func:`from_fields` rebuilds one from its own field names (a ``run.json``); both refuse unknown keys,
 wrong types, non-finite numbers, values out of range and unknown choices with a :class:`ConfigError`
-naming the key, the value and the valid ones, before anything is built or compiled.
+naming the key, the value and the valid ones, before anything is built or compiled. A class may define
+``check(self)`` for what spans several fields (divisibility, registry options); it runs once every field
+passed, so it can rely on their types.
 
 Types understood: ``bool``, ``int``, ``float`` (finite), ``str``, ``X | None``, ``tuple[X, ...]``,
 :data:`Options` (a mapping frozen into sorted pairs, hashable so configs stay static jit arguments) and
@@ -194,9 +196,9 @@ def _build(cls: type[C], tree: Mapping[str, Any], prefix: str, claimed: set[str]
         _check(value, field.metadata, path)
         values[field.name] = value
     config = cls(**values)
-    check = getattr(config, "check", None)
-    if check is not None:
-        check()
+    fits = getattr(config, "check", None)  # the class's own cross-field checks, once every field passed
+    if fits is not None:
+        fits()
     return config
 
 
