@@ -173,7 +173,10 @@ def _lookup(tree: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def _build(cls: type[C], tree: Mapping[str, Any], prefix: str, claimed: set[str], by_key: bool) -> C:
+def _build(cls: type[C], tree: Mapping[str, Any], prefix: str, claimed: set[str], by_key: bool,
+           hooks: list[Callable[[], None]]) -> C:
+    """``cls`` with every field converted and checked; records the paths it read in ``claimed`` and the
+    classes' own ``check`` methods in ``hooks`` (inner classes first), to run once no key is unknown."""
     values = {}
     for field in dataclasses.fields(cls):
         tp = _hints(cls)[field.name]
@@ -186,7 +189,7 @@ def _build(cls: type[C], tree: Mapping[str, Any], prefix: str, claimed: set[str]
             if not isinstance(node, Mapping):
                 raise ConfigError(f"{path} must be a mapping, got {node!r}")
             claimed.add(path)
-            values[field.name] = _build(tp, tree, path, claimed, by_key) if by_key else from_fields(tp, node)
+            values[field.name] = _build(tp, tree, path, claimed, by_key, hooks)
             continue
         value = _lookup(tree, path)
         claimed.add(path)
@@ -196,9 +199,8 @@ def _build(cls: type[C], tree: Mapping[str, Any], prefix: str, claimed: set[str]
         _check(value, field.metadata, path)
         values[field.name] = value
     config = cls(**values)
-    fits = getattr(config, "check", None)  # the class's own cross-field checks, once every field passed
-    if fits is not None:
-        fits()
+    if hasattr(config, "check"):  # the class's own checks across fields
+        hooks.append(config.check)
     return config
 
 
@@ -219,31 +221,33 @@ def _unknown(tree: Mapping[str, Any], claimed: set[str], prefix: str = "") -> No
             raise ConfigError(f"unknown config key {path!r}; valid{where}: {siblings}")
 
 
-def from_tree(cls: type[C], tree: Any) -> C:
-    """``cls`` from a composed Hydra config (a ``DictConfig``, resolved) or a nested mapping, every
-    field found at its ``key``; unknown keys, bad types, bounds and choices raise :class:`ConfigError`."""
+def _read(cls: type[C], tree: Any, by_key: bool) -> C:
+    """Every field, then unknown keys, then the classes' own checks: each error names the key."""
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(tree, DictConfig):
         tree = OmegaConf.to_container(tree, resolve=True)
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"a {cls.__name__} is read from a mapping, got {tree!r}")
     claimed: set[str] = set()
-    config = _build(cls, tree, "", claimed, by_key=True)
+    hooks: list[Callable[[], None]] = []
+    config = _build(cls, tree, "", claimed, by_key, hooks)
     _unknown(tree, claimed)
+    for hook in hooks:
+        hook()
     return config
+
+
+def from_tree(cls: type[C], tree: Any) -> C:
+    """``cls`` from a composed Hydra config (a ``DictConfig``, resolved) or a nested mapping, every
+    field found at its ``key``; unknown keys, bad types, bounds and choices raise :class:`ConfigError`."""
+    return _read(cls, tree, by_key=True)
 
 
 def from_fields(cls: type[C], values: Mapping[str, Any]) -> C:
-    """``cls`` from a mapping of its own field names (``to_fields``'s output, or a ``run.json`` config),
-    checked as :func:`from_tree` checks; missing fields keep their defaults."""
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"a {cls.__name__} needs a mapping of its fields, got {values!r}")
-    claimed: set[str] = set()
-    config = _build(cls, values, "", claimed, by_key=False)
-    names = sorted(f.name for f in dataclasses.fields(cls))
-    bad = sorted(set(values) - set(names))
-    if bad:
-        raise ConfigError(f"unknown {cls.__name__} key(s) {bad}; valid: {names}")
-    return config
+    """``cls`` from a mapping of its own field names, nested classes as mappings (``to_fields``'s output,
+    or a ``run.json`` config), checked as :func:`from_tree` checks; missing fields keep their defaults."""
+    return _read(cls, values, by_key=False)
 
 
 def check(config: C) -> C:

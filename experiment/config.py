@@ -80,6 +80,14 @@ class OfflineRun:
     target_return: float | None = setting(None, "null: each task's best return in the data; a number: that "
                                                 "target everywhere")
 
+    def check(self) -> None:
+        """Both splits of the dataset are there (train/collect.py writes them), before anything is built."""
+        for split in ("train", "test"):
+            folder = os.path.join(self.dataset_dir, split, self.dataset)
+            if not os.path.isfile(os.path.join(folder, "card.json")):
+                raise ConfigError(f"dataset_dir={self.dataset_dir!r} holds no {self.dataset!r} dataset ({folder} has "
+                                  f"no card.json); train/collect.py dataset_dir={self.dataset_dir} writes one")
+
 
 @dataclasses.dataclass(frozen=True)
 class DTRun(OfflineRun):

@@ -78,7 +78,7 @@ def test_config_errors_name_the_valid_choices():
         from_mapping({"method": "mdt"})
     with pytest.raises(ValueError, match="unknown encoder 'transformerx'; valid:"):
         world_model_from_mapping({"encoder": "transformerx"})
-    with pytest.raises(ValueError, match=r"unknown MetaDTConfig key\(s\) \['prompt_length'\]"):
+    with pytest.raises(ValueError, match=r"unknown config key 'prompt_length'; valid: .*'prompt_len'"):
         from_mapping({"prompt_length": 5})
 
 

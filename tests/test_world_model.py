@@ -355,7 +355,7 @@ def test_config_errors_name_bad_values():
         wmc.preset("tiny")
     with pytest.raises(ValueError, match="unknown sampler"):
         wmc.validate(wmc.WorldModelConfig(sampler="prioritized"))
-    with pytest.raises(ValueError, match=r"unknown WorldModelConfig key\(s\) \['hiden'\]"):
+    with pytest.raises(ValueError, match=r"unknown config key 'hiden'; valid: .*'hidden'"):
         wmc.from_mapping({"hiden": 3})
     with pytest.raises(ValueError, match="prefill"):
         wmc.validate(wmc.WorldModelConfig(prefill=10))
