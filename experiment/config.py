@@ -134,6 +134,9 @@ class CollectRun:
                               f"{dict(self.ppo.env_options)}")
 
 
+SET_BY_SCRIPT: dict[str, tuple[str, ...]] = {"collect": ("env.options", "eval_envs")}
+"""Keys of an entry point's class that the script sets itself: ``--help`` leaves them out."""
+
 ENTRIES: dict[str, type] = {"ppo": PPORun, "world_model": WorldModelRun, "dt": DTRun, "meta_dt": MetaDTRun,
                             "collect": CollectRun}
 
@@ -178,6 +181,8 @@ def help_text(name: str, cfg: Any, usage: str, aliases: dict[str, str] | None = 
     lines += [f"  {group:<10} {' | '.join(choices)}" for group, choices in groups(name, aliases).items()]
     lines += ["", "Keys (key=value), with the values these overrides give:"]
     for key, help, default in describe(ENTRIES[name]):
+        if key in SET_BY_SCRIPT.get(name, ()):
+            continue
         value = OmegaConf.select(cfg, key, default=default)
         value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
         value = dict(value) if key.endswith("options") and isinstance(value, tuple) else value

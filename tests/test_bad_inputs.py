@@ -22,7 +22,7 @@ from ssmrl.agents.config import describe, from_fields
 from ssmrl.agents.ppo.config import PPOConfig, from_mapping, validate
 from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.experiment import presets
-from ssmrl.experiment.config import CONFIGS, ENTRIES, help_text, parse
+from ssmrl.experiment.config import CONFIGS, ENTRIES, SET_BY_SCRIPT, help_text, parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_to_mlir_module_duration", "/jax/core/compile/backend_compile_duration")
@@ -244,7 +244,7 @@ def test_the_command_line_stops_with_one_line(tmp_path, script, override, messag
 @pytest.mark.parametrize("script", sorted(ENTRIES))
 def test_help_lists_only_the_scripts_own_keys_and_each_can_be_set(script):
     """``--help`` shows the script's own groups and keys; every key it shows is in the composed config,
-    so ``key=value`` works without Hydra's ``+`` (collect sets env.options and eval_envs itself)."""
+    so ``key=value`` works without Hydra's ``+``."""
     with initialize_config_dir(config_dir=os.path.join(CONFIGS, script), version_base="1.3"):
         cfg = compose(script)
     text = help_text(script, cfg, "usage")
@@ -253,6 +253,6 @@ def test_help_lists_only_the_scripts_own_keys_and_each_can_be_set(script):
     for other, marker in others.items():
         assert (marker in text) == (other == script or (marker == "tasks/point_robot" and script in
                                                         ("meta_dt", "collect"))), (other, marker)
-    unset = {"collect": {"env.options", "eval_envs"}}.get(script, set())
     for key, _, _ in describe(ENTRIES[script]):
-        assert key in unset or OmegaConf.select(cfg, key, default=KeyError) is not KeyError, key
+        if key not in SET_BY_SCRIPT.get(script, ()):
+            assert f"\n  {key}=" in text and OmegaConf.select(cfg, key, default=KeyError) is not KeyError, key
