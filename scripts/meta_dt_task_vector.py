@@ -18,17 +18,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssmrl.agents.config import from_fields
 from ssmrl.agents.meta_dt.evaluate import make_rollout
 from ssmrl.agents.meta_dt.prompt import empty_prompt
+from ssmrl.experiment.config import MetaDTRun
 from ssmrl.experiment.meta_dt import setup_meta
 from ssmrl.experiment.offline import RUN_FILE, restore_state, split_tasks
 
 
 def main(run_dir: str) -> None:
-    values = json.load(open(os.path.join(run_dir, RUN_FILE)))["values"]
-    if values.get("method") != "meta_dt":
-        raise ValueError(f"{run_dir} is not a Meta-DT run (method={values.get('method')!r})")
-    ms = setup_meta(values)
+    run = from_fields(MetaDTRun, json.load(open(os.path.join(run_dir, RUN_FILE)))["values"])
+    if run.meta.method != "meta_dt":
+        raise ValueError(f"{run_dir} is not a Meta-DT run (method={run.meta.method!r})")
+    ms = setup_meta(run)
     _, wm = restore_state(os.path.join(run_dir, "checkpoints", "world_model"), ms.world_model.init(jax.random.key(0)))
     _, dt = restore_state(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.key(0)))
     z_data, _ = ms.world_model.annotate(wm.params, ms.world_model_data)  # [episodes, T, Z]
