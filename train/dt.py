@@ -21,7 +21,7 @@ from ssmrl.experiment.config import load, prepare
 @hydra.main(version_base="1.3", config_path="../configs/dt", config_name="dt")
 def main(cfg: DictConfig) -> None:
     run = load("dt", cfg)
-    from ssmrl.experiment.dt import run_dt
+    from ssmrl.experiment.dt import run_dt  # the runtime loads only for a config that passed
 
     run_dir = HydraConfig.get().runtime.output_dir
     summary = run_dt(run, run_dir, resume=run.resume)

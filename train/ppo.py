@@ -10,12 +10,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ssmrl.experiment.config import load, prepare
-from ssmrl.experiment.ppo import run_ppo
 
 
 @hydra.main(version_base="1.3", config_path="../configs/ppo", config_name="ppo")
 def main(cfg: DictConfig) -> None:
     run = load("ppo", cfg)
+    from ssmrl.experiment.ppo import run_ppo  # the runtime loads only for a config that passed
+
     config = run.ppo
     run_dir = HydraConfig.get().runtime.output_dir
     summary = run_ppo(config, run_dir, seeds=run.seeds, seed=run.seed, resume=run.resume, progress=run.progress,

@@ -17,12 +17,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ssmrl.experiment.config import load, prepare
-from ssmrl.experiment.world_model import run_world_model
 
 
 @hydra.main(version_base="1.3", config_path="../configs/world_model", config_name="world_model")
 def main(cfg: DictConfig) -> None:
     run = load("world_model", cfg)
+    from ssmrl.experiment.world_model import run_world_model  # the runtime loads only for a config that passed
+
     config = run.agent
     run_dir = HydraConfig.get().runtime.output_dir
     summary = run_world_model(config, run_dir, seed=run.seed, resume=run.resume, progress=run.progress)
