@@ -1,9 +1,8 @@
-"""A complete Decision Transformer run in a directory: train (checkpointed, resumable), evaluate per task."""
+"""A complete Decision Transformer run in a directory: train through the one loop, evaluate per task."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -13,17 +12,20 @@ import numpy as np
 
 from ssmrl.agents.dt.train import DTConfig, DTData, DTParts, build, from_mapping, make_evaluate, prepare_data
 from ssmrl.agents.params import count_params
+from ssmrl.experiment.checkpoint import restore_latest
+from ssmrl.experiment.logger import make_writer
 from ssmrl.experiment.offline import (
     SPLITS,
     OfflineSetup,
+    chunk_losses,
     load_setup,
-    restore_state,
     return_stats,
     split_tasks,
+    stopped_summary,
     targets_for,
-    train_chunks,
-    write_run_file,
+    train_phase,
 )
+from ssmrl.experiment.run_dir import RunDir
 
 
 def dt_config(values: dict) -> DTConfig:
@@ -57,44 +59,43 @@ def evaluate_dt(values: dict, setup: OfflineSetup, data: DTData, parts: DTParts,
 
 
 def run_dt(values: dict, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
-    """Train and evaluate one DT run described by ``values`` (the resolved config); returns the summary."""
-    from tensorboardX import SummaryWriter
+    """Train and evaluate one DT run described by ``values`` (the resolved config); returns the summary.
 
+    ``stop_after`` ends training after that many chunks (as a crash would; ``finished: false``);
+    ``resume`` continues from the newest checkpoint in ``run_dir``."""
     setup, data, parts = setup_dt(values)
     config = parts.config
-    write_run_file(run_dir, "dt", values)
-    writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
-    k_init, k_eval = jax.random.split(jax.random.PRNGKey(int(values["seed"])))
-    num_chunks = -(-config.num_steps // config.steps_per_chunk)
-    state, losses, seconds = train_chunks(parts.train_chunk, parts.init(k_init), data, num_chunks,
-                                          config.steps_per_chunk, os.path.join(run_dir, "checkpoints", "dt"), writer,
-                                          "dt", resume=resume, progress=values.get("progress", True),
-                                          stop_after=stop_after)
-    if len(losses) < num_chunks:
-        writer.close()
-        return {"finished": False, "losses": losses}
-    episodes = {split: config.eval_episodes for split in SPLITS}
-    modes = evaluate_dt(values, setup, data, parts, state.params, episodes, k_eval)
-    for split in SPLITS:
-        writer.add_scalar(f"eval/{split}_return", modes[split]["dt"]["return_mean"], config.num_steps)
-    writer.close()
-    summary = {
-        "kind": "dt", "env": setup.card["env"], "dataset": values["dataset"],
-        "data_dir": os.path.abspath(values["data_dir"]), "backbone": config.backbone, "seed": int(values["seed"]),
-        "params": count_params(state.params), "train_steps": num_chunks * config.steps_per_chunk,
-        "train_seconds": seconds, "final_loss": losses[-1]["loss"], "losses": losses,
-        "eval": {split: modes[split]["dt"] for split in SPLITS}, "config": dataclasses.asdict(config),
-        "finished": True,
-    }
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    with RunDir(run_dir, "dt", values, resume) as run:
+        writer = make_writer("tensorboard", run.path, values)
+        try:
+            k_init, k_eval = jax.random.split(jax.random.PRNGKey(int(values["seed"])))
+            state, result = train_phase("dt", lambda s: parts.train_chunk(s, data), parts.init(k_init),
+                                        config.num_steps, config.steps_per_chunk, run, writer,
+                                        values.get("progress", True), stop_after)
+            if result.stopped != "finished":
+                return run.write_summary(stopped_summary("dt", result, config.steps_per_chunk, result.wall_time_s))
+            episodes = {split: config.eval_episodes for split in SPLITS}
+            modes = evaluate_dt(values, setup, data, parts, state.params, episodes, k_eval)
+            for split in SPLITS:
+                writer.add_scalar(f"eval/{split}_return", modes[split]["dt"]["return_mean"], result.updates)
+        finally:
+            writer.close()
+        losses = chunk_losses(result, config.steps_per_chunk)
+        return run.write_summary({
+            "kind": "dt", "env": setup.card["env"], "dataset": values["dataset"],
+            "data_dir": os.path.abspath(values["data_dir"]), "backbone": config.backbone,
+            "seed": int(values["seed"]), "params": count_params(state.params), "train_steps": result.updates,
+            "train_seconds": result.wall_time_s, "wall_time_s": result.wall_time_s,
+            "final_loss": losses[-1]["loss"], "losses": losses,
+            "eval": {split: modes[split]["dt"] for split in SPLITS}, "config": dataclasses.asdict(config),
+            "finished": True, "stopped": result.stopped,
+        })
 
 
 def evaluate_saved_dt(values: dict, run_dir: str, episodes: int, seed: int) -> dict:
     """Rebuild a DT run from its config, restore its newest checkpoint, evaluate ``{split: {"dt": stats}}``."""
     setup, data, parts = setup_dt(values)
-    step, state = restore_state(os.path.join(run_dir, "checkpoints", "dt"), parts.init(jax.random.PRNGKey(0)))
+    step, state = restore_latest(os.path.join(run_dir, "checkpoints", "dt"), parts.init(jax.random.PRNGKey(0)))
     per_task = {split: -(-episodes // setup.datasets[split][1]["num_tasks"]) for split in SPLITS}
     return {"checkpoint": step, "episodes_per_task": per_task,
             "splits": evaluate_dt(values, setup, data, parts, state.params, per_task, jax.random.PRNGKey(seed))}

@@ -68,6 +68,7 @@ class LoopSpec:
     losses: tuple[str, ...] = ("loss",)
     sparse: tuple[str, ...] = ()
     step_offset: int = 0
+    prefix: str = "train"
 
 
 @dataclasses.dataclass
@@ -225,9 +226,9 @@ def _log(writer: Any, metrics: dict, first_update: int, spec: LoopSpec) -> None:
         for name, value in metrics.items():
             column = value[..., u]
             if name not in spec.sparse:
-                writer.add_scalar(f"train/{name}", float(column.mean()), step)
+                writer.add_scalar(f"{spec.prefix}/{name}", float(column.mean()), step)
             elif not np.isnan(column).all():
-                writer.add_scalar(f"train/{name}", float(np.nanmean(column)), step)
+                writer.add_scalar(f"{spec.prefix}/{name}", float(np.nanmean(column)), step)
         if headline.ndim == 2:
             for s, value in enumerate(headline[:, u]):
                 if not (spec.headline in spec.sparse and np.isnan(value)):
