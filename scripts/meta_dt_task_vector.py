@@ -19,8 +19,8 @@ import numpy as np
 
 from ssmrl.agents.meta_dt.evaluate import make_rollout
 from ssmrl.agents.meta_dt.prompt import empty_prompt
-from ssmrl.experiment.meta_dt import setup_meta
 from ssmrl.experiment.checkpoint import restore_latest
+from ssmrl.experiment.meta_dt import setup_meta
 from ssmrl.experiment.offline import split_tasks
 from ssmrl.experiment.run_dir import read_run
 
