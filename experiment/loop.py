@@ -136,7 +136,7 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
     prior_wall, t_start = float(record["wall_time_s"]), time.perf_counter()
     train_seconds, train_updates = 0.0, 0
     if progress is not None:
-        progress.start_at(record["updates"] * spec.steps_per_update)
+        progress.start_at(spec.step_offset + record["updates"] * progress.steps_per_update)
     index = start
     try:
         for index in range(start, spec.num_chunks):
@@ -173,7 +173,8 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
                 checkpoints.save(index + 1, state, record)
             checkpoint = index + 1
             if progress is not None:
-                progress.chunk_done(record["updates"] * spec.steps_per_update, metrics[spec.headline][..., -1])
+                progress.chunk_done(spec.step_offset + record["updates"] * progress.steps_per_update,
+                                    metrics[spec.headline][..., -1])
         else:
             index = spec.num_chunks
     except KeyboardInterrupt:

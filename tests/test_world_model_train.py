@@ -40,7 +40,7 @@ def test_small_run_crash_resume_and_outputs(tmp_path):
     ckpt.close()
     n = int(saved.replay.size)
     np.testing.assert_array_equal(final.replay.obs[:n], saved.replay.obs[:n])  # resumed on the saved replay
-    assert int(final.replay.size) == 200 and len(history["wm_loss"]) == 2
+    assert int(final.replay.size) == 200 and len(history["metrics"]["wm_loss"]) == 2
     assert not np.array_equal(np.asarray(final.key), np.asarray(saved.key))
 
     with open(os.path.join(run_dir, "summary.json")) as f:
