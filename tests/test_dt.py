@@ -1,7 +1,6 @@
 """Decision Transformer (agents/dt): token layout, causality of every backbone, return-to-go
 bookkeeping at evaluation, and a tiny end-to-end run (collect PointRobot data with PPO, train, evaluate)."""
 
-import importlib.util
 import json
 import os
 
@@ -27,13 +26,6 @@ from ssmrl.experiment.dt import run_dt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBS, ACT, K = 3, 2, 4
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"_train_{name}", os.path.join(ROOT, "train", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _compose(name, overrides):
@@ -165,7 +157,8 @@ def test_evaluation_rtg_bookkeeping():
 
 
 def test_end_to_end_point_robot(tmp_path):
-    collect = _load("collect")
+    from ssmrl.experiment import collect
+
     values = _compose("collect", ["preset=small"])
     values.update(episodes_per_task=2, eval_episodes=1, progress=False)
     values["ppo"].update(total_timesteps=2 * 1280, updates_per_chunk=1, features=16, encoder_hidden=16,

@@ -2,7 +2,6 @@
 highest-error window, the prompted model stays causal, tiny end-to-end runs of both methods on PointRobot,
 and train/evaluate.py on an offline run (eval.json, eval.png) including a resumed DT run."""
 
-import importlib.util
 import json
 import os
 
@@ -120,14 +119,13 @@ def test_meta_dt_inputs_are_causal(backbone):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """Tiny PointRobot datasets from a barely trained PPO agent, as tests/test_dt.py collects them."""
-    spec = importlib.util.spec_from_file_location("_train_collect", os.path.join(ROOT, "train", "collect.py"))
-    collect = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(collect)
+    from ssmrl.experiment.collect import collect
+
     values = _compose("collect", ["preset=small"])
     values.update(episodes_per_task=2, eval_episodes=1, progress=False)
     values["ppo"].update(total_timesteps=1280, updates_per_chunk=1, features=8, encoder_hidden=8, head_hidden=8)
     directory = str(tmp_path_factory.mktemp("meta_dt") / "data")
-    collect.collect(values, directory)
+    collect(values, directory)
     return directory
 
 
@@ -149,14 +147,14 @@ def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
     values["backbone_options"] = {"state_size": 4}
     summary = run_meta_dt(values, str(tmp_path / method))
     saved = json.load(open(tmp_path / method / "summary.json"))
-    assert saved["kind"] == method and saved["train_steps"] == 4 and np.isfinite(saved["final_loss"])
+    assert saved["method"] == method and saved["train_steps"] == 4 and np.isfinite(saved["final_loss"])
     assert (saved["world_model"] is None) == (method == "prompt_dt")
     for split, n in (("train", 45), ("test", 5)):
         assert set(summary["eval"][split]) == modes
         for stats in summary["eval"][split].values():
             assert len(stats["per_task_return"]) == n and np.isfinite(stats["return_mean"])
     run = json.load(open(tmp_path / method / "run.json"))
-    assert run["kind"] == method and run["values"]["method"] == method
+    assert run["kind"] == "meta_dt" and run["config"]["method"] == method
 
 
 def test_dt_resume_and_evaluate(data_dir, tmp_path):

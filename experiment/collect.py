@@ -1,0 +1,170 @@
+"""Offline datasets from our own PPO agent, as a run of the one loop (``kind: collect``).
+
+One task-conditioned PPO agent (``envs.tasks.conditioned.TaskConditioned``: a train task drawn at every
+reset, its goal appended to the observation) is trained on the train tasks of ``env``. A policy
+snapshot is kept after every chunk of updates, inside the checkpointed state, so an interrupted
+collection resumes exactly. ``expert`` is the final policy; ``medium`` is the snapshot whose mean
+return is closest to ``random + medium_level * (expert - random)`` (random = the untrained snapshot);
+``medium_expert`` mixes, per task, ``medium_expert_fraction`` medium episodes with expert ones;
+``random`` is the untrained snapshot (a near-uniform Gaussian policy: behaviour that covers the state
+space instead of heading for the goal, for world models that must predict off the experts' paths).
+Each quality is written for the train and the test tasks with ``experiment.datasets.write_dataset``
+under ``<run dir>/<split>/<quality>``; ``summary.json`` records the snapshot curve and the return
+statistics. Same config and seed -> same datasets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from flax import struct
+
+from ssmrl.agents.dt.collection import make_collect
+from ssmrl.agents.ppo.config import from_mapping, validate
+from ssmrl.agents.ppo.train import PPOParts, RunnerState, build, make_chunk
+from ssmrl.envs.tasks import PREFIX, index_params, num_tasks, task_split
+from ssmrl.experiment.checkpoint import Checkpoints
+from ssmrl.experiment.datasets import mix_episodes, write_dataset
+from ssmrl.experiment.logger import make_writer
+from ssmrl.experiment.loop import LoopSpec, run_loop
+from ssmrl.experiment.progress import Progress
+from ssmrl.experiment.run_dir import RunDir
+
+QUALITIES = ("medium", "expert", "medium_expert", "random")
+
+
+@struct.dataclass
+class CollectState:
+    runner: RunnerState
+    snapshots: Any  # the policy's params after chunk c at [c] (c = 0: untrained); [num_chunks + 1, ...]
+    scores: jax.Array  # [num_chunks + 1] mean train-task return of each snapshot
+    chunks: jax.Array  # chunks done
+
+
+def collect(values: dict, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train the collection agent and write every dataset under ``run_dir``; returns the summary (also written).
+
+    ``values``: the resolved ``configs/collect`` config; ``stop_after`` ends training after that many
+    chunks (as a crash would: no datasets); ``resume`` continues from the newest checkpoint."""
+    env_name = values["env"]
+    ppo_values = dict(values["ppo"])
+    ppo_values.update(env_name=PREFIX + env_name,
+                      env_options={"split": "train", "split_seed": int(values["split_seed"])}, eval_envs=1)
+    config = validate(from_mapping(ppo_values))
+    parts = build(config)
+    train_tasks, test_tasks = task_split(env_name, int(values["split_seed"]))
+    with RunDir(run_dir, "collect", values, resume) as run:
+        writer = make_writer("tensorboard", run.path, values)
+        checkpoints = Checkpoints(os.path.join(run.path, "checkpoints"))
+        bar = Progress(config.num_updates * config.steps_per_update, config.steps_per_update,
+                       enabled=values.get("progress", True))
+        try:
+            state, result = _train(values, parts, train_tasks, run, writer, checkpoints, bar, stop_after)
+        finally:
+            checkpoints.close()
+            bar.close()
+            writer.close()
+        chunks = int(state.chunks)
+        scores = np.asarray(state.scores, np.float64)[:chunks + 1]
+        curve = [{"updates": c * config.chunk_updates, "env_steps": c * config.chunk_updates * config.steps_per_update,
+                  "return": float(scores[c])} for c in range(chunks + 1)]
+        summary = {"kind": "collect", "env": env_name, "split_seed": int(values["split_seed"]),
+                   "seed": int(values["seed"]), "curve": curve, "finished": result.stopped == "finished",
+                   "stopped": result.stopped, "wall_time_s": result.wall_time_s}
+        if result.stopped != "finished":
+            return run.write_summary(summary)
+        snapshots = [jax.tree.map(lambda x, c=c: np.asarray(x[c]), state.snapshots) for c in range(chunks + 1)]
+        summary.update(_write_datasets(values, parts, snapshots, curve, train_tasks, test_tasks, run.path))
+        return run.write_summary(summary)
+
+
+def _train(values: dict, parts: PPOParts, train_tasks: Any, run: RunDir, writer: Any, checkpoints: Checkpoints,
+           bar: Progress, stop_after: int | None) -> tuple[CollectState, Any]:
+    """PPO on the train tasks through the one loop, scoring and keeping a snapshot after every chunk."""
+    config = parts.config
+    score = make_collect(parts, int(values["eval_episodes"]), deterministic=bool(values["deterministic"]))
+    train = make_chunk(parts)
+    k_init, k_score, _ = jax.random.split(jax.random.PRNGKey(int(values["seed"])), 3)
+
+    def mean_return(params, updates):
+        return score(params, train_tasks, jax.random.fold_in(k_score, updates))["rewards"].sum(-1).mean()
+
+    @jax.jit
+    def start(key) -> CollectState:
+        runner = parts.init(key)
+        params = runner.train_state.params
+        snapshots = jax.tree.map(lambda p: jax.numpy.zeros((config.num_chunks + 1,) + p.shape, p.dtype).at[0].set(p),
+                                 params)
+        scores = jax.numpy.full((config.num_chunks + 1,), jax.numpy.nan).at[0].set(mean_return(params, 0))
+        return CollectState(runner, snapshots, scores, jax.numpy.zeros((), jax.numpy.int32))
+
+    @jax.jit
+    def chunk(state: CollectState) -> tuple[CollectState, dict]:
+        runner, metrics = train(state.runner)
+        c = state.chunks + 1
+        params = runner.train_state.params
+        snapshots = jax.tree.map(lambda s, p: s.at[c].set(p), state.snapshots, params)
+        scores = state.scores.at[c].set(mean_return(params, c * config.chunk_updates))
+        return CollectState(runner, snapshots, scores, c), metrics
+
+    def log_snapshot(state: CollectState, index: int) -> None:
+        writer.add_scalar("collect/snapshot_return", float(state.scores[index + 1]),
+                          (index + 1) * config.chunk_updates * config.steps_per_update)
+
+    spec = LoopSpec(config.num_chunks, config.steps_per_update, headline="episode_return", losses=("loss",),
+                    sparse=("episode_return",))
+    result = run_loop(chunk, start(k_init), spec, checkpoints, writer=writer, resume=run.resuming,
+                      stop_after=stop_after, progress=bar, params=lambda s: s.runner.train_state.params, run=run,
+                      after_chunk=log_snapshot)
+    return result.state, result
+
+
+def _write_datasets(values: dict, parts: PPOParts, snapshots: list, curve: list[dict], train_tasks: Any,
+                    test_tasks: Any, out_dir: str) -> dict:
+    """Pick the medium snapshot, roll out every quality on both splits and write the datasets."""
+    config, env_name = parts.config, values["env"]
+    gather = jax.jit(make_collect(parts, int(values["episodes_per_task"]), deterministic=bool(values["deterministic"])))
+    _, _, k_collect = jax.random.split(jax.random.PRNGKey(int(values["seed"])), 3)
+    returns = np.array([c["return"] for c in curve])
+    random_return, expert_return = returns[0], returns[-1]
+    target = random_return + float(values["medium_level"]) * (expert_return - random_return)
+    medium_index = int(np.argmin(np.abs(returns[:-1] - target))) if len(returns) > 1 else 0
+    chosen = {"medium": medium_index, "expert": len(snapshots) - 1, "random": 0}
+    policy_base = {"algorithm": "PPO", "env": PREFIX + env_name, "model": config.model,
+                   "ppo_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()}}
+    out = {"random_return": float(random_return), "expert_return": float(expert_return),
+           "medium_target": float(target), "medium_updates": curve[medium_index]["updates"], "datasets": {}}
+    mix_rng = np.random.default_rng(int(values["seed"]))
+    for split, tasks, salt in (("train", train_tasks, 0), ("test", test_tasks, 1)):
+        data = {}
+        for quality in chosen:
+            k = jax.random.fold_in(jax.random.fold_in(k_collect, salt), chosen[quality])
+            data[quality] = jax.device_get(gather(snapshots[chosen[quality]], tasks, k))
+        n = num_tasks(tasks)
+        per_task = {q: [{k: np.asarray(v[i]) for k, v in data[q].items()} for i in range(n)] for q in data}
+        per_task["medium_expert"] = [mix_episodes(m, e, float(values["medium_expert_fraction"]), mix_rng)
+                                     for m, e in zip(per_task["medium"], per_task["expert"])]
+        descriptions = {
+            "medium": f"PPO snapshot after {curve[medium_index]['updates']} updates "
+                      f"(return {returns[medium_index]:.3f}; random {random_return:.3f}, expert {expert_return:.3f})",
+            "expert": f"final PPO policy after {curve[-1]['updates']} updates (return {expert_return:.3f})",
+            "medium_expert": f"per task {values['medium_expert_fraction']:.0%} medium, rest expert episodes",
+            "random": f"untrained PPO policy (return {random_return:.3f})",
+        }
+        for quality in QUALITIES:
+            policy = dict(policy_base, description=descriptions[quality],
+                          sampling="mean" if values["deterministic"] else "sampled",
+                          updates=curve[chosen[quality]]["updates"] if quality in chosen else None)
+            card = write_dataset(os.path.join(out_dir, split, quality), per_task[quality], env=env_name,
+                                 task_params=[index_params(tasks, i) for i in range(n)], split=split,
+                                 split_seed=int(values["split_seed"]), task_indices=list(range(n)), policy=policy,
+                                 quality=quality, seed=int(values["seed"]))
+            out["datasets"][f"{split}/{quality}"] = card["return_stats"]
+            if values.get("progress", True):
+                s = card["return_stats"]
+                print(f"[collect] {split:5s} {quality:13s} return {s['return_mean']:8.3f} +- {s['return_std']:.3f} "
+                      f"(min {s['return_min']:.3f}, max {s['return_max']:.3f})", flush=True)
+    return out
