@@ -25,10 +25,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @hydra.main(version_base="1.3", config_path="../configs/dt", config_name="dt")
 def main(cfg: DictConfig) -> None:
     from ssmrl.experiment.dt import run_dt
+    from ssmrl.experiment.loop import run_main
 
     values = OmegaConf.to_container(cfg, resolve=True)
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_dt(values, run_dir, resume=bool(values.get("resume", False)))
+    summary = run_main(lambda: run_dt(values, run_dir, resume=bool(values.get("resume", False))))
     print(f"run dir: {run_dir}")
     for split, r in summary["eval"].items():
         print(f"{split:5s} return {r['return_mean']:8.3f}  (data mean {r['data_return_mean']:.3f}, "

@@ -23,11 +23,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @hydra.main(version_base="1.3", config_path="../configs/meta_dt", config_name="meta_dt")
 def main(cfg: DictConfig) -> None:
+    from ssmrl.experiment.loop import run_main
     from ssmrl.experiment.meta_dt import run_meta_dt
 
     values = OmegaConf.to_container(cfg, resolve=True)
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_meta_dt(values, run_dir, resume=bool(values.get("resume", False)))
+    summary = run_main(lambda: run_meta_dt(values, run_dir, resume=bool(values.get("resume", False))))
     print(f"run dir: {run_dir}")
     for split, modes in summary["eval"].items():
         for mode, r in modes.items():

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from ssmrl.agents.ppo.config import from_hydra, validate
 from ssmrl.experiment import presets
+from ssmrl.experiment.loop import run_main
 from ssmrl.experiment.ppo import run_ppo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,8 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main(cfg: DictConfig) -> None:
     config = validate(from_hydra(cfg))
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_ppo(config, run_dir, seeds=cfg.seeds, seed=cfg.seed, resume=cfg.resume, progress=cfg.progress,
-                      deterministic_eval=cfg.deterministic_eval, logger=cfg.logger)
+    summary = run_main(lambda: run_ppo(config, run_dir, seeds=cfg.seeds, seed=cfg.seed, resume=cfg.resume,
+                                       progress=cfg.progress, deterministic_eval=cfg.deterministic_eval,
+                                       logger=cfg.logger))
     print(f"run dir: {run_dir}")
     print(f"final return per seed: {[round(r, 3) for r in summary['final_return']]} "
           f"after {summary['env_steps']:,} env steps ({summary['params']:,} params)")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from ssmrl.agents.world_model.config import from_hydra, validate
 from ssmrl.experiment import presets
+from ssmrl.experiment.loop import run_main
 from ssmrl.experiment.world_model import run_world_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main(cfg: DictConfig) -> None:
     config = validate(from_hydra(cfg))
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_world_model(config, run_dir, seed=cfg.seed, resume=cfg.resume, progress=cfg.progress)
+    summary = run_main(lambda: run_world_model(config, run_dir, seed=cfg.seed, resume=cfg.resume,
+                                               progress=cfg.progress))
     print(f"run dir: {run_dir}")
     hns = "" if summary["hns"] is None else f" (HNS {summary['hns']:.3f})"
     print(f"{config.model} on {config.env_name}: score {summary['score']}{hns} after {summary['env_steps']:,} env "
