@@ -164,7 +164,11 @@ def test_end_to_end_point_robot(tmp_path):
     values["ppo"].update(total_timesteps=2 * 1280, updates_per_chunk=1, features=16, encoder_hidden=16,
                          head_hidden=16)
     data_dir = str(tmp_path / "data")
-    summary = collect.collect(values, data_dir)
+    # a collection cut after its first chunk and resumed writes exactly the uninterrupted one's datasets
+    assert collect.collect(values, data_dir, stop_after=1)["stopped"] == "stop_after"
+    summary = collect.collect(values, data_dir, resume=True)
+    whole = collect.collect(values, str(tmp_path / "whole"))
+    assert summary["curve"] == whole["curve"] and summary["datasets"] == whole["datasets"]
     assert len(summary["curve"]) == 3
     for split, n in (("train", 45), ("test", 5)):
         for quality in collect.QUALITIES:

@@ -155,6 +155,11 @@ def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
             assert len(stats["per_task_return"]) == n and np.isfinite(stats["return_mean"])
     run = json.load(open(tmp_path / method / "run.json"))
     assert run["kind"] == "meta_dt" and run["config"]["method"] == method
+    if method == "meta_dt":  # cut in the world-model phase, resumed: the same world model, DT and returns
+        assert run_meta_dt(values, str(tmp_path / "cut"), stop_after=1)["stopped"] == "stop_after"
+        resumed = run_meta_dt(values, str(tmp_path / "cut"), resume=True)
+        assert resumed["world_model"]["losses"] == summary["world_model"]["losses"]
+        assert resumed["losses"] == summary["losses"] and resumed["eval"] == summary["eval"]
 
 
 def test_dt_resume_and_evaluate(data_dir, tmp_path):
