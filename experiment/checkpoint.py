@@ -10,8 +10,9 @@ import orbax.checkpoint as ocp
 
 from ssmrl.experiment.run_dir import RunDirError
 
-# orbax reports every save at INFO through absl; keep run logs readable.
-logging.getLogger("absl").setLevel(logging.WARNING)
+# orbax reports every save at INFO and slow saves ("waiting for previous save") at WARNING through absl;
+# a run checkpoints after every chunk, so only errors are worth a line in its log.
+logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 class Checkpoints:
