@@ -59,7 +59,7 @@ def test_pure_jax_env_resumes_bit_for_bit_and_evaluates(tmp_path):
     config = wmc.validate(wmc.small(
         env_name="RepeatPreviousEasy", model="rssm", hidden=16, latent_groups=4, latent_classes=4, mlp_hidden=16,
         vector_hidden=16, ac_hidden=16, imag_batch=8, imag_context=3, horizon=4, batch_size=2, batch_length=8,
-        prefill=40, train_every=40, updates_per_chunk=2, total_steps=200, eval_steps=30, eval_envs=2,
+        prefill=40, train_every=40, updates_per_chunk=1, total_steps=120, eval_steps=30, eval_envs=2,
         video_context=4, video_horizon=4))
     whole = run_world_model(config, str(tmp_path / "whole"), progress=False)
     run_world_model(config, str(tmp_path / "cut"), stop_after=1, progress=False)
