@@ -16,6 +16,7 @@ statistics. Same config and seed -> same datasets.
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import jax
@@ -24,12 +25,13 @@ from flax import struct
 
 from ssmrl.agents.dt.collection import make_collect
 from ssmrl.agents.ppo.config import from_mapping, validate
-from ssmrl.agents.ppo.train import PPOParts, RunnerState, build, make_chunk
+from ssmrl.agents.ppo.train import PPOParts, RunnerState, build
 from ssmrl.envs.tasks import PREFIX, index_params, num_tasks, task_split
 from ssmrl.experiment.checkpoint import Checkpoints
 from ssmrl.experiment.datasets import mix_episodes, write_dataset
 from ssmrl.experiment.logger import make_writer
 from ssmrl.experiment.loop import LoopSpec, run_loop
+from ssmrl.experiment.ppo import seeds_chunk
 from ssmrl.experiment.progress import Progress
 from ssmrl.experiment.run_dir import RunDir
 
@@ -38,7 +40,7 @@ QUALITIES = ("medium", "expert", "medium_expert", "random")
 
 @struct.dataclass
 class CollectState:
-    runner: RunnerState
+    runner: RunnerState  # with a leading [1] seed axis
     snapshots: Any  # the policy's params after chunk c at [c] (c = 0: untrained); [num_chunks + 1, ...]
     scores: jax.Array  # [num_chunks + 1] mean train-task return of each snapshot
     chunks: jax.Array  # chunks done
@@ -86,7 +88,9 @@ def _train(values: dict, parts: PPOParts, train_tasks: Any, run: RunDir, writer:
     """PPO on the train tasks through the one loop, scoring and keeping a snapshot after every chunk."""
     config = parts.config
     score = make_collect(parts, int(values["eval_episodes"]), deterministic=bool(values["deterministic"]))
-    train = make_chunk(parts)
+    # one seed through PPO's seed-vmapped chunk: the same progress bar, moved after every update
+    train = seeds_chunk(parts, bar.on_update if values.get("progress", True) else None)
+    first_seed = partial(jax.tree.map, lambda p: p[0])
     k_init, k_score, _ = jax.random.split(jax.random.PRNGKey(int(values["seed"])), 3)
 
     def mean_return(params, updates):
@@ -94,8 +98,8 @@ def _train(values: dict, parts: PPOParts, train_tasks: Any, run: RunDir, writer:
 
     @jax.jit
     def start(key) -> CollectState:
-        runner = parts.init(key)
-        params = runner.train_state.params
+        runner = jax.vmap(parts.init)(key[None])
+        params = first_seed(runner.train_state.params)
         snapshots = jax.tree.map(lambda p: jax.numpy.zeros((config.num_chunks + 1,) + p.shape, p.dtype).at[0].set(p),
                                  params)
         scores = jax.numpy.full((config.num_chunks + 1,), jax.numpy.nan).at[0].set(mean_return(params, 0))
@@ -105,7 +109,7 @@ def _train(values: dict, parts: PPOParts, train_tasks: Any, run: RunDir, writer:
     def chunk(state: CollectState) -> tuple[CollectState, dict]:
         runner, metrics = train(state.runner)
         c = state.chunks + 1
-        params = runner.train_state.params
+        params = first_seed(runner.train_state.params)
         snapshots = jax.tree.map(lambda s, p: s.at[c].set(p), state.snapshots, params)
         scores = state.scores.at[c].set(mean_return(params, c * config.chunk_updates))
         return CollectState(runner, snapshots, scores, c), metrics
