@@ -29,7 +29,7 @@ from ssmrl.agents.ppo.evaluate import make_evaluate  # noqa: E402
 from ssmrl.agents.ppo.train import build  # noqa: E402
 from ssmrl.experiment.checkpoint import restore_latest  # noqa: E402
 from ssmrl.experiment.offline_evaluation import OFFLINE_KINDS, evaluate_offline_run  # noqa: E402
-from ssmrl.experiment.run_dir import read_run  # noqa: E402
+from ssmrl.experiment.run_dir import RunDirError, read_run  # noqa: E402
 from ssmrl.experiment.statistics import curve_band  # noqa: E402
 from ssmrl.experiment.video import is_image, write_video  # noqa: E402
 
@@ -89,7 +89,7 @@ def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False,
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
     run = read_run(run_dir)
     if run["kind"] not in EVALUATED:
-        raise ValueError(f"{run_dir} is a {run['kind']!r} run, which has no policy to evaluate; train/evaluate.py "
+        raise RunDirError(f"{run_dir} is a {run['kind']!r} run, which has no policy to evaluate; train/evaluate.py "
                          f"evaluates {list(EVALUATED)} runs (evaluate datasets by training train/dt.py on them)")
     if video and run["kind"] != "ppo":
         raise ValueError(f"video=true needs a PPO run on an image-observation env; {run_dir} is a "

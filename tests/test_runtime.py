@@ -176,6 +176,14 @@ def test_corrupt_files_are_named(tmp_path):
         read_results(tmp_path)
 
 
+def test_evaluate_names_a_kind_without_a_policy(tmp_path):
+    from ssmrl.experiment.evaluation import evaluate_run
+
+    RunDir(str(tmp_path), "collect", CONFIG).close()
+    with pytest.raises(RunDirError, match=rf"{tmp_path} is a 'collect' run, which has no policy to evaluate"):
+        evaluate_run(str(tmp_path))
+
+
 def test_a_save_that_orbax_skips_is_an_error(tmp_path):
     checkpoints = Checkpoints(str(tmp_path))
     checkpoints.save(2, {"w": np.zeros(2)}, {})
