@@ -132,7 +132,7 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
         start, state, record = checkpoints.restore(state)
         if restored is not None:
             state = restored(state, start)
-    checkpoint = start if start else None
+    checkpoint, saved_updates = (start if start else None), int(record["updates"])
     prior_wall, t_start = float(record["wall_time_s"]), time.perf_counter()
     train_seconds, train_updates = 0.0, 0
     if progress is not None:
@@ -171,7 +171,7 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
             record["wall_time_s"] = prior_wall + time.perf_counter() - t_start
             with interrupts_deferred():
                 checkpoints.save(index + 1, state, record)
-            checkpoint = index + 1
+            checkpoint, saved_updates = index + 1, int(record["updates"])
             if progress is not None:
                 progress.chunk_done(spec.step_offset + record["updates"] * progress.steps_per_update,
                                     metrics[spec.headline][..., -1])
@@ -182,7 +182,7 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
         where = (f"the checkpoint of chunk {checkpoint} in {checkpoints.directory} is kept" if checkpoint
                  else "no checkpoint was written yet")
         message = f"interrupted in chunk {index + 1} of {spec.num_chunks}: {where}"
-        _stopped_summary(run, "interrupted", message, record["updates"], checkpoint, checkpoints, wall)
+        _stopped_summary(run, "interrupted", message, saved_updates, checkpoint, checkpoints, wall)
         resume_hint = f"; continue with resume=true hydra.run.dir={run.path}" if run is not None and checkpoint else ""
         raise Interrupted(message + resume_hint) from None
     stopped = "finished" if index >= spec.num_chunks else "stop_after"
