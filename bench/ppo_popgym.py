@@ -4,7 +4,7 @@
     python bench/ppo_popgym.py --models gru s5 mamba --seeds 8
 
 Settings: one seed, RepeatPreviousEasy, 16 envs x 128 steps, 2 epochs x 2 minibatches, paper-sized
-models as in configs/model (S5: 4 layers, width 256, state 256; GRU: width 256; transformer: 2 GTrXL
+models as in configs/ppo/model (S5: 4 layers, width 256, state 256; GRU: width 256; transformer: 2 GTrXL
 blocks, window 64). Ratios are against GRU measured in the same process.
 """
 

@@ -8,6 +8,7 @@ Every environment speaks the gymnax 1.x API and auto-resets inside ``step`` (gym
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable
 
 
@@ -31,6 +32,9 @@ def _builders() -> dict[str, Callable[..., tuple[Any, Any]]]:
     from ssmrl.envs.tasks import BUILDERS as TASK_BUILDERS  # offline meta-RL task distributions
 
     builders.update(TASK_BUILDERS)
+    from ssmrl.envs.memory import ENVS as MEMORY_ENVS  # world-model memory benchmarks (S4WM)
+
+    builders.update(MEMORY_ENVS)
     return builders
 
 
@@ -39,12 +43,29 @@ def available() -> list[str]:
     return sorted(_builders())
 
 
-def make(name: str, **options) -> tuple[Any, Any]:
-    """Build environment ``name``: returns ``(env, env_params)``."""
+def _get(name: str) -> Callable[..., tuple[Any, Any]]:
     builders = _builders()
     if name not in builders:
         raise ValueError(f"unknown environment {name!r}; valid: {sorted(builders)}")
-    return builders[name](**options)
+    return builders[name]
+
+
+def check_options(name: str, options: dict, where: str = "options") -> None:
+    """Refuse options that environment ``name``'s constructor does not name; constructors that take
+    ``**kwargs`` (gymnax's) check their own. ``where`` names the options in the message."""
+    parameters = inspect.signature(_get(name)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    valid = [p.name for p in parameters]
+    bad = sorted(set(options) - set(valid))
+    if bad:
+        raise ValueError(f"unknown {where} {bad} for environment {name!r}; valid: {valid}")
+
+
+def make(name: str, **options) -> tuple[Any, Any]:
+    """Build environment ``name``: returns ``(env, env_params)``; unknown names and options raise ``ValueError``."""
+    check_options(name, options)
+    return _get(name)(**options)
 
 
 def evaluation_splits(name: str, **options) -> dict[str, dict]:

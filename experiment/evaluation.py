@@ -38,10 +38,7 @@ EVALUATED = ("ppo", "world_model", "dt", "meta_dt")
 
 def load_run(run: dict) -> tuple[PPOConfig, int]:
     """A PPO run's ``run.json`` -> ``(config, seeds)``."""
-    config = dict(run["config"]["ppo"])
-    for key in ("env_options", "model_options"):
-        config[key] = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in config[key])
-    return from_mapping(config), int(run["config"]["seeds"])
+    return from_mapping(run["config"]["ppo"]), int(run["config"]["seeds"])
 
 
 def restore_params(run_dir: str, config: PPOConfig, seeds: int) -> tuple[int, dict]:

@@ -3,7 +3,8 @@
 Meta-DT: train the context world model (``checkpoints/world_model``), annotate the dataset with z and
 the highest-error prompt windows, train the prompted DT (``checkpoints/dt``), evaluate zero-shot and
 few-shot per task. Prompt-DT: only the DT phase, evaluated with prompts from each task's dataset.
-Both phases checkpoint after every chunk; ``resume`` continues the unfinished one.
+Both phases train through the one loop (``experiment.offline.train_phase``), checkpointed after every
+chunk; ``resume`` continues the unfinished one.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssmrl.agents.config import from_fields, to_fields
 from ssmrl.agents.dt.train import DTData, prepare_data
-from ssmrl.agents.meta_dt.config import MetaDTConfig, WorldModelConfig, from_mapping, world_model_from_mapping
 from ssmrl.agents.meta_dt.evaluate import dataset_prompts, make_meta_evaluate, make_prompt_evaluate
 from ssmrl.agents.meta_dt.prompt import best_window
 from ssmrl.agents.meta_dt.train import MetaData, MetaDTParts, build, prepare_world_model_data, reward_scale
 from ssmrl.agents.meta_dt.world_model import WorldModelData, WorldModelParts, build_world_model
 from ssmrl.agents.params import count_params
 from ssmrl.experiment.checkpoint import restore_latest
-from ssmrl.experiment.dt import dt_config
+from ssmrl.experiment.config import MetaDTRun
 from ssmrl.experiment.logger import make_writer
 from ssmrl.experiment.offline import (
     SPLITS,
@@ -52,19 +53,11 @@ class MetaSetup:
     parts: MetaDTParts
 
 
-def meta_config(values: dict) -> tuple[MetaDTConfig, WorldModelConfig]:
-    """The run's method settings and world-model settings, validated (Prompt-DT never drops its prompt)."""
-    meta = dict(values["meta"], method=values["method"])
-    if meta["method"] == "prompt_dt":
-        meta["prompt_dropout"] = 0.0
-    wm = dict(values["world_model"])
-    return from_mapping(meta), world_model_from_mapping(wm)
-
-
-def setup_meta(values: dict) -> MetaSetup:
-    config, wm_config = meta_config(values)
-    dt = dt_config(values)
-    offline = load_setup(values)
+def setup_meta(run: MetaDTRun) -> MetaSetup:
+    # Prompt-DT never drops its prompt: prompt_dropout is Meta-DT's setting.
+    config = run.meta if run.meta.method == "meta_dt" else dataclasses.replace(run.meta, prompt_dropout=0.0)
+    wm_config, dt = run.world_model, run.dt
+    offline = load_setup(run)
     card = offline.card
     if config.prompt_len > card["horizon"]:
         raise ValueError(f"meta.prompt_len ({config.prompt_len}) must be <= the episode horizon ({card['horizon']})")
@@ -77,11 +70,11 @@ def setup_meta(values: dict) -> MetaSetup:
     scale = reward_scale(episodes)
     world_model = build_world_model(wm_config, card["obs_dim"], card["act_dim"])
     own = prepare_world_model_data(episodes, data, scale)
-    train_data, train_tasks = _with_extra_datasets(values, own, data, scale, card, dt.rtg_scale)
+    train_data, train_tasks = _with_extra_datasets(run, own, data, scale, card, dt.rtg_scale)
     return MetaSetup(offline, data, own, train_data, train_tasks, scale, world_model, parts)
 
 
-def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale: float, card: dict,
+def _with_extra_datasets(run: MetaDTRun, own: WorldModelData, data: DTData, scale: float, card: dict,
                          rtg_scale: float) -> tuple[WorldModelData, np.ndarray]:
     """The world model's training episodes: the DT's plus the train split of every quality named in
     ``world_model_extra_datasets`` (e.g. ``[random]``: behaviour off the experts' paths), normalised as
@@ -90,8 +83,8 @@ def _with_extra_datasets(values: dict, own: WorldModelData, data: DTData, scale:
 
     parts = [own]
     tasks = [np.arange(own.rewards.shape[0]) // card["episodes_per_task"]]
-    for quality in values.get("world_model_extra_datasets") or []:
-        directory = os.path.join(values["data_dir"], "train", quality)
+    for quality in run.world_model_extra_datasets:
+        directory = os.path.join(run.dataset_dir, "train", quality)
         if not os.path.isdir(directory):
             raise ValueError(f"world_model_extra_datasets: no dataset {directory!r} (qualities written by "
                              "train/collect.py: medium, expert, medium_expert, random)")
@@ -135,7 +128,7 @@ def task_context_z(pool_z: jax.Array, pool_tasks: np.ndarray, episodes_per_task:
     return pool_z[episode, step]
 
 
-def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, episodes_per_task: dict[str, int],
+def evaluate_meta(run: MetaDTRun, ms: MetaSetup, params: Any, wm_params: Any, episodes_per_task: dict[str, int],
                   key: jax.Array) -> dict:
     """``{split: {mode: return stats}}``; modes ``zero_shot``/``few_shot`` (Meta-DT) or ``prompted``."""
     config, dt = ms.parts.config, ms.parts.dt_config
@@ -143,7 +136,7 @@ def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, epis
     results = {}
     for i, split in enumerate(SPLITS):
         tasks, best, card = split_tasks(ms.offline, split)
-        targets = jnp.asarray(targets_for(values, best))
+        targets = jnp.asarray(targets_for(run, best))
         k_prompt, k_run = jax.random.split(jax.random.fold_in(key, i))
         n_eps = episodes_per_task[split]
         if ms.world_model is not None:
@@ -159,47 +152,48 @@ def evaluate_meta(values: dict, ms: MetaSetup, params: Any, wm_params: Any, epis
     return results
 
 
-def run_meta_dt(values: dict, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
-    """Train and evaluate one Meta-DT / Prompt-DT run (``values``: the resolved config); returns the summary.
+def run_meta_dt(run: MetaDTRun, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train and evaluate one Meta-DT / Prompt-DT run (``run``: the checked config); returns the summary.
 
     ``stop_after`` ends the running phase after that many chunks of this call (as a crash would; the
     summary says ``finished: false``); ``resume`` continues the unfinished phase."""
-    ms = setup_meta(values)
+    ms = setup_meta(run)
     config, dt = ms.parts.config, ms.parts.dt_config
-    progress = values.get("progress", True)
-    with RunDir(run_dir, "meta_dt", values, resume) as run:
-        writer = make_writer("tensorboard", run.path, values)
+    fields = to_fields(run)
+    with RunDir(run_dir, "meta_dt", fields, resume) as directory:
+        writer = make_writer("tensorboard", directory.path, fields)
         try:
-            k_wm, k_init, k_eval = jax.random.split(jax.random.PRNGKey(int(values["seed"])), 3)
+            k_wm, k_init, k_eval = jax.random.split(jax.random.PRNGKey(run.seed), 3)
             wm_params, wm_summary, wm_wall = None, None, 0.0
             if ms.world_model is not None:
                 wm = ms.world_model.config
                 wm_state, wm_result = train_phase(
                     "world_model", lambda s: ms.world_model.train_chunk(s, ms.world_model_train_data),
-                    ms.world_model.init(k_wm), wm.num_steps, wm.steps_per_chunk, run, writer, progress, stop_after)
+                    ms.world_model.init(k_wm), wm.num_steps, wm.steps_per_chunk, directory, writer, run.progress,
+                    stop_after)
                 wm_wall = wm_result.wall_time_s
                 if wm_result.stopped != "finished":
-                    return run.write_summary(stopped_summary("meta_dt", wm_result, wm.steps_per_chunk, wm_wall))
+                    return directory.write_summary(stopped_summary("meta_dt", wm_result, wm.steps_per_chunk, wm_wall))
                 wm_params = wm_state.params
                 losses = chunk_losses(wm_result, wm.steps_per_chunk)
                 wm_summary = {"final_loss": losses[-1]["loss"], "losses": losses, "train_seconds": wm_wall,
                               "params": count_params(wm_params), "config": dataclasses.asdict(wm)}
-            data = annotate(ms, wm_params, int(values["seed"]))
+            data = annotate(ms, wm_params, run.seed)
             state, result = train_phase("dt", lambda s: ms.parts.train_chunk(s, data), ms.parts.init(k_init),
-                                        dt.num_steps, dt.steps_per_chunk, run, writer, progress, stop_after)
+                                        dt.num_steps, dt.steps_per_chunk, directory, writer, run.progress, stop_after)
             wall = wm_wall + result.wall_time_s
             if result.stopped != "finished":
-                return run.write_summary(stopped_summary("meta_dt", result, dt.steps_per_chunk, wall))
-            results = evaluate_meta(values, ms, state.params, wm_params, {s: dt.eval_episodes for s in SPLITS}, k_eval)
+                return directory.write_summary(stopped_summary("meta_dt", result, dt.steps_per_chunk, wall))
+            results = evaluate_meta(run, ms, state.params, wm_params, {s: dt.eval_episodes for s in SPLITS}, k_eval)
             for split, modes in results.items():
                 for mode, stats in modes.items():
                     writer.add_scalar(f"eval/{split}_{mode}_return", stats["return_mean"], result.updates)
         finally:
             writer.close()
         losses = chunk_losses(result, dt.steps_per_chunk)
-        return run.write_summary({
-            "kind": "meta_dt", "method": config.method, "env": ms.offline.card["env"], "dataset": values["dataset"],
-            "data_dir": os.path.abspath(values["data_dir"]), "backbone": dt.backbone, "seed": int(values["seed"]),
+        return directory.write_summary({
+            "kind": "meta_dt", "method": config.method, "env": ms.offline.card["env"], "dataset": run.dataset,
+            "dataset_dir": os.path.abspath(run.dataset_dir), "model": dt.backbone, "seed": run.seed,
             "params": count_params(state.params), "train_steps": result.updates,
             "train_seconds": result.wall_time_s, "wall_time_s": wall, "final_loss": losses[-1]["loss"],
             "losses": losses, "eval": results, "world_model": wm_summary, "config": dataclasses.asdict(config),
@@ -208,8 +202,10 @@ def run_meta_dt(values: dict, run_dir: str, resume: bool = False, stop_after: in
 
 
 def evaluate_saved_meta(values: dict, run_dir: str, episodes: int, seed: int) -> dict:
-    """Rebuild a Meta-DT / Prompt-DT run, restore its newest checkpoints, evaluate ``{split: {mode: stats}}``."""
-    ms = setup_meta(values)
+    """Rebuild a Meta-DT / Prompt-DT run from its config (``run.json``'s ``config``), restore its newest
+    checkpoints, evaluate ``{split: {mode: stats}}``."""
+    run = from_fields(MetaDTRun, values)
+    ms = setup_meta(run)
     wm_params = None
     if ms.world_model is not None:
         _, wm_state = restore_latest(os.path.join(run_dir, "checkpoints", "world_model"),
@@ -218,4 +214,4 @@ def evaluate_saved_meta(values: dict, run_dir: str, episodes: int, seed: int) ->
     step, state = restore_latest(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.PRNGKey(0)))
     per_task = {split: -(-episodes // ms.offline.datasets[split][1]["num_tasks"]) for split in SPLITS}
     return {"checkpoint": step, "episodes_per_task": per_task,
-            "splits": evaluate_meta(values, ms, state.params, wm_params, per_task, jax.random.PRNGKey(seed))}
+            "splits": evaluate_meta(run, ms, state.params, wm_params, per_task, jax.random.PRNGKey(seed))}

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssmrl.experiment.checkpoint import Checkpoints
+from ssmrl.experiment.config import OfflineRun
 from ssmrl.experiment.loop import LoopResult, LoopSpec, run_loop
 from ssmrl.experiment.progress import Progress
 from ssmrl.experiment.run_dir import RunDir
@@ -36,17 +37,17 @@ class OfflineSetup:
         return int(self.card["episodes_per_task"])
 
 
-def load_setup(values: dict) -> OfflineSetup:
-    """Both splits of ``<data_dir>/<split>/<dataset>`` and the env they were collected in."""
+def load_setup(run: OfflineRun) -> OfflineSetup:
+    """Both splits of ``<dataset_dir>/<split>/<dataset>`` and the env they were collected in."""
     from ssmrl import envs
     from ssmrl.experiment.datasets import read_dataset
 
-    datasets = {split: read_dataset(os.path.join(values["data_dir"], split, values["dataset"])) for split in SPLITS}
+    datasets = {split: read_dataset(os.path.join(run.dataset_dir, split, run.dataset)) for split in SPLITS}
     card = datasets["train"][1]
-    if card["env"] != values["env"]:
-        raise ValueError(f"dataset {values['data_dir']} is for env {card['env']!r}, not {values['env']!r}")
+    if card["env"] != run.env:
+        raise ValueError(f"dataset {run.dataset_dir} is for env {card['env']!r}, not {run.env!r}")
     if card.get("episodes_per_task") is None:
-        raise ValueError(f"dataset {values['data_dir']}: every task needs the same number of episodes")
+        raise ValueError(f"dataset {run.dataset_dir}: every task needs the same number of episodes")
     env, _ = envs.make(card["env"], **card.get("env_options", {}))
     space = env.action_space(env.default_params)
     return OfflineSetup(datasets, card, env, float(np.max(np.abs(np.asarray(space.high)))))
@@ -62,11 +63,11 @@ def split_tasks(setup: OfflineSetup, split: str) -> tuple[Any, np.ndarray, dict]
     return tasks, np.array([t["return_max"] for t in card["tasks"]], np.float32), card
 
 
-def targets_for(values: dict, best: np.ndarray) -> np.ndarray:
+def targets_for(run: OfflineRun, best: np.ndarray) -> np.ndarray:
     """``target_return`` everywhere if set, else the per-task best returns ``best``."""
-    if values.get("target_return") is None:
+    if run.target_return is None:
         return best
-    return np.full(best.shape, float(values["target_return"]), np.float32)
+    return np.full(best.shape, run.target_return, np.float32)
 
 
 def return_stats(returns: np.ndarray, targets: np.ndarray, card: dict) -> dict:

@@ -24,8 +24,9 @@ def evaluate_offline_run(run_dir: str, run: dict, episodes: int, seed: int) -> d
     evaluate = evaluate_saved_dt if run["kind"] == "dt" else evaluate_saved_meta
     result = evaluate(values, run_dir, episodes, seed)
     # a meta_dt run is Meta-DT or Prompt-DT: the method names it in the report and the plot
-    report = {"run": os.path.abspath(run_dir), "kind": values.get("method", run["kind"]), "env": values["env"],
-              "dataset": values["dataset"], "backbone": values["backbone"], "seed": seed, **result}
+    report = {"run": os.path.abspath(run_dir), "kind": values.get("meta", {}).get("method", run["kind"]),
+              "env": values["env"],
+              "dataset": values["dataset"], "model": values["dt"]["backbone"], "seed": seed, **result}
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
         json.dump(report, f, indent=2)
     plot(report, os.path.join(run_dir, "eval.png"))
@@ -48,7 +49,7 @@ def plot(report: dict, path: str) -> None:
         ax.set_title(split)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{report['kind']}-{report['backbone']} on {report['env']} ({report['dataset']})")
+    fig.suptitle(f"{report['kind']}-{report['model']} on {report['env']} ({report['dataset']})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ssmrl.agents.config import to_fields
 from ssmrl.agents.params import count_params
 from ssmrl.agents.ppo.config import PPOConfig, validate
 from ssmrl.agents.ppo.evaluate import make_evaluate
@@ -67,7 +68,7 @@ def seeds_chunk(parts: PPOParts, on_update: Callable[[jax.Array], None] | None =
 def run_record(config: PPOConfig, seeds: int, seed: int, deterministic_eval: bool, progress: bool,
                logger: str) -> dict:
     """The ``config`` of a PPO run's ``run.json``: everything it was started with."""
-    return {"ppo": dataclasses.asdict(config), "seeds": seeds, "seed": seed, "deterministic_eval": deterministic_eval,
+    return {"ppo": to_fields(config), "seeds": seeds, "seed": seed, "deterministic_eval": deterministic_eval,
             "progress": progress, "logger": logger}
 
 

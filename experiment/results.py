@@ -76,7 +76,9 @@ def _offline(summary: dict, run: str) -> list[SeedResult]:
     for split, stats in summary["eval"].items():
         modes = stats if "return_mean" not in stats else {"": stats}
         for mode, s in modes.items():
-            model = f"{summary.get('method', summary['kind'])}-{summary['backbone']}" + (f"/{mode}" if mode else "")
+            # Summaries written before the entry points shared one vocabulary name the model "backbone".
+            name = summary.get("model", summary.get("backbone"))
+            model = f"{summary.get('method', summary['kind'])}-{name}" + (f"/{mode}" if mode else "")
             results.append(SeedResult(f"{summary['env']} [{split}]", model, run, int(summary["seed"]),
                                       float(s["return_mean"]), None))
     return results

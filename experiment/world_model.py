@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssmrl.agents.config import to_fields
 from ssmrl.agents.params import count_params
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import (
@@ -72,10 +73,8 @@ def write_gif(real: np.ndarray, predicted: np.ndarray, context: int, path: str, 
 
 
 def config_from_run(run: dict) -> WorldModelConfig:
-    """The ``WorldModelConfig`` in a world-model run's ``run.json`` (JSON lists back to tuples)."""
-    values = dict(run["config"]["world_model"])
-    values["env_options"] = tuple(tuple(pair) for pair in values.get("env_options", ()))
-    return validate(from_mapping(values))
+    """The ``WorldModelConfig`` in a world-model run's ``run.json``."""
+    return validate(from_mapping(run["config"]["world_model"]))
 
 
 def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resume: bool = False,
@@ -86,7 +85,7 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
     evaluation); ``resume`` continues from the newest checkpoint in ``run_dir``.
     """
     validate(config)
-    record = {"world_model": dataclasses.asdict(config), "seed": seed, "progress": progress}
+    record = {"world_model": to_fields(config), "seed": seed, "progress": progress}
     with RunDir(run_dir, "world_model", record, resume) as run:
         return _train(config, run, seed, stop_after, progress)
 

@@ -7,12 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${GAMES:-}" ]; then
-  GAMES=$(python -c "from envs.atari.scores import GAMES; print(','.join(GAMES))")
+  GAMES=$(python -c "from ssmrl.envs.atari.scores import GAMES; print(','.join(GAMES))")
 fi
+ENVS=$(echo "$GAMES" | sed -E 's#([^,]+)#atari/\1#g')   # Pong,Boxing -> atari/Pong,atari/Boxing
 MODELS=${MODELS:-drama}
 PRESET=${PRESET:-atari100k}
 SEEDS=${SEEDS:-0}
 OUT=${OUT:-runs/atari100k/$(date +%Y-%m-%d_%H-%M-%S)}
-python train/world_model.py -m env=atari "env.game=$GAMES" "model=$MODELS" "preset=$PRESET" "seed=$SEEDS" \
-  progress=false "hydra.sweep.dir=$OUT" "hydra.sweep.subdir=\${env.game}_\${model.name}_\${seed}"
+python train/world_model.py -m env=atari "env.name=$ENVS" "model=$MODELS" "preset=$PRESET" "seed=$SEEDS" \
+  progress=false "hydra.sweep.dir=$OUT" "hydra.sweep.subdir=\${env.name}_\${model.name}_\${seed}"
 python train/report.py "$OUT"

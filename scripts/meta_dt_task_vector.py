@@ -17,19 +17,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssmrl.agents.config import from_fields
 from ssmrl.agents.meta_dt.evaluate import make_rollout
 from ssmrl.agents.meta_dt.prompt import empty_prompt
 from ssmrl.experiment.checkpoint import restore_latest
+from ssmrl.experiment.config import MetaDTRun
 from ssmrl.experiment.meta_dt import setup_meta
 from ssmrl.experiment.offline import split_tasks
 from ssmrl.experiment.run_dir import read_run
 
 
 def main(run_dir: str) -> None:
-    values = read_run(run_dir)["config"]
-    if values.get("method") != "meta_dt":
-        raise ValueError(f"{run_dir} is not a Meta-DT run (method={values.get('method')!r})")
-    ms = setup_meta(values)
+    run = from_fields(MetaDTRun, read_run(run_dir)["config"])
+    if run.meta.method != "meta_dt":
+        raise ValueError(f"{run_dir} is not a Meta-DT run (method={run.meta.method!r})")
+    ms = setup_meta(run)
     _, wm = restore_latest(os.path.join(run_dir, "checkpoints", "world_model"), ms.world_model.init(jax.random.key(0)))
     _, dt = restore_latest(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.key(0)))
     z_data, _ = ms.world_model.annotate(wm.params, ms.world_model_data)  # [episodes, T, Z]

@@ -48,13 +48,37 @@ def _get(name: str):
     return builders[name]
 
 
-def make(name: str, features: int, **opts) -> SequenceLayer:
-    """Build the sequence model ``name`` with output width ``features``."""
+def check_options(name: str, opts: dict, where: str = "options") -> None:
+    """Refuse options ``name`` does not take, or whose values do not fit the builder's annotations.
+
+    Every ``int`` option of a registry entry is a size or a count, so it must be >= 1; ``float`` options
+    must be finite. ``where`` names the options in the message (``model.options`` in a config)."""
+    import math
+    import typing
+
     builder = _get(name)
     valid = options(name)
     bad = sorted(set(opts) - set(valid))
     if bad:
-        raise ValueError(f"unknown option(s) {bad} for sequence model {name!r}; valid: {valid}")
-    if not isinstance(features, int) or features < 1:
+        raise ValueError(f"unknown {where} {bad} for sequence model {name!r}; valid: {valid}")
+    hints = typing.get_type_hints(builder)
+    for key, value in opts.items():
+        kinds = typing.get_args(hints.get(key)) or (hints.get(key),)
+        if int in kinds and isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"{where}.{key} of {name!r} must be a positive integer, got {value!r}")
+        elif float in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"{where}.{key} of {name!r} must be a finite number, got {value!r}")
+        elif not any(isinstance(value, k) for k in kinds if isinstance(k, type)) or (
+                isinstance(value, bool) and bool not in kinds):
+            expected = " or ".join(k.__name__ for k in kinds if isinstance(k, type))
+            raise ValueError(f"{where}.{key} of {name!r} must be {expected}, got {value!r}")
+
+
+def make(name: str, features: int, **opts) -> SequenceLayer:
+    """Build the sequence model ``name`` with output width ``features``; bad options raise ``ValueError``."""
+    check_options(name, opts)
+    if not isinstance(features, int) or isinstance(features, bool) or features < 1:
         raise ValueError(f"features must be a positive int, got {features!r}")
-    return builder(features=features, **opts)
+    return _get(name)(features=features, **opts)

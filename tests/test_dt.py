@@ -22,6 +22,7 @@ from ssmrl.agents.dt.train import (
     returns_to_go,
     sample_batch,
 )
+from ssmrl.experiment.config import DATASETS, parse
 from ssmrl.experiment.dt import run_dt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -157,21 +158,20 @@ def test_evaluation_rtg_bookkeeping():
 
 
 def test_end_to_end_point_robot(tmp_path):
-    from ssmrl.experiment import collect
+    from ssmrl.experiment.collect import collect
 
-    values = _compose("collect", ["preset=small"])
-    values.update(episodes_per_task=2, eval_episodes=1, progress=False)
-    values["ppo"].update(total_timesteps=2 * 1280, updates_per_chunk=1, features=16, encoder_hidden=16,
-                         head_hidden=16)
+    values = _compose("collect", ["preset=small", "model.features=16"])
+    values.update(episodes_per_task=2, eval_episodes=1, progress=False, total_timesteps=2 * 1280, updates_per_chunk=1,
+                  encoder_hidden=16, head_hidden=16)
     data_dir = str(tmp_path / "data")
     # a collection cut after its first chunk and resumed writes exactly the uninterrupted one's datasets
-    assert collect.collect(values, data_dir, stop_after=1)["stopped"] == "stop_after"
-    summary = collect.collect(values, data_dir, resume=True)
-    whole = collect.collect(values, str(tmp_path / "whole"))
+    assert collect(parse("collect", values), data_dir, stop_after=1)["stopped"] == "stop_after"
+    summary = collect(parse("collect", values), data_dir, resume=True)
+    whole = collect(parse("collect", values), str(tmp_path / "whole"))
     assert summary["curve"] == whole["curve"] and summary["datasets"] == whole["datasets"]
     assert len(summary["curve"]) == 3
     for split, n in (("train", 45), ("test", 5)):
-        for quality in collect.QUALITIES:
+        for quality in DATASETS:
             card = json.load(open(os.path.join(data_dir, split, quality, "card.json")))
             assert card["num_tasks"] == n and card["episodes_per_task"] == 2 and card["quality"] == quality
             assert card["horizon"] == 20 and card["obs_dim"] == 2 and card["act_dim"] == 2
@@ -186,11 +186,11 @@ def test_end_to_end_point_robot(tmp_path):
     np.testing.assert_allclose(eps[0]["rewards"], -np.linalg.norm(eps[0]["next_observations"] - goal, axis=-1),
                                atol=1e-5)
 
-    dt_values = _compose("dt", ["preset=small", "env=tasks/point_robot", "backbone=transformer"])
-    dt_values.update(data_dir=data_dir, progress=False)
+    dt_values = _compose("dt", ["preset=small", "env=tasks/point_robot", "model=transformer"])
+    dt_values.update(dataset_dir=data_dir, progress=False)
     dt_values["dt"].update(features=8, num_layers=1, context_len=5, batch_size=4, num_steps=3, steps_per_chunk=3,
                            warmup_steps=1, eval_episodes=1)
-    run = run_dt(dt_values, str(tmp_path / "run"))
+    run = run_dt(parse("dt", dt_values), str(tmp_path / "run"))
     saved = json.load(open(tmp_path / "run" / "summary.json"))
     assert saved["train_steps"] == 3 and np.isfinite(saved["final_loss"])
     for split, n in (("train", 45), ("test", 5)):

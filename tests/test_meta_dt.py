@@ -15,6 +15,7 @@ from ssmrl.agents.meta_dt.config import MetaDTConfig, WorldModelConfig, from_map
 from ssmrl.agents.meta_dt.prompt import Prompt, best_window, gather_prompt
 from ssmrl.agents.meta_dt.train import make_prompted_model
 from ssmrl.agents.meta_dt.world_model import build_world_model, world_model_data
+from ssmrl.experiment.config import parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBS, ACT, K, KP, Z = 3, 2, 4, 2, 3
@@ -74,9 +75,9 @@ def test_prompt_is_the_highest_error_window():
 def test_config_errors_name_the_valid_choices():
     with pytest.raises(ValueError, match=r"unknown method 'mdt'; valid: \['meta_dt', 'prompt_dt'\]"):
         from_mapping({"method": "mdt"})
-    with pytest.raises(ValueError, match="unknown world-model encoder 'transformerx'; valid:"):
+    with pytest.raises(ValueError, match="unknown encoder 'transformerx'; valid:"):
         world_model_from_mapping({"encoder": "transformerx"})
-    with pytest.raises(ValueError, match="unknown meta_dt config key"):
+    with pytest.raises(ValueError, match=r"unknown config key 'prompt_length'; valid: .*'prompt_len'"):
         from_mapping({"prompt_length": 5})
 
 
@@ -121,17 +122,18 @@ def data_dir(tmp_path_factory):
     """Tiny PointRobot datasets from a barely trained PPO agent, as tests/test_dt.py collects them."""
     from ssmrl.experiment.collect import collect
 
-    values = _compose("collect", ["preset=small"])
-    values.update(episodes_per_task=2, eval_episodes=1, progress=False)
-    values["ppo"].update(total_timesteps=1280, updates_per_chunk=1, features=8, encoder_hidden=8, head_hidden=8)
+    values = _compose("collect", ["preset=small", "model.features=8"])
+    values.update(episodes_per_task=2, eval_episodes=1, progress=False, total_timesteps=1280, updates_per_chunk=1,
+                  encoder_hidden=8, head_hidden=8)
     directory = str(tmp_path_factory.mktemp("meta_dt") / "data")
-    collect(values, directory)
+    collect(parse("collect", values), directory)
     return directory
 
 
 def _tiny(name, data_dir, overrides=()):
+    """The config tree of a tiny run (``parse(name, tree)`` checks it into the entry point's dataclass)."""
     values = _compose(name, ["preset=small", "env=tasks/point_robot", *overrides])
-    values.update(data_dir=data_dir, progress=False)
+    values.update(dataset_dir=data_dir, progress=False)
     values["dt"].update(features=8, num_layers=1, context_len=4, batch_size=4, num_steps=4, steps_per_chunk=2,
                         warmup_steps=1, eval_episodes=1)
     if "world_model" in values:
@@ -143,9 +145,9 @@ def _tiny(name, data_dir, overrides=()):
 def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
     from ssmrl.experiment.meta_dt import run_meta_dt
 
-    values = _tiny("meta_dt", data_dir, [f"method={method}", "backbone=s5"])
-    values["backbone_options"] = {"state_size": 4}
-    summary = run_meta_dt(values, str(tmp_path / method))
+    values = _tiny("meta_dt", data_dir, [f"method={method}", "model=s5"])
+    values["model_options"] = {"state_size": 4}
+    summary = run_meta_dt(parse("meta_dt", values), str(tmp_path / method))
     saved = json.load(open(tmp_path / method / "summary.json"))
     assert saved["method"] == method and saved["train_steps"] == 4 and np.isfinite(saved["final_loss"])
     assert (saved["world_model"] is None) == (method == "prompt_dt")
@@ -154,10 +156,11 @@ def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
         for stats in summary["eval"][split].values():
             assert len(stats["per_task_return"]) == n and np.isfinite(stats["return_mean"])
     run = json.load(open(tmp_path / method / "run.json"))
-    assert run["kind"] == "meta_dt" and run["config"]["method"] == method
+    assert run["kind"] == "meta_dt" and run["config"]["meta"]["method"] == method
     if method == "meta_dt":  # cut in the world-model phase, resumed: the same world model, DT and returns
-        assert run_meta_dt(values, str(tmp_path / "cut"), stop_after=1)["stopped"] == "stop_after"
-        resumed = run_meta_dt(values, str(tmp_path / "cut"), resume=True)
+        config = parse("meta_dt", values)
+        assert run_meta_dt(config, str(tmp_path / "cut"), stop_after=1)["stopped"] == "stop_after"
+        resumed = run_meta_dt(config, str(tmp_path / "cut"), resume=True)
         assert resumed["world_model"]["losses"] == summary["world_model"]["losses"]
         assert resumed["losses"] == summary["losses"] and resumed["eval"] == summary["eval"]
 
@@ -166,7 +169,7 @@ def test_dt_resume_and_evaluate(data_dir, tmp_path):
     from ssmrl.experiment.dt import run_dt
     from ssmrl.experiment.evaluation import evaluate_run
 
-    values = _tiny("dt", data_dir)
+    values = parse("dt", _tiny("dt", data_dir))
     whole = run_dt(values, str(tmp_path / "whole"))
     assert run_dt(values, str(tmp_path / "cut"), stop_after=1)["finished"] is False
     resumed = run_dt(values, str(tmp_path / "cut"), resume=True)
@@ -188,11 +191,11 @@ def test_dt_resume_and_evaluate(data_dir, tmp_path):
 def test_world_model_learns_from_extra_datasets(data_dir):
     from ssmrl.experiment.meta_dt import setup_meta
 
-    values = _tiny("meta_dt", data_dir, ["backbone=s5"])
-    plain = setup_meta(values)
+    values = _tiny("meta_dt", data_dir, ["model=s5"])
+    plain = setup_meta(parse("meta_dt", values))
     assert plain.world_model_train_data.states.shape == plain.world_model_data.states.shape
     values["world_model_extra_datasets"] = ["random"]
-    extra = setup_meta(values)
+    extra = setup_meta(parse("meta_dt", values))
     n = plain.world_model_data.states.shape[0]
     assert extra.world_model_train_data.states.shape[0] == 2 * n  # expert + random episodes
     # The DT's own episodes (what gets annotated with z) are unchanged, and come first.
@@ -202,8 +205,8 @@ def test_world_model_learns_from_extra_datasets(data_dir):
     per_task = plain.offline.episodes_per_task
     np.testing.assert_array_equal(extra.world_model_train_tasks, np.tile(np.arange(n) // per_task, 2))
     values["world_model_extra_datasets"] = ["randomm"]
-    with pytest.raises(ValueError, match="no dataset .*randomm.* medium, expert, medium_expert, random"):
-        setup_meta(values)
+    with pytest.raises(ValueError, match=r"unknown world_model_extra_datasets 'randomm'; valid: \['medium', 'expert'"):
+        parse("meta_dt", values)
 
 
 def test_task_context_z_comes_from_the_same_task():

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 
 from ssmrl import envs
 from ssmrl.agents.ppo.config import PPOConfig
-from ssmrl.agents.ppo.config import from_hydra as to_config
+from ssmrl.experiment.config import parse
 from ssmrl.experiment.evaluation import evaluate_run
 from ssmrl.experiment.ppo import run_ppo
 
@@ -15,10 +15,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_meta_config_group_maps_onto_env_options():
-    with initialize_config_dir(config_dir=os.path.join(ROOT, "configs"), version_base="1.3"):
-        cfg = compose("ppo", overrides=["env=meta", "env.trials=3", "env.train=[CartPole-v1,Catch-bsuite]",
+    with initialize_config_dir(config_dir=os.path.join(ROOT, "configs", "ppo"), version_base="1.3"):
+        cfg = compose("ppo", overrides=["env=meta", "env.options.trials=3",
+                                        "env.options.train=[CartPole-v1,Catch-bsuite]",
                                         "+env.options.project_obs=false"])
-    config = to_config(cfg)
+    config = parse("ppo", cfg).ppo
     options = dict(config.env_options)
     assert config.env_name == "meta"
     assert options["trials"] == 3 and options["train"] == ("CartPole-v1", "Catch-bsuite")

@@ -9,7 +9,7 @@ import pytest
 from ssmrl.experiment import presets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PPO = os.path.join(ROOT, "configs/preset")
+PPO = os.path.join(ROOT, "configs/ppo/preset")
 WORLD_MODEL = os.path.join(ROOT, "configs/world_model/preset")
 
 
@@ -42,3 +42,17 @@ def test_every_entry_point_resolves_auto_before_composing(script):
                          text=True, timeout=120, env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines()[0].startswith("preset=small (auto: no accelerator")
+
+
+def test_old_key_names_are_rewritten_with_a_note():
+    from ssmrl.experiment.config import RENAMED, rename
+
+    argv, notes = rename(["-m", "env.game=Pong,Boxing", "model=drama"], RENAMED["world_model"])
+    assert argv == ["-m", "env.name=atari/Pong,atari/Boxing", "model=drama"] and len(notes) == 1
+    argv, _ = rename(["backbone=s5", "+backbone_options.state_size=4", "data_dir=d"], RENAMED["dt"])
+    assert argv == ["model=s5", "+model_options.state_size=4", "dataset_dir=d"]
+    argv, _ = rename(["out_dir=d", "ppo.model=gru", "ppo.lr=0.1", "ppo.features=8"], RENAMED["collect"])
+    assert argv == ["dataset_dir=d", "model=gru", "lr=0.1", "model.features=8"]
+    argv, notes = rename(["env=meta", "env.trials=3", "env.name=meta"], RENAMED["ppo"])
+    assert argv == ["env=meta", "env.options.trials=3", "env.name=meta"]
+    assert notes == ["note: env.trials= is now env.options.trials= (env.trials=3 -> env.options.trials=3)"]

@@ -31,7 +31,7 @@ def test_bad_env_name_fails_fast_naming_valid_ones(tmp_path):
 def test_bad_model_name_fails_naming_valid_ones(tmp_path):
     out = run(["train/ppo.py", "model.name=transformerx", f"hydra.run.dir={tmp_path}"], timeout=120)
     assert out.returncode != 0
-    assert "unknown model 'transformerx'; valid:" in out.stderr
+    assert "unknown model.name 'transformerx'; valid:" in out.stderr
 
 
 def test_evaluate_names_a_bad_run_dir(tmp_path):

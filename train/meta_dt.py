@@ -1,34 +1,30 @@
 """Meta-DT or Prompt-DT on our own datasets:
-``python train/meta_dt.py env=tasks/point_robot dataset=expert backbone=s5 preset=small data_dir=DIR``
+``python train/meta_dt.py env=tasks/point_robot dataset=expert model=s5 preset=small dataset_dir=DIR``
 (``method=prompt_dt`` for Prompt-DT).
 
 Writes ``run.json``, orbax checkpoints, TensorBoard logs and ``summary.json`` (train and held-out task
 returns: zero-shot and few-shot for Meta-DT, prompted for Prompt-DT) into the run dir
 (``experiment.meta_dt``). ``resume=true hydra.run.dir=<run>`` continues an interrupted run;
-``python train/evaluate.py run=<run>`` evaluates it again.
+``python train/evaluate.py run=<run>`` evaluates it again; ``--help`` lists every key.
 """
 
 from __future__ import annotations
 
-import os
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ssmrl.experiment import presets
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ssmrl.experiment.config import load, prepare
 
 
 @hydra.main(version_base="1.3", config_path="../configs/meta_dt", config_name="meta_dt")
 def main(cfg: DictConfig) -> None:
+    run = load("meta_dt", cfg)
     from ssmrl.experiment.loop import run_main
-    from ssmrl.experiment.meta_dt import run_meta_dt
+    from ssmrl.experiment.meta_dt import run_meta_dt  # the runtime loads only for a config that passed
 
-    values = OmegaConf.to_container(cfg, resolve=True)
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_main(lambda: run_meta_dt(values, run_dir, resume=bool(values.get("resume", False))))
+    summary = run_main(lambda: run_meta_dt(run, run_dir, resume=run.resume))
     print(f"run dir: {run_dir}")
     for split, modes in summary["eval"].items():
         for mode, r in modes.items():
@@ -37,5 +33,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    presets.apply(os.path.join(ROOT, "configs/meta_dt/preset"))
+    prepare("meta_dt", "Meta-DT / Prompt-DT: python train/meta_dt.py [method=prompt_dt] env=tasks/point_robot "
+                       "dataset=expert model=s5 dataset_dir=DIR")
     main()

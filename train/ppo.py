@@ -1,33 +1,33 @@
-"""PPO with a sequence-model memory: ``python train/ppo.py env=popgym model=s5 preset=small``."""
+"""PPO with a sequence-model memory: ``python train/ppo.py env=popgym model=s5 preset=small``.
+
+``python train/ppo.py --help`` lists the groups (``env``, ``model``, ``preset``) and every key.
+"""
 
 from __future__ import annotations
-
-import os
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ssmrl.agents.ppo.config import from_hydra, validate
-from ssmrl.experiment import presets
-from ssmrl.experiment.loop import run_main
-from ssmrl.experiment.ppo import run_ppo
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ssmrl.experiment.config import load, prepare
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="ppo")
+@hydra.main(version_base="1.3", config_path="../configs/ppo", config_name="ppo")
 def main(cfg: DictConfig) -> None:
-    config = validate(from_hydra(cfg))
+    run = load("ppo", cfg)
+    from ssmrl.experiment.loop import run_main  # the runtime loads only for a config that passed
+    from ssmrl.experiment.ppo import run_ppo
+
+    config = run.ppo
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_main(lambda: run_ppo(config, run_dir, seeds=cfg.seeds, seed=cfg.seed, resume=cfg.resume,
-                                       progress=cfg.progress, deterministic_eval=cfg.deterministic_eval,
-                                       logger=cfg.logger))
+    summary = run_main(lambda: run_ppo(config, run_dir, seeds=run.seeds, seed=run.seed, resume=run.resume,
+                                       progress=run.progress, deterministic_eval=run.deterministic_eval,
+                                       logger=run.logger))
     print(f"run dir: {run_dir}")
     print(f"final return per seed: {[round(r, 3) for r in summary['final_return']]} "
           f"after {summary['env_steps']:,} env steps ({summary['params']:,} params)")
 
 
 if __name__ == "__main__":
-    presets.apply(os.path.join(ROOT, "configs/preset"), {"paper": "full"})
+    prepare("ppo", __doc__.splitlines()[0], {"paper": "full"})
     main()

@@ -29,58 +29,8 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
-from ssmrl.agents.config import config_from_mapping
+from ssmrl.agents.dt.config import DTConfig, from_mapping, validate  # noqa: F401  (the train API names them)
 from ssmrl.agents.dt.model import TOKENS_PER_STEP, DecisionTransformer, make_backbone
-
-
-@dataclasses.dataclass(frozen=True)
-class DTConfig:
-    """Defaults follow Chen et al. (2021) (REFERENCES.md section 6)."""
-
-    backbone: str = "transformer"
-    backbone_options: tuple[tuple[str, Any], ...] = ()
-    features: int = 128
-    num_layers: int = 3
-    num_heads: int = 1
-    dropout: float = 0.1
-    context_len: int = 20
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 10_000
-    grad_clip: float = 0.25
-    num_steps: int = 100_000
-    steps_per_chunk: int = 1_000
-    rtg_scale: float = 10.0
-    max_timestep: int = 1000
-    eval_episodes: int = 10
-
-
-def validate(config: DTConfig) -> DTConfig:
-    from ssmrl import ssm
-
-    if config.backbone not in ssm.available():
-        raise ValueError(f"unknown backbone {config.backbone!r}; valid: {ssm.available()}")
-    for name in ("features", "num_layers", "num_heads", "context_len", "batch_size", "num_steps", "steps_per_chunk",
-                 "max_timestep", "eval_episodes"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps!r}")
-    for name in ("lr", "grad_clip", "rtg_scale"):
-        if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be > 0, got {getattr(config, name)!r}")
-    if not 0 <= config.dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {config.dropout!r}")
-    if config.features % config.num_heads:
-        raise ValueError(f"features ({config.features}) must be divisible by num_heads ({config.num_heads})")
-    return config
-
-
-def from_mapping(values: Mapping[str, Any]) -> DTConfig:
-    return config_from_mapping(DTConfig, values, "DT")
-
 
 # -- data ------------------------------------------------------------------------------------------
 

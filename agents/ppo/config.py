@@ -6,38 +6,52 @@ import dataclasses
 from typing import Any, Mapping
 
 import jax
-from omegaconf import DictConfig, OmegaConf
 
-from ssmrl.agents.config import config_from_mapping
+from ssmrl.agents.config import ConfigError, Options, check, env_names, from_fields, model_names, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """Everything a PPO run needs. Defaults are Lu et al. (2023)'s POPGym configuration."""
+    """Everything a PPO run needs. Defaults are Lu et al. (2023)'s POPGym configuration.
 
-    env_name: str = "RepeatPreviousEasy"
-    env_options: tuple[tuple[str, Any], ...] = ()
-    model: str = "s5"
-    features: int = 256
-    num_layers: int = 4
-    model_options: tuple[tuple[str, Any], ...] = (("state_size", 256),)
-    encoder_hidden: int = 128
-    head_hidden: int = 128
-    total_timesteps: int = 15_000_000
-    num_envs: int = 64
-    num_steps: int = 1024
-    update_epochs: int = 30
-    num_minibatches: int = 8
-    lr: float = 5e-5
-    anneal_lr: bool = False
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    clip_eps: float = 0.2
-    ent_coef: float = 0.0
-    vf_coef: float = 1.0
-    max_grad_norm: float = 0.5
-    updates_per_chunk: int = 10
-    eval_envs: int = 64
+    Each field's ``key`` is where Hydra's tree holds it (``configs/ppo/ppo.yaml``: ``env.*``, ``model.*``
+    and the top-level PPO keys); ``agents.config.from_tree`` reads it, checked."""
+
+    env_name: str = setting("RepeatPreviousEasy", "environment: any registered name (envs.available())",
+                            key="env.name", choices=env_names)
+    env_options: Options = setting((), "keyword options of the environment's constructor", key="env.options")
+    model: str = setting("s5", "memory model: any ssm registry name", key="model.name", choices=model_names)
+    features: int = setting(256, "width of the memory model", key="model.features", ge=1)
+    num_layers: int = setting(4, "stacked memory layers", key="model.num_layers", ge=1)
+    model_options: Options = setting((("state_size", 256),), "options of ssm.make for the model (e.g. state_size)",
+                                     key="model.options")
+    encoder_hidden: int = setting(128, "width of the observation encoder", ge=1)
+    head_hidden: int = setting(128, "width of the actor and critic heads", ge=1)
+    total_timesteps: int = setting(15_000_000, "environment steps to train for (all envs)", ge=1)
+    num_envs: int = setting(64, "parallel environments", ge=1)
+    num_steps: int = setting(1024, "steps per env per update (the rollout length)", ge=1)
+    update_epochs: int = setting(30, "epochs over each rollout", ge=1)
+    num_minibatches: int = setting(8, "minibatches per epoch (they split the envs)", ge=1)
+    lr: float = setting(5e-5, "Adam learning rate", gt=0)
+    anneal_lr: bool = setting(False, "decay the learning rate linearly to 0")
+    gamma: float = setting(0.99, "discount", ge=0, le=1)
+    gae_lambda: float = setting(1.0, "GAE lambda", ge=0, le=1)
+    clip_eps: float = setting(0.2, "PPO ratio clipping", gt=0)
+    ent_coef: float = setting(0.0, "entropy bonus weight", ge=0)
+    vf_coef: float = setting(1.0, "value loss weight", ge=0)
+    max_grad_norm: float = setting(0.5, "global gradient-norm clip", gt=0)
+    updates_per_chunk: int = setting(10, "updates per compiled call: the unit of progress, logging and checkpoints",
+                                     ge=1)
+    eval_envs: int = setting(64, "envs of the final evaluation", ge=1)
+
+    def check(self) -> None:
+        """How the fields fit together and the registries' options (called by ``agents.config``)."""
+        from ssmrl import envs, ssm
+
+        ssm.check_options(self.model, dict(self.model_options), where="model.options")
+        envs.check_options(self.env_name, dict(self.env_options), where="env.options")
+        _require(self.num_envs % self.num_minibatches == 0,
+                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches ({self.num_minibatches})")
 
     @property
     def steps_per_update(self) -> int:
@@ -63,57 +77,23 @@ class PPOConfig:
 
 def _require(cond: bool, message: str) -> None:
     if not cond:
-        raise ValueError(message)
+        raise ConfigError(message)
 
 
 def validate(config: PPOConfig, num_devices: int | None = None) -> PPOConfig:
-    """Check names and numbers before anything compiles; raises ``ValueError`` naming the bad value."""
-    from ssmrl import envs, ssm
+    """Check every field and how they fit together before anything compiles; raises ``ConfigError``
+    (a ``ValueError``) naming the bad key and value."""
+    return check_devices(check(config), num_devices)
 
-    _require(config.env_name in envs.available(),
-             f"unknown env.name {config.env_name!r}; valid: {envs.available()}")
-    _require(config.model in ssm.available(), f"unknown model {config.model!r}; valid: {ssm.available()}")
-    valid_options = ssm.options(config.model)
-    bad = sorted(set(dict(config.model_options)) - set(valid_options))
-    _require(not bad, f"unknown option(s) {bad} for model {config.model!r}; valid: {valid_options}")
-    for name in ("features", "num_layers", "encoder_hidden", "head_hidden", "total_timesteps", "num_envs",
-                 "num_steps", "update_epochs", "num_minibatches", "updates_per_chunk", "eval_envs"):
-        value = getattr(config, name)
-        _require(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}")
-    _require(config.num_envs % config.num_minibatches == 0,
-             f"num_envs ({config.num_envs}) must be divisible by num_minibatches ({config.num_minibatches})")
+
+def check_devices(config: PPOConfig, num_devices: int | None = None) -> PPOConfig:
+    """The envs are sharded over the devices (``num_devices``, default all JAX sees): they must divide evenly."""
     num_devices = num_devices or jax.device_count()
     _require(config.num_envs % num_devices == 0,
              f"num_envs ({config.num_envs}) must be divisible by the device count ({num_devices}) to shard envs")
-    for name in ("lr", "clip_eps", "max_grad_norm"):
-        _require(getattr(config, name) > 0, f"{name} must be > 0, got {getattr(config, name)!r}")
-    for name in ("gamma", "gae_lambda"):
-        _require(0.0 <= getattr(config, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(config, name)!r}")
-    for name in ("ent_coef", "vf_coef"):
-        _require(getattr(config, name) >= 0, f"{name} must be >= 0, got {getattr(config, name)!r}")
     return config
 
 
 def from_mapping(values: Mapping[str, Any]) -> PPOConfig:
-    """Build a config from a flat mapping; unknown keys are an error that lists the valid ones."""
-    return config_from_mapping(PPOConfig, values, "PPO")
-
-
-RUN_KEYS = ("seeds", "seed", "resume", "progress", "deterministic_eval", "logger")
-
-
-def from_hydra(cfg: DictConfig) -> PPOConfig:
-    """Flatten the Hydra config (``env.*``, ``model.*``, top-level PPO keys) into a ``PPOConfig``."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    env, model = values.pop("env"), values.pop("model")
-    for key in RUN_KEYS:
-        values.pop(key, None)
-    # Every env key but its name is an option of the env's constructor (`env.trials`, `env.options.x`).
-    env_options = {k: v for k, v in env.items() if k not in ("name", "options")}
-    env_options.update(env.get("options") or {})
-    values.update(
-        env_name=env["name"], env_options=env_options,
-        model=model["name"], features=model["features"], num_layers=model["num_layers"],
-        model_options=model.get("options") or {},
-    )
-    return from_mapping(values)
+    """Build a config from its field names (a ``run.json``); unknown keys are an error that lists the valid ones."""
+    return from_fields(PPOConfig, values)

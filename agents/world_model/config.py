@@ -11,75 +11,93 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from omegaconf import DictConfig, OmegaConf
-
-from ssmrl.agents.config import config_from_mapping
+from ssmrl.agents.config import ConfigError, Options, check, env_names, from_fields, model_names, setting
 
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
 SAMPLERS = ("uniform", "dfs")
 
 
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
 @dataclasses.dataclass(frozen=True)
 class WorldModelConfig:
     """Everything one world-model run needs (sizes, losses, actor-critic, data, schedule)."""
 
-    # environment: any registered name (``envs.available()``) with discrete actions
-    env_name: str = "atari/Pong"
-    env_options: tuple = ()         # constructor options as sorted (key, value) pairs
-    num_envs: int = 1
+    env_name: str = setting("atari/Pong", "environment with discrete actions: any registered name "
+                            "(envs.available(), e.g. atari/Boxing)", key="env.name", choices=env_names)
+    env_options: Options = setting((), "keyword options of the environment's constructor", key="env.options")
+    num_envs: int = setting(1, "envs stepped together", ge=1)
     # world model
-    model: str = "drama"
-    s4wm_layer: str = "s4"          # the S4WM block's layer: any ssm registry name
-    hidden: int = 512               # width of the sequence model output h
-    num_layers: int = 2
-    state_size: int = 16            # Mamba-2 d_state / S4 and S5 state size N
-    latent_groups: int = 32
-    latent_classes: int = 32
-    unimix: float = 0.01
-    channels: tuple[int, ...] = (16, 32, 48, 64, 64)   # image encoder / decoder
-    kernel: int = 5
-    decoder: str = "subpixel"       # image upsampling: "subpixel" or "conv_transpose" (the slow baseline)
-    vector_hidden: int = 512        # vector encoder / decoder (R2I on POPGym: one 512-wide layer)
-    vector_layers: int = 1
-    mlp_hidden: int = 256           # world-model heads: posterior, prior, reward, continue
-    mlp_layers: int = 1
-    reward_bins: int = 255
-    twohot_range: float = 20.0      # reward and value bins span symlog [-range, range] (DreamerV3: 20)
-    free_bits: float = 1.0
-    dyn_scale: float = 0.5
-    rep_scale: float = 0.1
-    wm_lr: float = 1e-4
-    wm_grad_clip: float = 1000.0
+    model: str = setting("drama", "world-model backbone", key="model.name", choices=MODELS)
+    s4wm_layer: str = setting("s4", "the S4WM block's layer: any ssm registry name", key="model.layer",
+                              choices=model_names)
+    hidden: int = setting(512, "width of the sequence model output h", ge=1)
+    num_layers: int = setting(2, "sequence-model blocks", ge=1)
+    state_size: int = setting(16, "Mamba-2 d_state / S4 and S5 state size N", key="model.state_size", ge=1)
+    latent_groups: int = setting(32, "categorical latents", ge=1)
+    latent_classes: int = setting(32, "classes per categorical latent", ge=1)
+    unimix: float = setting(0.01, "uniform mix into latent and policy distributions", ge=0, lt=1)
+    channels: tuple[int, ...] = setting((16, 32, 48, 64, 64), "image encoder / decoder channels (>= 2 layers)")
+    kernel: int = setting(5, "image conv kernel size", ge=1)
+    decoder: str = setting("subpixel", "image upsampling (conv_transpose: the slow baseline)", choices=DECODERS)
+    vector_hidden: int = setting(512, "vector encoder / decoder width (R2I on POPGym: one 512-wide layer)", ge=1)
+    vector_layers: int = setting(1, "vector encoder / decoder layers", ge=1)
+    mlp_hidden: int = setting(256, "width of the posterior, prior, reward and continue heads", ge=1)
+    mlp_layers: int = setting(1, "layers of those heads", ge=1)
+    reward_bins: int = setting(255, "two-hot bins of reward and value", ge=1)
+    twohot_range: float = setting(20.0, "the bins span symlog [-range, range] (DreamerV3: 20)", gt=0)
+    free_bits: float = setting(1.0, "KL free nats", ge=0)
+    dyn_scale: float = setting(0.5, "dynamics KL weight", ge=0)
+    rep_scale: float = setting(0.1, "representation KL weight", ge=0)
+    wm_lr: float = setting(1e-4, "world-model learning rate", gt=0)
+    wm_grad_clip: float = setting(1000.0, "world-model gradient-norm clip", gt=0)
     # actor-critic in imagination
-    ac_hidden: int = 512
-    ac_layers: int = 2
-    gamma: float = 0.985
-    lam: float = 0.95
-    entropy: float = 3e-4
-    actor_lr: float = 3e-5
-    critic_lr: float = 3e-5
-    ac_grad_clip: float = 100.0
-    slow_critic_rate: float = 0.02
-    slow_critic_reg: float = 1.0
-    return_norm_decay: float = 0.99
-    imag_batch: int = 1024
-    imag_context: int = 8
-    horizon: int = 16
+    ac_hidden: int = setting(512, "actor and critic width", ge=1)
+    ac_layers: int = setting(2, "actor and critic layers", ge=1)
+    gamma: float = setting(0.985, "discount", gt=0, le=1)
+    lam: float = setting(0.95, "lambda-return lambda", gt=0, le=1)
+    entropy: float = setting(3e-4, "actor entropy weight", ge=0)
+    actor_lr: float = setting(3e-5, "actor learning rate", gt=0)
+    critic_lr: float = setting(3e-5, "critic learning rate", gt=0)
+    ac_grad_clip: float = setting(100.0, "actor-critic gradient-norm clip", gt=0)
+    slow_critic_rate: float = setting(0.02, "slow critic EMA rate", gt=0, le=1)
+    slow_critic_reg: float = setting(1.0, "weight of the slow-critic regulariser", ge=0)
+    return_norm_decay: float = setting(0.99, "decay of the return-percentile normaliser", gt=0, le=1)
+    imag_batch: int = setting(1024, "imagination starts per update", ge=1)
+    imag_context: int = setting(8, "real steps read before imagining", ge=2)
+    horizon: int = setting(16, "imagined steps", ge=1)
     # data and schedule
-    batch_size: int = 16
-    batch_length: int = 64
-    sampler: str = "uniform"        # "uniform" or "dfs" (Drama's dynamic frequency-based sampling)
-    dfs_temperature: float = 10.0
-    total_steps: int = 100_000      # agent steps per env (x num_envs = replay rows)
-    prefill: int = 1024             # random-policy steps before the first update
-    train_every: int = 1            # env steps (per env) between two updates
-    updates_per_chunk: int = 100    # updates per compiled call: the unit of progress and checkpoints
-    eval_every: int = 0             # chunks between evaluations (0: only at the end)
-    eval_envs: int = 1
-    eval_steps: int = 3000          # agent steps of each evaluation (finished episodes are scored)
-    video_context: int = 8
-    video_horizon: int = 32
+    batch_size: int = setting(16, "replay windows per update", ge=1)
+    batch_length: int = setting(64, "steps per replay window", ge=1)
+    sampler: str = setting("uniform", "replay sampling of windows (dfs: Drama's dynamic frequency-based sampling)",
+                           choices=SAMPLERS)
+    dfs_temperature: float = setting(10.0, "temperature of dfs sampling", ge=0)
+    total_steps: int = setting(100_000, "agent steps per env (x num_envs = replay rows)", ge=1)
+    prefill: int = setting(1024, "random-policy steps before the first update", ge=0)
+    train_every: int = setting(1, "env steps (per env) between two updates", ge=1)
+    updates_per_chunk: int = setting(100, "updates per compiled call: the unit of progress and checkpoints", ge=1)
+    eval_every: int = setting(0, "chunks between evaluations (0: only at the end)", ge=0)
+    eval_envs: int = setting(1, "envs of each evaluation", ge=1)
+    eval_steps: int = setting(3000, "agent steps of each evaluation (finished episodes are scored)", ge=1)
+    video_context: int = setting(8, "real frames before the imagined video", ge=1)
+    video_horizon: int = setting(32, "imagined frames of the video", ge=1)
+
+    def check(self) -> None:
+        """How the fields fit together and the env's options (called by ``agents.config``)."""
+        from ssmrl import envs
+
+        envs.check_options(self.env_name, dict(self.env_options), where="env.options")
+        _require(len(self.channels) >= 2 and all(c > 0 for c in self.channels),
+                 f"channels must list >= 2 positive integers, got {list(self.channels)!r}")
+        _require(self.prefill >= max(self.batch_length, self.imag_context),
+                 f"prefill ({self.prefill}) must be >= batch_length ({self.batch_length}) and imag_context "
+                 f"({self.imag_context}) so the first update can sample whole windows")
+        _require(self.total_steps > self.prefill_chunk_steps,
+                 f"total_steps ({self.total_steps}) must exceed prefill ({self.prefill})")
 
     @property
     def latent_size(self) -> int:
@@ -108,55 +126,15 @@ class WorldModelConfig:
         return self.prefill_chunk_steps + self.num_chunks * self.updates_per_chunk * self.train_every
 
 
-def _require(cond: bool, message: str) -> None:
-    if not cond:
-        raise ValueError(message)
-
-
 def validate(config: WorldModelConfig) -> WorldModelConfig:
-    """Check names and numbers before anything compiles; raises ``ValueError`` naming the bad value."""
-    from ssmrl import envs, ssm
-
-    _require(config.env_name in envs.available(),
-             f"unknown env.name {config.env_name!r}; valid: {envs.available()}")
-    _require(config.decoder in DECODERS, f"unknown decoder {config.decoder!r}; valid: {list(DECODERS)}")
-    _require(config.model in MODELS, f"unknown model {config.model!r}; valid: {list(MODELS)}")
-    _require(config.s4wm_layer in ssm.available(),
-             f"unknown s4wm_layer {config.s4wm_layer!r}; valid: {ssm.available()}")
-    _require(config.sampler in SAMPLERS, f"unknown sampler {config.sampler!r}; valid: {list(SAMPLERS)}")
-    for name in ("num_envs", "hidden", "num_layers", "state_size", "latent_groups", "latent_classes", "kernel",
-                 "vector_hidden", "vector_layers", "mlp_hidden", "mlp_layers", "ac_hidden", "ac_layers", "reward_bins",
-                 "imag_batch", "imag_context", "horizon", "batch_size", "batch_length", "total_steps", "train_every",
-                 "updates_per_chunk", "eval_envs", "eval_steps", "video_context", "video_horizon"):
-        value = getattr(config, name)
-        _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                 f"{name} must be a positive integer, got {value!r}")
-    for name in ("prefill", "eval_every"):
-        value = getattr(config, name)
-        _require(isinstance(value, int) and value >= 0, f"{name} must be a non-negative integer, got {value!r}")
-    _require(len(config.channels) >= 2 and all(isinstance(c, int) and c > 0 for c in config.channels),
-             f"channels must list >= 2 positive integers, got {config.channels!r}")
-    for name in ("gamma", "lam", "slow_critic_rate", "return_norm_decay"):
-        value = getattr(config, name)
-        _require(0.0 < value <= 1.0, f"{name} must be in (0, 1], got {value!r}")
-    _require(0.0 <= config.unimix < 1.0, f"unimix must be in [0, 1), got {config.unimix!r}")
-    for name in ("free_bits", "dyn_scale", "rep_scale", "entropy", "slow_critic_reg", "dfs_temperature"):
-        _require(getattr(config, name) >= 0.0, f"{name} must be >= 0, got {getattr(config, name)!r}")
-    for name in ("wm_lr", "actor_lr", "critic_lr", "wm_grad_clip", "ac_grad_clip", "twohot_range"):
-        _require(getattr(config, name) > 0.0, f"{name} must be > 0, got {getattr(config, name)!r}")
-    _require(config.imag_context >= 2, f"imag_context must be >= 2, got {config.imag_context}")
-    _require(config.prefill >= max(config.batch_length, config.imag_context),
-             f"prefill ({config.prefill}) must be >= batch_length ({config.batch_length}) and imag_context "
-             f"({config.imag_context}) so the first update can sample whole windows")
-    _require(config.total_steps > config.prefill_chunk_steps,
-             f"total_steps ({config.total_steps}) must exceed prefill ({config.prefill})")
-    return config
+    """Check every field and how they fit together before anything compiles; raises ``ConfigError``
+    (a ``ValueError``) naming the bad key and value."""
+    return check(config)
 
 
 def from_mapping(values: Mapping[str, Any]) -> WorldModelConfig:
-    """``WorldModelConfig`` from a plain mapping; lists become tuples, unknown keys raise."""
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return config_from_mapping(WorldModelConfig, values, "world_model")
+    """``WorldModelConfig`` from its field names (a ``run.json``); unknown keys raise."""
+    return from_fields(WorldModelConfig, values)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -189,28 +167,3 @@ def preset(name: str, **overrides) -> WorldModelConfig:
 def small(**overrides) -> WorldModelConfig:
     """The ``small`` preset (2-core CPU, ~15 min on Atari)."""
     return preset("small", **overrides)
-
-
-RUN_KEYS = ("seed", "resume", "progress")
-MODEL_KEYS = ("name", "layer", "state_size")
-
-
-def from_hydra(cfg: DictConfig) -> WorldModelConfig:
-    """Flatten the Hydra config (``env.*``, ``model.*``, top-level keys) into a ``WorldModelConfig``.
-
-    Every env key but ``name`` (and Atari's ``game``, which only forms the name) is an option of the
-    env's constructor, as in train/ppo.py."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    env, model = values.pop("env"), values.pop("model")
-    for key in RUN_KEYS:
-        values.pop(key, None)
-    bad_model = sorted(set(model) - set(MODEL_KEYS))
-    if bad_model:
-        raise ValueError(f"unknown model key(s) {bad_model}; valid: {sorted(MODEL_KEYS)}")
-    env_options = {k: v for k, v in env.items() if k not in ("name", "game", "options")}
-    env_options.update(env.get("options") or {})
-    values.update(env_name=env["name"], env_options=env_options, model=model["name"],
-                  state_size=model.get("state_size", 16))
-    if "layer" in model:
-        values["s4wm_layer"] = model["layer"]
-    return from_mapping(values)

@@ -1,0 +1,221 @@
+"""World-model memory benchmarks (S4WM, Deng et al. 2023): train a world model offline on random-policy
+episodes of a memory env and measure what it remembers.
+
+Each dataset column is one whole episode (every memory env has a fixed episode length), rows
+``(obs_t, a_t, r_t, term_t, first_t)`` as in the replay. Metrics, on held-out episodes:
+
+* ``reward_accuracy`` (Distracting Memory): is the predicted reward of the final choice within 0.5 of
+  the true one, with the model observing every frame (``inference``, the posterior) or observing only
+  the first ``context`` frames and imagining the rest from the actions (``imagination``, the prior);
+* ``generation_error`` (Multi Doors Keys, Four Rooms): squared error per frame (pixels in [0, 1],
+  summed over the frame) of frames imagined open-loop after ``context`` observed ones.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ssmrl.agents.world_model.agent import Parts
+from ssmrl.agents.world_model.distributions import twohot_mean
+from ssmrl.agents.world_model.networks import preprocess
+from ssmrl.agents.world_model.world_model import value_bins, world_model_loss
+
+
+def random_episodes(parts: Parts, key: jax.Array, num_episodes: int) -> dict:
+    """``num_episodes`` whole random-policy episodes: ``{obs [T, N, *obs_shape], action, reward, term, first [T, N]}``
+    with ``T`` the env's ``episode_length``."""
+    env, params = parts.env, parts.env_params
+    length = env.episode_length
+    k_reset, k_run = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_episodes), params)
+
+    def body(carry, key):
+        obs, state = carry
+        k_act, k_step = jax.random.split(key)
+        action = jax.random.randint(k_act, (num_episodes,), 0, parts.num_actions)
+        next_obs, state, reward, term, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_step, num_episodes), state, action, params)
+        return (next_obs, state), (obs, action, reward.astype(jnp.float32), term)
+
+    _, (obs, action, reward, term) = jax.lax.scan(body, (obs, state), jax.random.split(k_run, length))
+    first = jnp.zeros((length, num_episodes), bool).at[0].set(True)
+    return {"obs": obs, "action": action, "reward": reward, "term": term, "first": first}
+
+
+def sample_episodes(data: dict, key: jax.Array, batch: int) -> dict:
+    """``batch`` episodes (columns) of ``data`` drawn uniformly with replacement."""
+    columns = jax.random.randint(key, (batch,), 0, data["action"].shape[1])
+    return {name: value[:, columns] for name, value in data.items()}
+
+
+def make_update(parts: Parts) -> Callable:
+    """``update(params, opt, batch, key) -> (params, opt, metrics)``: one world-model gradient step."""
+
+    def update(params, opt, batch, key):
+        (_, (_, metrics)), grads = jax.value_and_grad(world_model_loss, has_aux=True)(
+            params, parts.wm, parts.config, batch, key)
+        updates, opt = parts.wm_tx.update(grads, opt, params)
+        return jax.tree.map(jnp.add, params, updates), opt, metrics
+
+    return update
+
+
+def _rollout(parts: Parts, params, batch: dict, context: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Observe the first ``context`` frames, then imagine the rest from the recorded actions.
+
+    Returns ``(frames [T, B, *obs_shape], h [T, B, H])`` in ``preprocess``'s space: reconstructions of the
+    observed frames, then frames decoded from prior samples; ``h_t`` is the state after action ``a_t``."""
+    wm, obs, action, first = parts.wm, batch["obs"], batch["action"], batch["first"]
+    T, B = action.shape
+    k_obs, k_imag = jax.random.split(key)
+    carry, out = wm.apply(params, wm.initialize_carry(B), obs[:context], action[:context], first[:context],
+                          jax.random.split(k_obs, context), method="observe")
+    recon = wm.apply(params, out["z"], out["h_prev"], method="decode")
+
+    def body(state, inputs):
+        carry, h_prev = state
+        a_t, k = inputs
+        z = jax.random.categorical(k, wm.apply(params, h_prev, method="prior"), axis=-1)
+        z = jax.nn.one_hot(z, parts.config.latent_classes).reshape(B, -1)
+        frame = wm.apply(params, z, h_prev, method="decode")
+        carry, h = wm.apply(params, carry, z, a_t, jnp.zeros((B,), bool), method="imagine_step")
+        return (carry, h), (frame, h)
+
+    _, (imagined, h_imagined) = jax.lax.scan(body, (carry, out["h"][-1]),
+                                             (action[context:], jax.random.split(k_imag, T - context)))
+    return jnp.concatenate([recon, imagined]), jnp.concatenate([out["h"], h_imagined])
+
+
+def _reward(parts: Parts, params, h: jax.Array) -> jax.Array:
+    logits, _ = parts.wm.apply(params, h, method="heads")
+    return twohot_mean(logits, value_bins(parts.config))
+
+
+def reward_accuracy(parts: Parts, params, data: dict, context: int, key: jax.Array) -> dict:
+    """Accuracy of the final step's predicted reward over the episodes of ``data``, observing every frame
+    (``inference``) and imagining after ``context`` frames (``imagination``)."""
+    T = data["action"].shape[0]
+    k_full, k_imag = jax.random.split(key)
+    _, h_full = _rollout(parts, params, data, T, k_full)
+    _, h_imag = _rollout(parts, params, data, context, k_imag)
+    truth = data["reward"][-1]
+    return {mode: jnp.mean(jnp.abs(_reward(parts, params, h[-1]) - truth) < 0.5)
+            for mode, h in (("inference", h_full), ("imagination", h_imag))}
+
+
+def generation_error(parts: Parts, params, data: dict, context: int, key: jax.Array) -> jax.Array:
+    """Squared error per frame ``[T, B]`` (pixels in [0, 1], summed over each frame) of the frames imagined
+    after ``context`` observed ones; the first ``context`` entries are reconstruction errors."""
+    frames, _ = _rollout(parts, params, data, context, key)
+    axes = tuple(range(2, frames.ndim))
+    return jnp.sum((frames - preprocess(data["obs"])) ** 2, axis=axes)
+
+
+# The benchmarks at CPU size: env options, what is measured, and how many frames the model observes
+# before imagining. ``scale`` multiplies the lengths (``width``, ``length``): the paper's sizes are
+# widths 100 / 200 / 400 and 3 / 5 / 7 keys.
+BENCHMARKS = {
+    "distracting": dict(env="memory/DistractingMemory", lengths=("width",), metric="reward_accuracy", context=2),
+    "doors_keys": dict(env="memory/MultiDoorsKeys", lengths=("width",), metric="generation_error",
+                       context_from="num_keys"),
+    "four_rooms": dict(env="memory/FourRooms", lengths=("length",), metric="generation_error", context_fraction=0.5),
+}
+# Backbones as (world-model kind, S4WM block layer): Drama (Mamba-2), S4WM with S4 / S5 / a causal
+# transformer block, and the GRU RSSM.
+BACKBONES = {"drama": ("drama", "s4"), "s4wm_s4": ("s4wm", "s4"), "s4wm_s5": ("s4wm", "s5"),
+             "transformer": ("s4wm", "transformer"), "rssm": ("rssm", "s4")}
+SMALL_WORLD_MODEL = dict(hidden=64, num_layers=2, state_size=16, latent_groups=8, latent_classes=8,
+                         channels=(16, 32, 32), kernel=4, mlp_hidden=128, mlp_layers=1, wm_lr=1e-3, free_bits=1.0,
+                         twohot_range=1.0, batch_size=16)
+
+
+def context_length(benchmark: str, env) -> int:
+    """Frames observed before imagination: the cue and one hallway frame; every key offer and one hallway
+    frame; half of a Four Rooms episode."""
+    spec = BENCHMARKS[benchmark]
+    if "context_from" in spec:
+        return getattr(env, spec["context_from"]) + 1
+    if "context_fraction" in spec:
+        return int(env.episode_length * spec["context_fraction"])
+    return spec["context"]
+
+
+def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: int, train_episodes: int,
+        test_episodes: int, world_model: dict | None = None, seed: int = 0) -> list[dict]:
+    """Train one backbone on one benchmark for ``seeds`` seeds at once (vmapped; the data of a seed depends on
+    the seed only, so every backbone sees the same episodes) and measure it on held-out episodes.
+
+    Returns one result per seed: the metric(s), the last 20 updates' mean losses, the sizes."""
+    import numpy as np
+
+    from ssmrl import envs
+    from ssmrl.agents.world_model import config as wmc
+    from ssmrl.agents.world_model.agent import build, init_params
+
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; valid: {sorted(BENCHMARKS)}")
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; valid: {sorted(BACKBONES)}")
+    spec = BENCHMARKS[benchmark]
+    kind, layer = BACKBONES[backbone]
+    env, _ = envs.make(spec["env"], **env_options)
+    length = env.episode_length
+    config = wmc.validate(wmc.preset(
+        "small", env_name=spec["env"], env_options=tuple(sorted(env_options.items())), model=kind, s4wm_layer=layer,
+        batch_length=length, prefill=length, imag_context=2, **{**SMALL_WORLD_MODEL, **(world_model or {})}))
+    parts = build(config)
+    context = context_length(benchmark, env)
+    seed_keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+
+    def data(key):
+        k_train, k_test = jax.random.split(key)
+        return random_episodes(parts, k_train, train_episodes), random_episodes(parts, k_test, test_episodes)
+
+    train, test = jax.jit(jax.vmap(data))(jax.vmap(lambda k: jax.random.fold_in(k, 0))(seed_keys))
+    # initialised seed by seed, outside the vmap (orthogonal initialisers have deadlocked XLA CPU under vmap)
+    params = jax.tree.map(lambda *p: jnp.stack(p), *[init_params(parts, jax.random.fold_in(k, 1))["wm"]
+                                                      for k in seed_keys])
+    opt = jax.vmap(parts.wm_tx.init)(params)
+    one_update = make_update(parts)
+
+    def step(params, opt, train, key):
+        k_batch, k_loss = jax.random.split(key)
+        return one_update(params, opt, sample_episodes(train, k_batch, config.batch_size), k_loss)
+
+    # a host loop over a donated, jitted update: XLA CPU's while-loop copied donated buffers every iteration
+    update = jax.jit(jax.vmap(step), donate_argnums=(0, 1))
+    fit_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(seed_keys)
+    losses = []
+    for i in range(updates):
+        params, opt, metrics = update(params, opt, train, jax.vmap(jax.random.fold_in, (0, None))(fit_keys, i))
+        if i >= updates - 20:
+            losses.append(jax.device_get(metrics))
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(seed_keys)
+    if spec["metric"] == "reward_accuracy":
+        measured = jax.jit(jax.vmap(lambda p, d, k: reward_accuracy(parts, p, d, context, k)))(params, test, eval_keys)
+    else:
+        measured = {"error": jax.jit(jax.vmap(lambda p, d, k: generation_error(parts, p, d, context, k)))(
+            params, test, eval_keys)}
+    measured = jax.device_get(measured)
+    mask = np.asarray(env.frame_mask()) if benchmark == "doors_keys" else None
+    results = []
+    for s in range(seeds):
+        result = {"benchmark": benchmark, "backbone": backbone, "seed": seed + s, "env_options": env_options,
+                  "episode_length": length, "context": context, "updates": updates,
+                  "final_losses": {k: float(np.mean([m[k][s] for m in losses])) for k in losses[0]}}
+        if "error" not in measured:
+            result.update({k: float(v[s]) for k, v in measured.items()})
+        else:
+            error = np.asarray(measured["error"][s])
+            result["error_per_step"] = error.mean(1).tolist()
+            result["imagination_error"] = float(error[context:].mean())
+            if mask is not None:
+                # an outcome frame shows an open door when the action before it opened one (reward 1)
+                opened = mask[:, None] & np.roll(np.asarray(test["reward"][s]) > 0, 1, axis=0)
+                result["door_error"] = float(error[mask].mean())
+                result["open_door_error"] = float(error[opened].mean()) if opened.any() else float("nan")
+        results.append(result)
+    return results

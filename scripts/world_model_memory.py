@@ -1,0 +1,114 @@
+"""The S4WM memory benchmarks (Deng et al. 2023) for every world-model backbone, with seeds and bootstrap CIs.
+
+    python scripts/world_model_memory.py                          # CPU sizes: the table in docs/RESULTS.md
+    python scripts/world_model_memory.py --preset paper           # the paper's widths and key counts (GPU)
+    python scripts/world_model_memory.py --benchmarks distracting --sizes 8 16 --backbones s4wm_s5 rssm
+
+Each (benchmark, size, backbone) trains ``--seeds`` world models at once on random-policy episodes
+(`agents/world_model/memory_bench.py`) and appends one line per seed to ``OUT/results.jsonl``; a rerun
+skips what is there, so an interrupted sweep continues where it stopped. ``OUT/table.md`` is rewritten
+after every configuration: the metric's mean over seeds with a 95% stratified-bootstrap interval.
+Sizes: Distracting Memory's hallway ``width``, Multi Doors Keys' ``num_keys``, Four Rooms' episode ``length``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from ssmrl.agents.world_model.memory_bench import BACKBONES, BENCHMARKS, run
+from ssmrl.experiment.statistics import interval_estimates
+
+PRESETS = {
+    "cpu": dict(sizes={"distracting": [8, 16, 32], "doors_keys": [2, 3], "four_rooms": [64]}, updates=1500,
+                train_episodes=256, test_episodes=64, env={"doors_keys": {"width": 16}}, image=16),
+    "paper": dict(sizes={"distracting": [100, 200, 400], "doors_keys": [3, 5, 7], "four_rooms": [500]}, updates=20000,
+                  train_episodes=2048, test_episodes=256, env={"doors_keys": {"width": 100}}, image=64),
+}
+SIZE_OPTION = {"distracting": "width", "doors_keys": "num_keys", "four_rooms": "length"}
+HEADLINE = {"distracting": ("inference", "imagination"), "doors_keys": ("door_error", "open_door_error"),
+            "four_rooms": ("imagination_error",)}
+PAPER = {  # S4WM paper: Distracting Memory accuracy (widths 100/200/400), Multi Doors Keys MSE (3/5/7 keys)
+    ("distracting", "s4wm_s4"): "100% / 100% / 100%", ("distracting", "rssm"): "~50% at every width",
+    ("doors_keys", "rssm"): "5.16 / 6.36 / 6.28", ("doors_keys", "transformer"): "1.27 / 6.05 / 9.24",
+    ("doors_keys", "s4wm_s4"): "0.04 / 0.27 / 0.10",
+}
+
+
+def read_results(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        try:
+            return [json.loads(line) for line in f if line.strip()]
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"{path}: not a results file ({error}); move it away or choose another --out")
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: one row per benchmark x size x backbone, mean [95% CI] over seeds of each headline metric."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        size = r["env_options"][SIZE_OPTION[r["benchmark"]]]
+        groups.setdefault((r["benchmark"], size, r["backbone"]), []).append(r)
+    lines = ["| benchmark | size | backbone | seeds | metric: mean [95% CI] | paper |", "|---|---|---|---|---|---|"]
+    for (benchmark, size, backbone), rows in sorted(groups.items()):
+        cells = []
+        for metric in HEADLINE[benchmark]:
+            scores = np.array([[r[metric]] for r in rows], np.float64)
+            if len(rows) > 1 and np.isfinite(scores).all():
+                estimate = interval_estimates({backbone: scores}, ("mean",), reps=2000)[backbone]["mean"]
+                cells.append(f"{metric} {estimate}")
+            else:
+                cells.append(f"{metric} {np.nanmean(scores):.3f}")
+        lines.append(f"| {benchmark} | {size} | {backbone} | {len(rows)} | {'; '.join(cells)} | "
+                     f"{PAPER.get((benchmark, backbone), '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--benchmarks", nargs="+", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
+    parser.add_argument("--backbones", nargs="+", choices=sorted(BACKBONES), default=sorted(BACKBONES))
+    parser.add_argument("--sizes", nargs="+", type=int, help="sizes of every chosen benchmark (default: the preset's)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--updates", type=int, help="world-model updates (default: the preset's)")
+    parser.add_argument("--out", default="runs/world_model_memory")
+    args = parser.parse_args()
+    preset = PRESETS[args.preset]
+    if args.seeds < 1 or (args.updates is not None and args.updates < 20):
+        parser.error(f"--seeds must be >= 1 and --updates >= 20, got {args.seeds} and {args.updates}")
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "results.jsonl")
+    results = read_results(path)
+    done = {(r["benchmark"], json.dumps(r["env_options"], sort_keys=True), r["backbone"]) for r in results}
+    for benchmark in args.benchmarks:
+        for size in args.sizes or preset["sizes"][benchmark]:
+            options = {**preset["env"].get(benchmark, {}), SIZE_OPTION[benchmark]: size}
+            options["cell" if benchmark == "four_rooms" else "size"] = (
+                max(1, preset["image"] // 5) if benchmark == "four_rooms" else preset["image"])
+            for backbone in args.backbones:
+                if (benchmark, json.dumps(options, sort_keys=True), backbone) in done:
+                    continue
+                t0 = time.time()
+                rows = run(benchmark, backbone, options, args.seeds, args.updates or preset["updates"],
+                           preset["train_episodes"], preset["test_episodes"])
+                with open(path, "a") as f:
+                    for row in rows:
+                        f.write(json.dumps({**row, "seconds": time.time() - t0}) + "\n")
+                results += rows
+                with open(os.path.join(args.out, "table.md"), "w") as f:
+                    f.write(table(results))
+                headline = {m: [round(r[m], 3) for r in rows] for m in HEADLINE[benchmark]}
+                print(f"{benchmark} {SIZE_OPTION[benchmark]}={size} {backbone}: {headline} "
+                      f"({time.time() - t0:.0f} s)", flush=True)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
