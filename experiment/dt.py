@@ -56,7 +56,7 @@ def run_dt(run: DTRun, run_dir: str, resume: bool = False, stop_after: int | Non
         writer = make_writer("tensorboard", directory.path, fields)
         try:
             k_init, k_eval = jax.random.split(jax.random.PRNGKey(run.seed))
-            state, result = offline.train_phase("dt", lambda s: parts.train_chunk(s, data), parts.init(k_init),
+            state, result = offline.train_phase("dt", parts, data, parts.init(k_init),
                                                 config.num_steps, config.steps_per_chunk, directory, writer,
                                                 run.progress, stop_after)
             if result.stopped != "finished":

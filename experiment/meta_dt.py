@@ -167,10 +167,9 @@ def run_meta_dt(run: MetaDTRun, run_dir: str, resume: bool = False, stop_after: 
             wm_params, wm_summary, wm_wall = None, None, 0.0
             if ms.world_model is not None:
                 wm = ms.world_model.config
-                wm_state, wm_result = train_phase(
-                    "world_model", lambda s: ms.world_model.train_chunk(s, ms.world_model_train_data),
-                    ms.world_model.init(k_wm), wm.num_steps, wm.steps_per_chunk, directory, writer, run.progress,
-                    stop_after)
+                wm_state, wm_result = train_phase("world_model", ms.world_model, ms.world_model_train_data,
+                                                  ms.world_model.init(k_wm), wm.num_steps, wm.steps_per_chunk,
+                                                  directory, writer, run.progress, stop_after)
                 wm_wall = wm_result.wall_time_s
                 if wm_result.stopped != "finished":
                     return directory.write_summary(stopped_summary("meta_dt", wm_result, wm.steps_per_chunk, wm_wall))
@@ -179,7 +178,7 @@ def run_meta_dt(run: MetaDTRun, run_dir: str, resume: bool = False, stop_after: 
                 wm_summary = {"final_loss": losses[-1]["loss"], "losses": losses, "train_seconds": wm_wall,
                               "params": count_params(wm_params), "config": dataclasses.asdict(wm)}
             data = annotate(ms, wm_params, run.seed)
-            state, result = train_phase("dt", lambda s: ms.parts.train_chunk(s, data), ms.parts.init(k_init),
+            state, result = train_phase("dt", ms.parts, data, ms.parts.init(k_init),
                                         dt.num_steps, dt.steps_per_chunk, directory, writer, run.progress, stop_after)
             wall = wm_wall + result.wall_time_s
             if result.stopped != "finished":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -85,17 +85,19 @@ def return_stats(returns: np.ndarray, targets: np.ndarray, card: dict) -> dict:
     }
 
 
-def train_phase(name: str, chunk: Callable[[Any], tuple[Any, dict]], state: Any, num_steps: int, steps_per_chunk: int,
-                run: RunDir, writer: Any, progress: bool, stop_after: int | None = None) -> tuple[Any, LoopResult]:
-    """One offline training phase (``name``: ``dt`` or ``world_model``) through the one loop, checkpointed
-    under ``checkpoints/<name>``: ``chunk(state) -> (state, {"loss": [steps], ...})``."""
+def train_phase(name: str, parts: Any, data: Any, state: Any, num_steps: int, steps_per_chunk: int, run: RunDir,
+                writer: Any, progress: bool, stop_after: int | None = None) -> tuple[Any, LoopResult]:
+    """One offline training phase (``name``: ``dt`` or ``world_model``) of ``parts`` (``train_chunk(state,
+    data) -> (state, {"loss": [steps], ...})`` and ``reporting_chunk``) through the one loop, checkpointed
+    under ``checkpoints/<name>``."""
     num_chunks = -(-num_steps // steps_per_chunk)
     spec = LoopSpec(num_chunks, 1, headline="loss", losses=("loss",), prefix=name)
     bar = Progress(num_chunks * steps_per_chunk, 1, enabled=progress, headline="loss", desc=f"{name} steps")
+    train = parts.reporting_chunk(bar.on_update) if progress else parts.train_chunk
     checkpoints = Checkpoints(os.path.join(run.path, "checkpoints", name))
     try:
-        result = run_loop(chunk, state, spec, checkpoints, writer=writer, resume=run.resuming, stop_after=stop_after,
-                          progress=bar, params=lambda s: s.params, run=run)
+        result = run_loop(lambda s: train(s, data), state, spec, checkpoints, writer=writer, resume=run.resuming,
+                          stop_after=stop_after, progress=bar, params=lambda s: s.params, run=run)
     finally:
         checkpoints.close()
         bar.close()
