@@ -18,24 +18,13 @@ import json
 import os
 import time
 
-import numpy as np
-
-from ssmrl.agents.world_model.memory_bench import BACKBONES, BENCHMARKS, run
-from ssmrl.experiment.statistics import interval_estimates
+from ssmrl.agents.world_model.memory_bench import BACKBONES, BENCHMARKS, HEADLINE, SIZE_OPTION, run, table
 
 PRESETS = {
     "cpu": dict(sizes={"distracting": [8, 16, 32], "doors_keys": [2, 3], "four_rooms": [64]}, updates=1500,
                 train_episodes=256, test_episodes=64, env={"doors_keys": {"width": 16}}, image=16),
     "paper": dict(sizes={"distracting": [100, 200, 400], "doors_keys": [3, 5, 7], "four_rooms": [500]}, updates=20000,
                   train_episodes=2048, test_episodes=256, env={"doors_keys": {"width": 100}}, image=64),
-}
-SIZE_OPTION = {"distracting": "width", "doors_keys": "num_keys", "four_rooms": "length"}
-HEADLINE = {"distracting": ("inference", "imagination"), "doors_keys": ("door_error", "open_door_error"),
-            "four_rooms": ("imagination_error",)}
-PAPER = {  # S4WM paper: Distracting Memory accuracy (widths 100/200/400), Multi Doors Keys MSE (3/5/7 keys)
-    ("distracting", "s4wm_s4"): "100% / 100% / 100%", ("distracting", "rssm"): "~50% at every width",
-    ("doors_keys", "rssm"): "5.16 / 6.36 / 6.28", ("doors_keys", "transformer"): "1.27 / 6.05 / 9.24",
-    ("doors_keys", "s4wm_s4"): "0.04 / 0.27 / 0.10",
 }
 
 
@@ -47,27 +36,6 @@ def read_results(path: str) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
         except json.JSONDecodeError as error:
             raise SystemExit(f"{path}: not a results file ({error}); move it away or choose another --out")
-
-
-def table(results: list[dict]) -> str:
-    """Markdown: one row per benchmark x size x backbone, mean [95% CI] over seeds of each headline metric."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in results:
-        size = r["env_options"][SIZE_OPTION[r["benchmark"]]]
-        groups.setdefault((r["benchmark"], size, r["backbone"]), []).append(r)
-    lines = ["| benchmark | size | backbone | seeds | metric: mean [95% CI] | paper |", "|---|---|---|---|---|---|"]
-    for (benchmark, size, backbone), rows in sorted(groups.items()):
-        cells = []
-        for metric in HEADLINE[benchmark]:
-            scores = np.array([[r[metric]] for r in rows], np.float64)
-            if len(rows) > 1 and np.isfinite(scores).all():
-                estimate = interval_estimates({backbone: scores}, ("mean",), reps=2000)[backbone]["mean"]
-                cells.append(f"{metric} {estimate}")
-            else:
-                cells.append(f"{metric} {np.nanmean(scores):.3f}")
-        lines.append(f"| {benchmark} | {size} | {backbone} | {len(rows)} | {'; '.join(cells)} | "
-                     f"{PAPER.get((benchmark, backbone), '')} |")
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssmrl.agents.world_model.agent import Parts
 from ssmrl.agents.world_model.distributions import twohot_mean
@@ -149,8 +150,6 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
     the seed only, so every backbone sees the same episodes) and measure it on held-out episodes.
 
     Returns one result per seed: the metric(s), the last 20 updates' mean losses, the sizes."""
-    import numpy as np
-
     from ssmrl import envs
     from ssmrl.agents.world_model import config as wmc
     from ssmrl.agents.world_model.agent import build, init_params
@@ -219,3 +218,36 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
                 result["open_door_error"] = float(error[opened].mean()) if opened.any() else float("nan")
         results.append(result)
     return results
+
+
+SIZE_OPTION = {"distracting": "width", "doors_keys": "num_keys", "four_rooms": "length"}
+HEADLINE = {"distracting": ("inference", "imagination"), "doors_keys": ("door_error", "open_door_error"),
+            "four_rooms": ("imagination_error",)}
+PAPER = {  # S4WM paper: Distracting Memory accuracy (widths 100/200/400), Multi Doors Keys MSE (3/5/7 keys)
+    ("distracting", "s4wm_s4"): "100% / 100% / 100%", ("distracting", "rssm"): "~50% at every width",
+    ("doors_keys", "rssm"): "5.16 / 6.36 / 6.28", ("doors_keys", "transformer"): "1.27 / 6.05 / 9.24",
+    ("doors_keys", "s4wm_s4"): "0.04 / 0.27 / 0.10",
+}
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: one row per benchmark x size x backbone, mean [95% CI] over seeds of each headline metric."""
+    from ssmrl.experiment.statistics import interval_estimates
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        size = r["env_options"][SIZE_OPTION[r["benchmark"]]]
+        groups.setdefault((r["benchmark"], size, r["backbone"]), []).append(r)
+    lines = ["| benchmark | size | backbone | seeds | metric: mean [95% CI] | paper |", "|---|---|---|---|---|---|"]
+    for (benchmark, size, backbone), rows in sorted(groups.items()):
+        cells = []
+        for metric in HEADLINE[benchmark]:
+            scores = np.array([[r[metric]] for r in rows], np.float64)
+            if len(rows) > 1 and np.isfinite(scores).all():
+                estimate = interval_estimates({backbone: scores}, ("mean",), reps=2000)[backbone]["mean"]
+                cells.append(f"{metric} {estimate}")
+            else:
+                cells.append(f"{metric} {np.nanmean(scores):.3f}")
+        lines.append(f"| {benchmark} | {size} | {backbone} | {len(rows)} | {'; '.join(cells)} | "
+                     f"{PAPER.get((benchmark, backbone), '')} |")
+    return "\n".join(lines) + "\n"
