@@ -169,9 +169,9 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
             if writer is not None:
                 writer.flush()
             record["wall_time_s"] = prior_wall + time.perf_counter() - t_start
-            with interrupts_deferred():
+            with interrupts_deferred():  # a Ctrl-C here is raised once the save and its bookkeeping are done
                 checkpoints.save(index + 1, state, record)
-            checkpoint, saved_updates = index + 1, int(record["updates"])
+                checkpoint, saved_updates = index + 1, int(record["updates"])
             if progress is not None:
                 progress.chunk_done(spec.step_offset + record["updates"] * progress.steps_per_update,
                                     metrics[spec.headline][..., -1])

@@ -5,6 +5,7 @@ end to end; tests/test_ppo.py, test_meta_dt.py, test_dt.py and test_world_model_
 
 import json
 import os
+import signal
 import socket
 
 import jax
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from ssmrl.experiment.checkpoint import Checkpoints
-from ssmrl.experiment.loop import Diverged, LoopSpec, run_loop, run_main
+from ssmrl.experiment.loop import Diverged, Interrupted, LoopSpec, run_loop, run_main
 from ssmrl.experiment.results import read_results
 from ssmrl.experiment.run_dir import LOCK_FILE, RunDir, RunDirError, read_run
 
@@ -94,6 +95,25 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_exits_130(tmp_path, capsys):
     assert summary["stopped"] == "interrupted" and summary["checkpoint"] == 2 and summary["updates"] == 6
     assert not (tmp_path / LOCK_FILE).exists()
     _same(_run(tmp_path, resume=True), _run(tmp_path / "whole"))
+
+
+def test_ctrl_c_during_a_save_waits_for_it(tmp_path, monkeypatch):
+    saves = []
+    real_save = Checkpoints.save
+
+    def save_then_ctrl_c(self, step, state, record):
+        saves.append(step)
+        if step == 2:  # SIGINT arrives while checkpoint 2 is being written
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(self, step, state, record)
+
+    monkeypatch.setattr(Checkpoints, "save", save_then_ctrl_c)
+    with pytest.raises(Interrupted, match="the checkpoint of chunk 2 .* is kept"):
+        _run(tmp_path)
+    assert saves == [1, 2] and _summary(tmp_path)["checkpoint"] == 2 and _summary(tmp_path)["updates"] == 6
+    checkpoints = Checkpoints(str(tmp_path / "checkpoints"))
+    assert checkpoints.latest_step() == 2
+    checkpoints.close()
 
 
 def test_divergence_stops_keeps_the_last_good_checkpoint_and_says_why(tmp_path):
