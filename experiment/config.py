@@ -124,6 +124,7 @@ class CollectRun:
     deterministic: bool = setting(False, "collect with the policy mean instead of sampling")
     eval_episodes: int = setting(4, "episodes per train task that score each snapshot", ge=1)
     progress: bool = setting(True, "print progress")
+    resume: bool = setting(False, "continue an interrupted collection in dataset_dir")
 
     def check(self) -> None:
         """The collection env is a task distribution (its conditioned twin is what PPO trains on)."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -158,7 +159,12 @@ def read_card(directory: str) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no dataset card at {path}")
     with open(path) as f:
-        card = json.load(f)
+        try:
+            card = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is corrupt (not valid JSON: {error}); collect the dataset again") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{path} is corrupt (a JSON object expected); collect the dataset again")
     if card.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {card.get('format_version')!r}, this reader handles "
                          f"{FORMAT_VERSION}")
@@ -170,9 +176,14 @@ def read_dataset(directory: str) -> tuple[list[dict[str, np.ndarray]], dict]:
     card = read_card(directory)
     episodes = []
     for task in card["tasks"]:
-        with np.load(os.path.join(directory, task["file"])) as data:
-            ep = {k: data[k] for k in data.files if not k.startswith(PARAMS_PREFIX)}
-            ep["params"] = {k[len(PARAMS_PREFIX):]: data[k] for k in data.files if k.startswith(PARAMS_PREFIX)}
+        path = os.path.join(directory, task["file"])
+        try:
+            with np.load(path) as data:
+                ep = {k: data[k] for k in data.files if not k.startswith(PARAMS_PREFIX)}
+                ep["params"] = {k[len(PARAMS_PREFIX):]: data[k] for k in data.files if k.startswith(PARAMS_PREFIX)}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is corrupt or missing ({type(error).__name__}: {error}); collect the dataset "
+                             "again") from None
         episodes.append(ep)
     return episodes, card
 

@@ -1,7 +1,9 @@
 """Evaluate a finished (or interrupted) run from its directory, on every evaluation split.
 
-Offline runs (``kind`` in ``run.json``: ``dt``, ``meta_dt``, ``prompt_dt``) go to
-``experiment.offline_evaluation`` (per-task returns on the train and held-out tasks). For a PPO run,
+``evaluate_run`` dispatches on ``kind`` in ``run.json``: offline runs (``dt``, ``meta_dt``) go to
+``experiment.offline_evaluation`` (per-task returns on the train and held-out tasks), world-model runs
+to ``experiment.world_model`` (returns of the episodes finished in the run's evaluation budget),
+``collect`` runs have no policy to evaluate and are refused by name. For a PPO run,
 for each split (``envs.evaluation_splits``: the env itself, or for meta-RL the training pool, new
 projections of it and the held-out pool) it reports the mean return of trial 1, 2, ..., N with a 95%
 bootstrap confidence interval (rliable) over the run's seeds (over the episodes of a one-seed run,
@@ -25,39 +27,25 @@ from ssmrl import envs  # noqa: E402
 from ssmrl.agents.ppo.config import PPOConfig, from_mapping  # noqa: E402
 from ssmrl.agents.ppo.evaluate import make_evaluate  # noqa: E402
 from ssmrl.agents.ppo.train import build  # noqa: E402
-from ssmrl.experiment.checkpoint import Checkpoints  # noqa: E402
+from ssmrl.experiment.checkpoint import restore_latest  # noqa: E402
 from ssmrl.experiment.offline_evaluation import OFFLINE_KINDS, evaluate_offline_run  # noqa: E402
-from ssmrl.experiment.ppo import RUN_FILE  # noqa: E402
+from ssmrl.experiment.run_dir import RunDirError, read_run  # noqa: E402
 from ssmrl.experiment.statistics import curve_band  # noqa: E402
 from ssmrl.experiment.video import is_image, write_video  # noqa: E402
 
-
-def read_run_file(run_dir: str) -> dict:
-    path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: run= must be a directory written by train/ppo.py, "
-                                "train/dt.py or train/meta_dt.py")
-    with open(path) as f:
-        return json.load(f)
+EVALUATED = ("ppo", "world_model", "dt", "meta_dt")
 
 
-def load_run(run_dir: str) -> tuple[PPOConfig, int]:
-    run = read_run_file(run_dir)
-    config = run["config"]
-    for key in ("env_options", "model_options"):
-        config[key] = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in config[key])
-    return from_mapping(config), int(run["seeds"])
+def load_run(run: dict) -> tuple[PPOConfig, int]:
+    """A PPO run's ``run.json`` -> ``(config, seeds)``."""
+    return from_mapping(run["config"]["ppo"]), int(run["config"]["seeds"])
 
 
 def restore_params(run_dir: str, config: PPOConfig, seeds: int) -> tuple[int, dict]:
     """``(checkpoint step, network params with a leading [seeds] axis)`` of a PPO run's newest checkpoint."""
     parts = build(config)
     template = jax.jit(jax.vmap(parts.init))(jax.random.split(jax.random.PRNGKey(0), seeds))
-    checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"))
-    try:
-        step, state, _ = checkpoints.restore(template)
-    finally:
-        checkpoints.close()
+    step, state = restore_latest(os.path.join(run_dir, "checkpoints"), template)
     return step, state.train_state.params
 
 
@@ -89,18 +77,27 @@ def record_episode(run_dir: str, config: PPOConfig, params: dict, deterministic:
 
 def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False, seed: int = 0,
                  video: bool = False) -> dict:
-    """``episodes``: per split (PPO, spread over seeds) or per split spread over its tasks (offline runs,
+    """Evaluate any run that has a policy (``kind`` in ``run.json``: ppo, world_model, dt, meta_dt).
+
+    ``episodes``: per split (PPO, spread over seeds) or per split spread over its tasks (offline runs,
     rounded up to whole episodes per task); ``deterministic`` concerns PPO only (DT policies are);
     ``video``: also record an episode of an image-observation env (PPO runs)."""
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
-    run = read_run_file(run_dir)
-    if run.get("kind") in OFFLINE_KINDS:
-        if video:
-            raise ValueError(f"video=true needs a PPO run on an image-observation env; {run_dir} is a "
-                             f"{run['kind']} run")
+    run = read_run(run_dir)
+    if run["kind"] not in EVALUATED:
+        raise RunDirError(f"{run_dir} is a {run['kind']!r} run, which has no policy to evaluate; train/evaluate.py "
+                         f"evaluates {list(EVALUATED)} runs (evaluate datasets by training train/dt.py on them)")
+    if video and run["kind"] != "ppo":
+        raise ValueError(f"video=true needs a PPO run on an image-observation env; {run_dir} is a "
+                         f"{run['kind']} run")
+    if run["kind"] in OFFLINE_KINDS:
         return evaluate_offline_run(run_dir, run, episodes, seed)
-    config, seeds = load_run(run_dir)
+    if run["kind"] == "world_model":
+        from ssmrl.experiment.world_model import evaluate_world_model_run
+
+        return evaluate_world_model_run(run_dir, run, episodes, seed)
+    config, seeds = load_run(run)
     if video:
         env, env_params = envs.make(config.env_name, **dict(config.env_options))
         shape = tuple(env.observation_space(env_params).shape)

@@ -3,13 +3,13 @@
 Meta-DT: train the context world model (``checkpoints/world_model``), annotate the dataset with z and
 the highest-error prompt windows, train the prompted DT (``checkpoints/dt``), evaluate zero-shot and
 few-shot per task. Prompt-DT: only the DT phase, evaluated with prompts from each task's dataset.
-Both phases checkpoint after every chunk; ``resume`` continues the unfinished one.
+Both phases train through the one loop (``experiment.offline.train_phase``), checkpointed after every
+chunk; ``resume`` continues the unfinished one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -24,18 +24,21 @@ from ssmrl.agents.meta_dt.prompt import best_window
 from ssmrl.agents.meta_dt.train import MetaData, MetaDTParts, build, prepare_world_model_data, reward_scale
 from ssmrl.agents.meta_dt.world_model import WorldModelData, WorldModelParts, build_world_model
 from ssmrl.agents.params import count_params
+from ssmrl.experiment.checkpoint import restore_latest
 from ssmrl.experiment.config import MetaDTRun
+from ssmrl.experiment.logger import make_writer
 from ssmrl.experiment.offline import (
     SPLITS,
     OfflineSetup,
+    chunk_losses,
     load_setup,
-    restore_state,
     return_stats,
     split_tasks,
+    stopped_summary,
     targets_for,
-    train_chunks,
-    write_run_file,
+    train_phase,
 )
+from ssmrl.experiment.run_dir import RunDir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,71 +152,65 @@ def evaluate_meta(run: MetaDTRun, ms: MetaSetup, params: Any, wm_params: Any, ep
     return results
 
 
-def _train_world_model(run: MetaDTRun, ms: MetaSetup, run_dir: str, writer, key, resume: bool) -> tuple[Any, dict]:
-    wm = ms.world_model.config
-    num_chunks = -(-wm.num_steps // wm.steps_per_chunk)
-    state, losses, seconds = train_chunks(ms.world_model.train_chunk, ms.world_model.init(key),
-                                          ms.world_model_train_data, num_chunks, wm.steps_per_chunk,
-                                          os.path.join(run_dir, "checkpoints", "world_model"), writer, "world_model",
-                                          resume=resume, progress=run.progress)
-    return state, {"final_loss": losses[-1]["loss"], "losses": losses, "train_seconds": seconds,
-                   "params": count_params(state.params), "config": dataclasses.asdict(wm)}
-
-
 def run_meta_dt(run: MetaDTRun, run_dir: str, resume: bool = False, stop_after: int | None = None) -> dict:
     """Train and evaluate one Meta-DT / Prompt-DT run (``run``: the checked config); returns the summary.
 
-    ``stop_after`` ends the DT phase after that many chunks (as a crash would; the summary says
-    ``finished: false``)."""
-    from tensorboardX import SummaryWriter
-
+    ``stop_after`` ends the running phase after that many chunks of this call (as a crash would; the
+    summary says ``finished: false``); ``resume`` continues the unfinished phase."""
     ms = setup_meta(run)
     config, dt = ms.parts.config, ms.parts.dt_config
-    write_run_file(run_dir, config.method, to_fields(run))
-    writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
-    k_wm, k_init, k_eval = jax.random.split(jax.random.PRNGKey(run.seed), 3)
-    wm_params, wm_summary = None, None
-    if ms.world_model is not None:
-        wm_state, wm_summary = _train_world_model(run, ms, run_dir, writer, k_wm, resume)
-        wm_params = wm_state.params
-    num_chunks = -(-dt.num_steps // dt.steps_per_chunk)
-    state, losses, seconds = train_chunks(ms.parts.train_chunk, ms.parts.init(k_init),
-                                          annotate(ms, wm_params, run.seed),
-                                          num_chunks, dt.steps_per_chunk, os.path.join(run_dir, "checkpoints", "dt"),
-                                          writer, "dt", resume=resume, progress=run.progress,
-                                          stop_after=stop_after)
-    if len(losses) < num_chunks:
-        writer.close()
-        return {"finished": False, "losses": losses}
-    results = evaluate_meta(run, ms, state.params, wm_params, {s: dt.eval_episodes for s in SPLITS}, k_eval)
-    for split, modes in results.items():
-        for mode, stats in modes.items():
-            writer.add_scalar(f"eval/{split}_{mode}_return", stats["return_mean"], dt.num_steps)
-    writer.close()
-    summary = {
-        "kind": config.method, "env": ms.offline.card["env"], "dataset": run.dataset,
-        "dataset_dir": os.path.abspath(run.dataset_dir), "model": dt.backbone, "seed": run.seed,
-        "params": count_params(state.params), "train_steps": num_chunks * dt.steps_per_chunk,
-        "train_seconds": seconds, "final_loss": losses[-1]["loss"], "losses": losses, "eval": results,
-        "world_model": wm_summary, "config": dataclasses.asdict(config), "dt_config": dataclasses.asdict(dt),
-        "finished": True,
-    }
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    fields = to_fields(run)
+    with RunDir(run_dir, "meta_dt", fields, resume) as directory:
+        writer = make_writer("tensorboard", directory.path, fields)
+        try:
+            k_wm, k_init, k_eval = jax.random.split(jax.random.PRNGKey(run.seed), 3)
+            wm_params, wm_summary, wm_wall = None, None, 0.0
+            if ms.world_model is not None:
+                wm = ms.world_model.config
+                wm_state, wm_result = train_phase("world_model", ms.world_model, ms.world_model_train_data,
+                                                  ms.world_model.init(k_wm), wm.num_steps, wm.steps_per_chunk,
+                                                  directory, writer, run.progress, stop_after)
+                wm_wall = wm_result.wall_time_s
+                if wm_result.stopped != "finished":
+                    return directory.write_summary(stopped_summary("meta_dt", wm_result, wm.steps_per_chunk, wm_wall))
+                wm_params = wm_state.params
+                losses = chunk_losses(wm_result, wm.steps_per_chunk)
+                wm_summary = {"final_loss": losses[-1]["loss"], "losses": losses, "train_seconds": wm_wall,
+                              "params": count_params(wm_params), "config": dataclasses.asdict(wm)}
+            data = annotate(ms, wm_params, run.seed)
+            state, result = train_phase("dt", ms.parts, data, ms.parts.init(k_init),
+                                        dt.num_steps, dt.steps_per_chunk, directory, writer, run.progress, stop_after)
+            wall = wm_wall + result.wall_time_s
+            if result.stopped != "finished":
+                return directory.write_summary(stopped_summary("meta_dt", result, dt.steps_per_chunk, wall))
+            results = evaluate_meta(run, ms, state.params, wm_params, {s: dt.eval_episodes for s in SPLITS}, k_eval)
+            for split, modes in results.items():
+                for mode, stats in modes.items():
+                    writer.add_scalar(f"eval/{split}_{mode}_return", stats["return_mean"], result.updates)
+        finally:
+            writer.close()
+        losses = chunk_losses(result, dt.steps_per_chunk)
+        return directory.write_summary({
+            "kind": "meta_dt", "method": config.method, "env": ms.offline.card["env"], "dataset": run.dataset,
+            "dataset_dir": os.path.abspath(run.dataset_dir), "model": dt.backbone, "seed": run.seed,
+            "params": count_params(state.params), "train_steps": result.updates,
+            "train_seconds": result.wall_time_s, "wall_time_s": wall, "final_loss": losses[-1]["loss"],
+            "losses": losses, "eval": results, "world_model": wm_summary, "config": dataclasses.asdict(config),
+            "dt_config": dataclasses.asdict(dt), "finished": True, "stopped": result.stopped,
+        })
 
 
 def evaluate_saved_meta(values: dict, run_dir: str, episodes: int, seed: int) -> dict:
-    """Rebuild a Meta-DT / Prompt-DT run from its config (``run.json``'s ``values``), restore its newest
+    """Rebuild a Meta-DT / Prompt-DT run from its config (``run.json``'s ``config``), restore its newest
     checkpoints, evaluate ``{split: {mode: stats}}``."""
     run = from_fields(MetaDTRun, values)
     ms = setup_meta(run)
     wm_params = None
     if ms.world_model is not None:
-        _, wm_state = restore_state(os.path.join(run_dir, "checkpoints", "world_model"),
-                                    ms.world_model.init(jax.random.PRNGKey(0)))
+        _, wm_state = restore_latest(os.path.join(run_dir, "checkpoints", "world_model"),
+                                     ms.world_model.init(jax.random.PRNGKey(0)))
         wm_params = wm_state.params
-    step, state = restore_state(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.PRNGKey(0)))
+    step, state = restore_latest(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.PRNGKey(0)))
     per_task = {split: -(-episodes // ms.offline.datasets[split][1]["num_tasks"]) for split in SPLITS}
     return {"checkpoint": step, "episodes_per_task": per_task,
             "splits": evaluate_meta(run, ms, state.params, wm_params, per_task, jax.random.PRNGKey(seed))}

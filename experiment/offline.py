@@ -1,18 +1,16 @@
-"""What the offline runs (DT, Meta-DT, Prompt-DT) share: datasets and tasks per split, targets, the
-checkpointed training loop, the run file, and per-task return statistics.
+"""What the offline runs (DT, Meta-DT, Prompt-DT) share: datasets and tasks per split, targets, a
+training phase through the one loop, and per-task return statistics.
 
-A run directory holds ``run.json`` (``kind`` and the resolved config: enough to rebuild the run),
-``checkpoints/<phase>/`` (orbax; the state and the loss history after every chunk), ``tensorboard/``,
-``summary.json`` and, after ``train/evaluate.py``, ``eval.json`` / ``eval.png``.
+A run directory (``experiment.run_dir``) holds ``run.json`` (``kind`` and the resolved config: enough to
+rebuild the run), ``checkpoints/<phase>/`` (orbax; the state and the loss history after every chunk),
+``tensorboard/``, ``summary.json`` and, after ``train/evaluate.py``, ``eval.json`` / ``eval.png``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,9 +18,11 @@ import numpy as np
 
 from ssmrl.experiment.checkpoint import Checkpoints
 from ssmrl.experiment.config import OfflineRun
+from ssmrl.experiment.loop import LoopResult, LoopSpec, run_loop
+from ssmrl.experiment.progress import Progress
+from ssmrl.experiment.run_dir import RunDir
 
 SPLITS = ("train", "test")
-RUN_FILE = "run.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,49 +85,32 @@ def return_stats(returns: np.ndarray, targets: np.ndarray, card: dict) -> dict:
     }
 
 
-def write_run_file(run_dir: str, kind: str, values: dict) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, RUN_FILE), "w") as f:
-        json.dump({"kind": kind, "values": values}, f, indent=2)
-
-
-def train_chunks(chunk: Callable, state: Any, data: Any, num_chunks: int, steps_per_chunk: int, directory: str,
-                 writer: Any, tag: str, resume: bool = False, progress: bool = True,
-                 stop_after: int | None = None) -> tuple[Any, list[dict], float]:
-    """Run ``chunk(state, data) -> (state, {"loss": [steps]})`` ``num_chunks`` times, checkpointing after each.
-
-    ``resume`` continues after the newest checkpoint in ``directory`` (state and RNG restored bit for bit,
-    so the result equals an uninterrupted run's); ``stop_after`` ends after that many chunks, as a crash
-    would. Returns ``(state, losses [{step, loss}], seconds spent)``.
-    """
-    checkpoints = Checkpoints(directory)
-    losses, start = [], 0
+def train_phase(name: str, parts: Any, data: Any, state: Any, num_steps: int, steps_per_chunk: int, run: RunDir,
+                writer: Any, progress: bool, stop_after: int | None = None) -> tuple[Any, LoopResult]:
+    """One offline training phase (``name``: ``dt`` or ``world_model``) of ``parts`` (``train_chunk(state,
+    data) -> (state, {"loss": [steps], ...})`` and ``reporting_chunk``) through the one loop, checkpointed
+    under ``checkpoints/<name>``."""
+    num_chunks = -(-num_steps // steps_per_chunk)
+    spec = LoopSpec(num_chunks, 1, headline="loss", losses=("loss",), prefix=name)
+    bar = Progress(num_chunks * steps_per_chunk, 1, enabled=progress, headline="loss", desc=f"{name} steps")
+    train = parts.reporting_chunk(bar.on_update) if progress else parts.train_chunk
+    checkpoints = Checkpoints(os.path.join(run.path, "checkpoints", name))
     try:
-        if resume and checkpoints.latest_step() is not None:
-            start, state, history = checkpoints.restore(state)
-            losses = list(history["losses"])
-        t0 = time.time()
-        for c in range(start, num_chunks):
-            if stop_after is not None and c - start >= stop_after:
-                break
-            state, metrics = chunk(state, data)
-            loss = float(np.asarray(metrics["loss"]).mean())
-            step = (c + 1) * steps_per_chunk
-            losses.append({"step": step, "loss": loss})
-            writer.add_scalar(f"{tag}/loss", loss, step)
-            checkpoints.save(c + 1, state, {"losses": losses})
-            if progress:
-                print(f"[{tag}] step {step:6d}  loss {loss:.5f}  ({time.time() - t0:.0f}s)", flush=True)
+        result = run_loop(lambda s: train(s, data), state, spec, checkpoints, writer=writer, resume=run.resuming,
+                          stop_after=stop_after, progress=bar, params=lambda s: s.params, run=run)
     finally:
         checkpoints.close()
-    return state, losses, time.time() - t0
+        bar.close()
+    return result.state, result
 
 
-def restore_state(directory: str, template: Any) -> tuple[int, Any]:
-    """The newest checkpointed state under ``directory`` (structure of ``template``)."""
-    checkpoints = Checkpoints(directory)
-    try:
-        step, state, _ = checkpoints.restore(template)
-    finally:
-        checkpoints.close()
-    return step, state
+def chunk_losses(result: LoopResult, steps_per_chunk: int) -> list[dict]:
+    """``[{step, loss}]``: the mean loss of every chunk, at the step that ends it."""
+    return [{"step": (c + 1) * steps_per_chunk, "loss": float(np.mean(losses))}
+            for c, losses in enumerate(result.history.get("loss", []))]
+
+
+def stopped_summary(kind: str, result: LoopResult, steps_per_chunk: int, wall_time_s: float) -> dict:
+    """The summary of an offline run stopped before its end (``stop_after``)."""
+    return {"kind": kind, "finished": False, "stopped": result.stopped, "train_steps": result.updates,
+            "losses": chunk_losses(result, steps_per_chunk), "wall_time_s": wall_time_s}

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-OFFLINE_KINDS = ("dt", "meta_dt", "prompt_dt")
+OFFLINE_KINDS = ("dt", "meta_dt")
 
 
 def evaluate_offline_run(run_dir: str, run: dict, episodes: int, seed: int) -> dict:
@@ -20,10 +20,12 @@ def evaluate_offline_run(run_dir: str, run: dict, episodes: int, seed: int) -> d
     from ssmrl.experiment.dt import evaluate_saved_dt
     from ssmrl.experiment.meta_dt import evaluate_saved_meta
 
-    values = run["values"]
+    values = run["config"]
     evaluate = evaluate_saved_dt if run["kind"] == "dt" else evaluate_saved_meta
     result = evaluate(values, run_dir, episodes, seed)
-    report = {"run": os.path.abspath(run_dir), "kind": run["kind"], "env": values["env"],
+    # a meta_dt run is Meta-DT or Prompt-DT: the method names it in the report and the plot
+    report = {"run": os.path.abspath(run_dir), "kind": values.get("meta", {}).get("method", run["kind"]),
+              "env": values["env"],
               "dataset": values["dataset"], "model": values["dt"]["backbone"], "seed": seed, **result}
     with open(os.path.join(run_dir, "eval.json"), "w") as f:
         json.dump(report, f, indent=2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Callable
 
@@ -12,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ssmrl.agents.config import to_fields
 from ssmrl.agents.params import count_params
 from ssmrl.agents.ppo.config import PPOConfig, validate
 from ssmrl.agents.ppo.evaluate import make_evaluate
@@ -19,11 +19,10 @@ from ssmrl.agents.ppo.train import PPOParts, RunnerState, build
 from ssmrl.experiment.checkpoint import Checkpoints
 from ssmrl.experiment.logger import check as check_logger
 from ssmrl.experiment.logger import flat_hparams, make_writer
-from ssmrl.experiment.loop import run_chunks, stack_history
+from ssmrl.experiment.loop import LoopResult, LoopSpec, run_loop, stack_history
 from ssmrl.experiment.plots import learning_curve
 from ssmrl.experiment.progress import Progress
-
-RUN_FILE = "run.json"  # what a run was started with: enough to rebuild it for evaluation
+from ssmrl.experiment.run_dir import RunDir
 
 
 def runner_shardings(state: RunnerState, mesh: Mesh) -> RunnerState:
@@ -66,6 +65,13 @@ def seeds_chunk(parts: PPOParts, on_update: Callable[[jax.Array], None] | None =
     return chunk
 
 
+def run_record(config: PPOConfig, seeds: int, seed: int, deterministic_eval: bool, progress: bool,
+               logger: str) -> dict:
+    """The ``config`` of a PPO run's ``run.json``: everything it was started with."""
+    return {"ppo": to_fields(config), "seeds": seeds, "seed": seed, "deterministic_eval": deterministic_eval,
+            "progress": progress, "logger": logger}
+
+
 def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resume: bool = False,
             stop_after: int | None = None, progress: bool = True, deterministic_eval: bool = False,
             logger: str = "tensorboard") -> dict:
@@ -73,15 +79,19 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
 
     ``stop_after`` ends the run after that many chunks (as a crash would); ``resume`` continues from
     the newest checkpoint in ``run_dir``; ``logger``: ``tensorboard`` or ``wandb`` (``experiment.logger``).
+    Raises ``RunDirError`` for a used ``run_dir`` without ``resume`` and ``loop.Diverged`` / ``loop.Interrupted``.
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     validate(config)
     check_logger(logger)
-    os.makedirs(run_dir, exist_ok=True)
-    run_record = {"config": dataclasses.asdict(config), "seeds": seeds, "seed": seed}
-    with open(os.path.join(run_dir, RUN_FILE), "w") as f:
-        json.dump(run_record, f, indent=2)
+    record = run_record(config, seeds, seed, deterministic_eval, progress, logger)
+    with RunDir(run_dir, "ppo", record, resume) as run:
+        return _train(config, run, seeds, seed, stop_after, progress, deterministic_eval, logger)
+
+
+def _train(config: PPOConfig, run: RunDir, seeds: int, seed: int, stop_after: int | None, progress: bool,
+           deterministic_eval: bool, logger: str) -> dict:
     parts = build(config)
     init = jax.jit(jax.vmap(parts.init))
     bar = Progress(config.num_updates * config.steps_per_update * seeds, config.steps_per_update * seeds,
@@ -98,18 +108,32 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
     else:
         chunk = jax.jit(chunk)
 
-    writer = make_writer(logger, run_dir, run_record)
-    checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"))
     steps_per_update = config.steps_per_update
+    spec = LoopSpec(config.num_chunks, steps_per_update, headline="episode_return", losses=("loss",),
+                    sparse=("episode_return",))
+    writer = make_writer(logger, run.path, run.config)
+    checkpoints = Checkpoints(os.path.join(run.path, "checkpoints"))
     try:
-        result = run_chunks(chunk, state, config.num_chunks, steps_per_update, checkpoints, writer, resume=resume,
-                            stop_after=stop_after, progress=bar)
+        result = run_loop(chunk, state, spec, checkpoints, writer=writer, resume=run.resuming, stop_after=stop_after,
+                          progress=bar, params=lambda s: s.train_state.params, run=run)
+        bar.close()
+        summary = _summarise(config, parts, result, seeds, seed, deterministic_eval, writer)
     finally:
         checkpoints.close()
         bar.close()
+        writer.close()
+    run.write_summary(summary)
+    learning_curve(np.asarray(summary["curve"]["env_steps"]), stack_history(result.history, "episode_return"),
+                   os.path.join(run.path, "learning_curve.png"), f"PPO-{config.model} on {config.env_name}")
+    return summary
 
-    returns = stack_history(result.history, "episode_return")
-    updates_done = returns.shape[-1]
+
+def _summarise(config: PPOConfig, parts: PPOParts, result: LoopResult, seeds: int, seed: int,
+               deterministic_eval: bool, writer) -> dict:
+    """Evaluate the final policy of every seed and gather the figures of ``summary.json``."""
+    steps_per_update = config.steps_per_update
+    returns = stack_history(result.history, "episode_return").reshape(seeds, -1)  # [seeds, updates]
+    updates_done = result.updates
     env_steps = updates_done * steps_per_update
     evaluate = jax.jit(jax.vmap(make_evaluate(parts, config.eval_envs, deterministic_eval)))
     # [seeds, envs, trials] -> whole-episode returns [seeds, envs]
@@ -117,6 +141,7 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
                                        jax.random.split(jax.random.PRNGKey(seed + 1), seeds))).sum(-1)
     curve_steps = np.arange(1, updates_done + 1) * steps_per_update
     summary = {
+        "kind": "ppo",
         "env": config.env_name,
         "model": config.model,
         "seeds": seeds,
@@ -124,9 +149,11 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
         "env_steps": env_steps,
         "updates": updates_done,
         "finished": updates_done >= config.num_updates,
-        "wall_time_s": result.wall_time,
+        "stopped": result.stopped,
+        "wall_time_s": result.wall_time_s,
         # Throughput over all seeds, measured on chunks after the first (which includes compilation).
-        "steps_per_s": (result.train_env_steps * seeds / result.train_seconds) if result.train_seconds else None,
+        "steps_per_s": (result.train_updates * steps_per_update * seeds / result.train_seconds)
+        if result.train_seconds else None,
         "final_return": eval_returns.mean(axis=1).tolist(),
         "final_return_mean": float(eval_returns.mean()),
         "last_train_return": [float(np.nanmean(r[-max(1, len(r) // 10):])) if np.isfinite(r).any() else None
@@ -136,15 +163,9 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
                   "episode_return": [[float(v) if np.isfinite(v) else None for v in r] for r in returns]},
         "config": dataclasses.asdict(config),
     }
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
     writer.add_scalar("eval/return", summary["final_return_mean"], env_steps)
     for s, value in enumerate(summary["final_return"]):
         writer.add_scalar(f"seed_{s}/eval_return", value, env_steps)
     writer.add_hparams(flat_hparams({"config": summary["config"], "seeds": seeds}),
                        {"hparam/eval_return": summary["final_return_mean"]})
-    writer.close()
-    learning_curve(curve_steps, returns, os.path.join(run_dir, "learning_curve.png"),
-                   f"PPO-{config.model} on {config.env_name}")
     return summary
-

@@ -1,9 +1,10 @@
-"""A progress bar in environment steps, moved after every update even inside a compiled chunk.
+"""A progress bar in steps (env steps, or gradient steps offline), moved after every update.
 
 A chunk of the paper's configuration takes minutes; counting chunks left the bar at ``0/23`` with no
-rate, ETA or return until the first one ended. The chunk calls ``on_update`` from inside the compiled
-scan (``jax.debug.callback``), so the bar shows steps/s, the ETA and the latest training return from
-the first update on (the first update's time includes compilation).
+rate, ETA or return until the first one ended. The chunk calls ``on_update`` after every update (from
+inside a compiled scan through ``jax.debug.callback``, or from a host loop), so the bar shows the rate,
+the ETA and the latest value of the trainer's headline metric from the first update on (the first
+update's time includes compilation).
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from tqdm.auto import tqdm
 
 
 class Progress:
-    def __init__(self, total_steps: int, steps_per_update: int, enabled: bool = True) -> None:
+    """``headline``: the short name of the metric shown (``ret`` for returns, ``loss``...)."""
+
+    def __init__(self, total_steps: int, steps_per_update: int, enabled: bool = True, headline: str = "ret",
+                 desc: str = "env steps") -> None:
         self.steps_per_update = steps_per_update
+        self.headline = headline
         self.latest_return: float | None = None
-        self.bar = tqdm(total=total_steps, disable=not enabled, desc="env steps",
+        self.bar = tqdm(total=total_steps, disable=not enabled, desc=desc,
                         unit="step", unit_scale=True, dynamic_ncols=True)
 
     def start_at(self, steps: int) -> None:
@@ -25,7 +30,7 @@ class Progress:
         self.bar.refresh()
 
     def on_update(self, returns: np.ndarray) -> None:
-        """Host side of one update of every seed: ``returns [seeds]``, NaN where no episode ended."""
+        """Host side of one update of every seed: ``returns [seeds]`` (or a scalar), NaN where there is no value."""
         self._note(returns)
         self.bar.update(min(self.steps_per_update, self.bar.total - self.bar.n))
 
@@ -38,7 +43,7 @@ class Progress:
         returns = np.asarray(returns, np.float64)
         if np.isfinite(returns).any():
             self.latest_return = float(np.nanmean(returns[np.isfinite(returns)]))
-            self.bar.set_postfix(ret=f"{self.latest_return:.3f}", refresh=False)
+            self.bar.set_postfix({self.headline: f"{self.latest_return:.4g}"}, refresh=False)
 
     def close(self) -> None:
         self.bar.close()

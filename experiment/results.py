@@ -9,7 +9,6 @@ two runs never merge or overwrite each other's numbers, even when they share a `
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import pathlib
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from ssmrl.envs.atari.scores import SCORES as ATARI_SCORES
 from ssmrl.envs.atari.scores import human_normalized_score
+from ssmrl.experiment.run_dir import RUN_FILE, read_json
 
 ATARI_PREFIX = "atari/"
 
@@ -78,7 +78,7 @@ def _offline(summary: dict, run: str) -> list[SeedResult]:
         for mode, s in modes.items():
             # Summaries written before the entry points shared one vocabulary name the model "backbone".
             name = summary.get("model", summary.get("backbone"))
-            model = f"{summary['kind']}-{name}" + (f"/{mode}" if mode else "")
+            model = f"{summary.get('method', summary['kind'])}-{name}" + (f"/{mode}" if mode else "")
             results.append(SeedResult(f"{summary['env']} [{split}]", model, run, int(summary["seed"]),
                                       float(s["return_mean"]), None))
     return results
@@ -89,10 +89,10 @@ def read_results(root: str | pathlib.Path) -> list[SeedResult]:
     root = pathlib.Path(root)
     results: list[SeedResult] = []
     for path in sorted(root.rglob("summary.json")):
-        summary = json.loads(path.read_text())
+        summary = read_json(str(path))
         run = str(path.parent.relative_to(root)) or "."
-        run_file = path.parent / "run.json"
-        base_seed = int(json.loads(run_file.read_text()).get("seed", 0)) if run_file.exists() else 0
+        run_file = path.parent / RUN_FILE
+        base_seed = int(read_json(str(run_file))["config"].get("seed", 0)) if run_file.exists() else 0
         if "final_return" in summary:
             results += _ppo(summary, run, base_seed)
         elif "game" in summary:

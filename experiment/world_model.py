@@ -1,10 +1,12 @@
-"""A complete world-model run in a directory: prefill, train in chunks, log, checkpoint, resume,
-evaluate, and write ``summary.json``, a learning curve and the imagined-vs-real GIF.
+"""A complete world-model run in a directory: prefill, train through the one loop (chunks of donated,
+jitted updates looped on the host), evaluate, and write ``summary.json``, a learning curve and the
+imagined-vs-real GIF.
 
 Any registered env with discrete actions; Atari runs also report human-normalised scores.
-Resume restores everything but the Atari emulators (parameters, optimisers, replay, DFS counts,
-RNG key, step counters): the C++ emulators cannot be saved, so a resumed run resets its envs and
-the policy's carry, i.e. starts new episodes where the interrupted run was mid-episode.
+Resume restores the whole state of a pure-JAX env's run bit for bit. Atari's emulators live in C++
+and cannot be saved, so a resumed Atari run resets its envs and the policy's carry (new episodes
+where the interrupted run was mid-episode); parameters, optimisers, replay, DFS counts, RNG key and
+step counters are restored.
 """
 
 from __future__ import annotations
@@ -12,15 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tensorboardX import SummaryWriter
-from tqdm.auto import tqdm
 
+from ssmrl.agents.config import to_fields
 from ssmrl.agents.params import count_params
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import (
@@ -33,12 +33,15 @@ from ssmrl.agents.world_model.agent import (
     make_prefill,
     open_loop,
 )
-from ssmrl.agents.world_model.config import WorldModelConfig, validate
+from ssmrl.agents.world_model.config import WorldModelConfig, from_mapping, validate
 from ssmrl.envs.atari.scores import GAMES, human_normalized_score
-from ssmrl.experiment.checkpoint import Checkpoints
+from ssmrl.experiment.checkpoint import Checkpoints, restore_latest
+from ssmrl.experiment.logger import make_writer
+from ssmrl.experiment.loop import LoopSpec, run_loop, stack_history
 from ssmrl.experiment.plots import learning_curve
+from ssmrl.experiment.progress import Progress
+from ssmrl.experiment.run_dir import RunDir, write_json
 
-RUN_FILE = "run.json"
 VIDEO_FILE = "imagination.gif"
 
 
@@ -69,6 +72,11 @@ def write_gif(real: np.ndarray, predicted: np.ndarray, context: int, path: str, 
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=120, loop=0)
 
 
+def config_from_run(run: dict) -> WorldModelConfig:
+    """The ``WorldModelConfig`` in a world-model run's ``run.json``."""
+    return validate(from_mapping(run["config"]["world_model"]))
+
+
 def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resume: bool = False,
                     stop_after: int | None = None, progress: bool = True) -> dict:
     """Train ``config`` under ``run_dir``; returns the summary (also written to ``summary.json``).
@@ -77,24 +85,21 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
     evaluation); ``resume`` continues from the newest checkpoint in ``run_dir``.
     """
     validate(config)
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, RUN_FILE), "w") as f:
-        json.dump({"config": dataclasses.asdict(config), "seed": seed}, f, indent=2)
-    t_start = time.perf_counter()
+    record = {"world_model": to_fields(config), "seed": seed, "progress": progress}
+    with RunDir(run_dir, "world_model", record, resume) as run:
+        return _train(config, run, seed, stop_after, progress)
+
+
+def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | None, progress: bool) -> dict:
     parts = build(config)
     game = atari_game(parts.env)
     state = init(parts, jax.random.PRNGKey(seed))
-    chunk = make_chunk(parts)
-    checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"))
-    writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
+    checkpoints = Checkpoints(os.path.join(run.path, "checkpoints"))
+    writer = make_writer("tensorboard", run.path, run.config)
+    prefill_steps = config.prefill_chunk_steps * config.num_envs
+    bar = Progress(prefill_steps + config.num_chunks * config.updates_per_chunk * config.steps_per_update,
+                   config.steps_per_update, enabled=progress)
     eval_env = None
-    history: dict = {"eval": []}
-    start = 0
-    if resume and checkpoints.latest_step() is not None:
-        start, state, history = checkpoints.restore(state)
-        state = fresh_env(parts, state, jax.random.fold_in(jax.random.PRNGKey(seed), start))
-    else:
-        state, _ = jax.jit(make_prefill(parts))(state)
 
     def evaluate(state) -> list[float]:
         nonlocal eval_env
@@ -104,87 +109,110 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
         returns = np.asarray(eval_env(state.params, jax.random.fold_in(state.key, 7)))
         return returns[np.isfinite(returns)].tolist()
 
-    def env_steps(state) -> int:
-        return int(state.env_steps) * config.num_envs
+    def log_evaluation(state) -> list:
+        """``[env steps, mean return or None, episodes]``, logged to TensorBoard."""
+        scores, steps = evaluate(state), int(state.env_steps) * config.num_envs
+        if scores:
+            writer.add_scalar("eval/return", np.mean(scores), steps)
+            if game:
+                writer.add_scalar("eval/hns", human_normalized_score(game, np.mean(scores)), steps)
+        return [steps, _nanmean(scores), len(scores)]
 
-    bar = tqdm(total=config.num_chunks, initial=start, disable=not progress, desc="chunks", unit="chunk")
-    index = start
-    for index in range(start, config.num_chunks):
-        if stop_after is not None and index - start >= stop_after:
-            break
-        first_update = int(state.updates)
-        state, metrics = chunk(state)
-        metrics = {k: np.asarray(v, np.float64) for k, v in jax.device_get(metrics).items()}
-        for u in range(config.updates_per_chunk):
-            step = config.prefill_chunk_steps * config.num_envs + (first_update + u + 1) * config.steps_per_update
-            for name, value in metrics.items():
-                if np.isfinite(value[u]):
-                    writer.add_scalar(f"train/{name}", value[u], step)
-            if game and np.isfinite(metrics["episode_return"][u]):
-                writer.add_scalar("train/hns", human_normalized_score(game, metrics["episode_return"][u]), step)
-        for name, value in metrics.items():
-            history.setdefault(name, []).append(value.tolist())
+    def periodic_evaluation(state, index: int) -> list | None:
         if config.eval_every and (index + 1) % config.eval_every == 0 and index + 1 < config.num_chunks:
-            scores = evaluate(state)
-            history["eval"].append([env_steps(state), _nanmean(scores), len(scores)])
-            if scores:
-                writer.add_scalar("eval/return", np.mean(scores), env_steps(state))
-                if game:
-                    writer.add_scalar("eval/hns", human_normalized_score(game, np.mean(scores)), env_steps(state))
-        writer.flush()
-        checkpoints.save(index + 1, state, history)
-        bar.set_postfix(env_steps=env_steps(state), wm=f"{metrics['wm_loss'].mean():.1f}",
-                        ret=f"{_nanmean(metrics['episode_return'])}")
-        bar.update(1)
-    bar.close()
-    finished = int(state.updates) >= config.num_chunks * config.updates_per_chunk
-    checkpoints.close()
+            return log_evaluation(state)
+        return None
 
-    train_returns = np.concatenate([np.asarray(r, np.float64) for r in history.get("episode_return", [])] or
-                                   [np.zeros(0)])
+    def restored(state, start: int):
+        # Atari's emulators live in C++ and cannot be checkpointed: new episodes everywhere. Pure JAX envs
+        # are in the state and resume exactly where they were.
+        return fresh_env(parts, state, jax.random.fold_in(jax.random.PRNGKey(seed), start)) if game else state
+
+    train_chunk = make_chunk(parts, bar.on_update if progress else None)
+
+    def chunk(state):
+        state, metrics = train_chunk(state)
+        if game:  # Atari scores in human-normalised units too (NaN where no episode ended)
+            metrics["hns"] = human_normalized_score(game, np.asarray(metrics["episode_return"], np.float64))
+        return state, metrics
+
+    spec = LoopSpec(config.num_chunks, config.steps_per_update, headline="episode_return",
+                    losses=("wm_loss", "actor_loss", "critic_loss"), sparse=("episode_return", "hns"),
+                    step_offset=prefill_steps)
+    try:
+        if not (run.resuming and checkpoints.latest_step() is not None):
+            state, _ = jax.jit(make_prefill(parts))(state)
+        result = run_loop(chunk, state, spec, checkpoints, writer=writer, resume=run.resuming, stop_after=stop_after,
+                          progress=bar, params=lambda s: s.params, run=run, restored=restored,
+                          after_chunk=periodic_evaluation)
+        bar.close()
+        state, finished = result.state, result.stopped == "finished"
+        eval_history = list(result.after_chunk)
+        if finished:
+            eval_history.append(log_evaluation(state))
+    finally:
+        checkpoints.close()
+        bar.close()
+        writer.close()
+
+    train_returns = stack_history(result.history, "episode_return")
     finite = train_returns[np.isfinite(train_returns)]
     summary = {
-        "env": config.env_name, **({"game": game} if game else {}), "model": config.model, "seed": seed,
-        "params_world_model": count_params(state.params["wm"]),
+        "kind": "world_model", "env": config.env_name, **({"game": game} if game else {}), "model": config.model,
+        "seed": seed, "params_world_model": count_params(state.params["wm"]),
         "params_actor_critic": count_params(state.params["actor"]) + count_params(state.params["critic"]),
-        "env_steps": env_steps(state), "updates": int(state.updates), "finished": finished,
-        "wall_time_s": time.perf_counter() - t_start,
+        "env_steps": int(state.env_steps) * config.num_envs, "updates": int(state.updates), "finished": finished,
+        "stopped": result.stopped, "wall_time_s": result.wall_time_s,
         "train_episodes": int(finite.size),
         "train_return_last10": float(finite[-10:].mean()) if finite.size else None,
         "train_return_first10": float(finite[:10].mean()) if finite.size else None,
     }
     for name in ("wm_loss", "recon_loss", "reward_loss"):
-        if history.get(name):
-            summary[f"{name}_first_chunk"] = float(np.mean(history[name][0]))
-            summary[f"{name}_last_chunk"] = float(np.mean(history[name][-1]))
+        if result.history.get(name):
+            summary[f"{name}_first_chunk"] = float(np.mean(result.history[name][0]))
+            summary[f"{name}_last_chunk"] = float(np.mean(result.history[name][-1]))
     if finished:
-        scores = evaluate(state)
-        history["eval"].append([env_steps(state), _nanmean(scores), len(scores)])
-        summary.update(eval_return=_nanmean(scores), eval_episodes=len(scores))
-        if scores:
-            writer.add_scalar("eval/return", np.mean(scores), env_steps(state))
-            if game:
-                writer.add_scalar("eval/hns", human_normalized_score(game, np.mean(scores)), env_steps(state))
+        summary.update(eval_return=eval_history[-1][1], eval_episodes=eval_history[-1][2])
     score = summary.get("eval_return")
     if score is None:
         score = summary["train_return_last10"]
     summary["score"] = score
     summary["hns"] = human_normalized_score(game, score) if game and score is not None else None
-    summary["eval_history"] = history["eval"]
+    summary["eval_history"] = eval_history
     summary["config"] = dataclasses.asdict(config)
-    writer.close()
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    run.write_summary(summary)
 
-    _video(parts, state, config, run_dir)
+    _video(parts, state, config, run.path)
     if train_returns.size:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            steps = config.prefill_chunk_steps * config.num_envs + np.arange(1, train_returns.size + 1) * \
-                config.steps_per_update
-            learning_curve(steps, train_returns[None], os.path.join(run_dir, "learning_curve.png"),
+            steps = prefill_steps + np.arange(1, train_returns.size + 1) * config.steps_per_update
+            learning_curve(steps, train_returns[None], os.path.join(run.path, "learning_curve.png"),
                            f"{config.model} on {config.env_name}")
     return summary
+
+
+def evaluate_world_model_run(run_dir: str, run: dict, episodes: int, seed: int) -> dict:
+    """Evaluate a world-model run's newest checkpoint (``run``: its ``run.json``): the returns of the episodes
+    its policy finishes in ``eval_steps`` steps of ``max(episodes, eval_envs)`` fresh envs -> ``eval.json``."""
+    config = config_from_run(run)
+    parts = build(config)
+    template = init(parts, jax.random.PRNGKey(0))
+    step, state = restore_latest(os.path.join(run_dir, "checkpoints"), template)
+    envs_count = max(episodes, config.eval_envs)
+    env, env_params = make_env(config, envs_count)
+    evaluate = jax.jit(make_evaluate(parts, env, env_params, envs_count, config.eval_steps))
+    returns = np.asarray(evaluate(state.params, jax.random.PRNGKey(seed)))
+    finished = returns[np.isfinite(returns)]
+    game = atari_game(parts.env)
+    stats = {"episodes": int(finished.size), "return_mean": float(finished.mean()) if finished.size else None,
+             "return_ci95": float(1.96 * finished.std(ddof=1) / np.sqrt(finished.size)) if finished.size > 1 else None}
+    if game and finished.size:
+        stats["hns"] = float(human_normalized_score(game, finished.mean()))
+    report = {"run": os.path.abspath(run_dir), "kind": "world_model", "checkpoint": step, "env": config.env_name,
+              "model": config.model, "seed": seed, "splits": {"train": stats}}
+    write_json(os.path.join(run_dir, "eval.json"), report)
+    return report
 
 
 def _video(parts, state, config: WorldModelConfig, run_dir: str) -> None:

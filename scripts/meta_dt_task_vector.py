@@ -10,7 +10,6 @@ and another task's z give close returns, the policy barely reads z.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -21,18 +20,20 @@ import numpy as np
 from ssmrl.agents.config import from_fields
 from ssmrl.agents.meta_dt.evaluate import make_rollout
 from ssmrl.agents.meta_dt.prompt import empty_prompt
+from ssmrl.experiment.checkpoint import restore_latest
 from ssmrl.experiment.config import MetaDTRun
 from ssmrl.experiment.meta_dt import setup_meta
-from ssmrl.experiment.offline import RUN_FILE, restore_state, split_tasks
+from ssmrl.experiment.offline import split_tasks
+from ssmrl.experiment.run_dir import read_run
 
 
 def main(run_dir: str) -> None:
-    run = from_fields(MetaDTRun, json.load(open(os.path.join(run_dir, RUN_FILE)))["values"])
+    run = from_fields(MetaDTRun, read_run(run_dir)["config"])
     if run.meta.method != "meta_dt":
         raise ValueError(f"{run_dir} is not a Meta-DT run (method={run.meta.method!r})")
     ms = setup_meta(run)
-    _, wm = restore_state(os.path.join(run_dir, "checkpoints", "world_model"), ms.world_model.init(jax.random.key(0)))
-    _, dt = restore_state(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.key(0)))
+    _, wm = restore_latest(os.path.join(run_dir, "checkpoints", "world_model"), ms.world_model.init(jax.random.key(0)))
+    _, dt = restore_latest(os.path.join(run_dir, "checkpoints", "dt"), ms.parts.init(jax.random.key(0)))
     z_data, _ = ms.world_model.annotate(wm.params, ms.world_model_data)  # [episodes, T, Z]
     z_task = z_data[::ms.offline.episodes_per_task]  # every train task's first episode
     tasks, targets, _ = split_tasks(ms.offline, "train")

@@ -16,10 +16,11 @@ import numpy as np
 from ssmrl.agents.ppo.evaluate import make_evaluate
 from ssmrl.agents.ppo.train import build
 from ssmrl.experiment.evaluation import load_run, restore_params
+from ssmrl.experiment.run_dir import read_run
 
 
 def main(run_dir: str, episodes: int = 256) -> None:
-    config, seeds = load_run(run_dir)
+    config, seeds = load_run(read_run(run_dir))
     if config.env_name != "meta":
         raise ValueError(f"{run_dir} is a run on env {config.env_name!r}; this script needs env=meta")
     _, params = restore_params(run_dir, config, seeds)

@@ -71,6 +71,14 @@ def test_bad_inputs(tmp_path):
         write_dataset(str(tmp_path), [dict(ep, actions=ep["actions"][:, :-1])], **kw)
     with pytest.raises(FileNotFoundError):
         read_dataset(str(tmp_path / "nothing"))
+    good = tmp_path / "good"
+    card = write_dataset(str(good), [ep], **kw)
+    (good / card["tasks"][0]["file"]).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=rf"{good / card['tasks'][0]['file']} is corrupt"):
+        read_dataset(str(good))
+    (good / "card.json").write_text("{")
+    with pytest.raises(ValueError, match=rf"{good / 'card.json'} is corrupt"):
+        read_dataset(str(good))
 
 
 def test_mix_episodes():

@@ -1,7 +1,6 @@
 """Decision Transformer (agents/dt): token layout, causality of every backbone, return-to-go
 bookkeeping at evaluation, and a tiny end-to-end run (collect PointRobot data with PPO, train, evaluate)."""
 
-import importlib.util
 import json
 import os
 
@@ -23,18 +22,11 @@ from ssmrl.agents.dt.train import (
     returns_to_go,
     sample_batch,
 )
-from ssmrl.experiment.config import parse
+from ssmrl.experiment.config import DATASETS, parse
 from ssmrl.experiment.dt import run_dt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBS, ACT, K = 3, 2, 4
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"_train_{name}", os.path.join(ROOT, "train", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _compose(name, overrides):
@@ -166,15 +158,20 @@ def test_evaluation_rtg_bookkeeping():
 
 
 def test_end_to_end_point_robot(tmp_path):
-    collect = _load("collect")
+    from ssmrl.experiment.collect import collect
+
     values = _compose("collect", ["preset=small", "model.features=16"])
     values.update(episodes_per_task=2, eval_episodes=1, progress=False, total_timesteps=2 * 1280, updates_per_chunk=1,
                   encoder_hidden=16, head_hidden=16)
     data_dir = str(tmp_path / "data")
-    summary = collect.collect(parse("collect", values), data_dir)
+    # a collection cut after its first chunk and resumed writes exactly the uninterrupted one's datasets
+    assert collect(parse("collect", values), data_dir, stop_after=1)["stopped"] == "stop_after"
+    summary = collect(parse("collect", values), data_dir, resume=True)
+    whole = collect(parse("collect", values), str(tmp_path / "whole"))
+    assert summary["curve"] == whole["curve"] and summary["datasets"] == whole["datasets"]
     assert len(summary["curve"]) == 3
     for split, n in (("train", 45), ("test", 5)):
-        for quality in collect.DATASETS:
+        for quality in DATASETS:
             card = json.load(open(os.path.join(data_dir, split, quality, "card.json")))
             assert card["num_tasks"] == n and card["episodes_per_task"] == 2 and card["quality"] == quality
             assert card["horizon"] == 20 and card["obs_dim"] == 2 and card["act_dim"] == 2

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ssmrl.experiment import logger
-from ssmrl.experiment.loop import _log
+from ssmrl.experiment.loop import LoopSpec, _log
 
 
 class Recorder:
@@ -25,8 +25,9 @@ class Recorder:
 
 def test_non_finite_losses_are_logged_and_missing_returns_are_not():
     writer = Recorder()
+    spec = LoopSpec(num_chunks=1, steps_per_update=10, headline="episode_return", sparse=("episode_return",))
     _log(writer, {"loss": np.array([[1.0, math.nan]]), "grad_norm": np.array([[math.inf, 2.0]]),
-                  "episode_return": np.array([[math.nan, 0.5]])}, first_update=0, env_steps_per_update=10)
+                  "episode_return": np.array([[math.nan, 0.5]])}, first_update=0, spec=spec)
     logged = {(tag, step): value for tag, value, step in writer.scalars}
     assert math.isnan(logged["train/loss", 20]) and math.isinf(logged["train/grad_norm", 10])
     assert ("train/episode_return", 10) not in logged  # NaN there means no episode ended: no value

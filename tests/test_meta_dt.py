@@ -2,7 +2,6 @@
 highest-error window, the prompted model stays causal, tiny end-to-end runs of both methods on PointRobot,
 and train/evaluate.py on an offline run (eval.json, eval.png) including a resumed DT run."""
 
-import importlib.util
 import json
 import os
 
@@ -121,14 +120,13 @@ def test_meta_dt_inputs_are_causal(backbone):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """Tiny PointRobot datasets from a barely trained PPO agent, as tests/test_dt.py collects them."""
-    spec = importlib.util.spec_from_file_location("_train_collect", os.path.join(ROOT, "train", "collect.py"))
-    collect = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(collect)
+    from ssmrl.experiment.collect import collect
+
     values = _compose("collect", ["preset=small", "model.features=8"])
     values.update(episodes_per_task=2, eval_episodes=1, progress=False, total_timesteps=1280, updates_per_chunk=1,
                   encoder_hidden=8, head_hidden=8)
     directory = str(tmp_path_factory.mktemp("meta_dt") / "data")
-    collect.collect(parse("collect", values), directory)
+    collect(parse("collect", values), directory)
     return directory
 
 
@@ -151,14 +149,20 @@ def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
     values["model_options"] = {"state_size": 4}
     summary = run_meta_dt(parse("meta_dt", values), str(tmp_path / method))
     saved = json.load(open(tmp_path / method / "summary.json"))
-    assert saved["kind"] == method and saved["train_steps"] == 4 and np.isfinite(saved["final_loss"])
+    assert saved["method"] == method and saved["train_steps"] == 4 and np.isfinite(saved["final_loss"])
     assert (saved["world_model"] is None) == (method == "prompt_dt")
     for split, n in (("train", 45), ("test", 5)):
         assert set(summary["eval"][split]) == modes
         for stats in summary["eval"][split].values():
             assert len(stats["per_task_return"]) == n and np.isfinite(stats["return_mean"])
     run = json.load(open(tmp_path / method / "run.json"))
-    assert run["kind"] == method and run["values"]["meta"]["method"] == method
+    assert run["kind"] == "meta_dt" and run["config"]["meta"]["method"] == method
+    if method == "meta_dt":  # cut in the world-model phase, resumed: the same world model, DT and returns
+        config = parse("meta_dt", values)
+        assert run_meta_dt(config, str(tmp_path / "cut"), stop_after=1)["stopped"] == "stop_after"
+        resumed = run_meta_dt(config, str(tmp_path / "cut"), resume=True)
+        assert resumed["world_model"]["losses"] == summary["world_model"]["losses"]
+        assert resumed["losses"] == summary["losses"] and resumed["eval"] == summary["eval"]
 
 
 def test_dt_resume_and_evaluate(data_dir, tmp_path):

@@ -25,8 +25,8 @@ def write_ppo_run(directory, env, model, seed_returns, seed=0):
     directory.mkdir(parents=True)
     steps = [1000 * (u + 1) for u in range(10)]
     curves = [[None if u == 0 else r * u / 9 for u in range(10)] for r in seed_returns]
-    (directory / "run.json").write_text(json.dumps({"config": {"env_name": env, "model": model},
-                                                    "seeds": len(seed_returns), "seed": seed}))
+    (directory / "run.json").write_text(json.dumps({"kind": "ppo", "version": "0.1.0", "config": {
+        "ppo": {"env_name": env, "model": model}, "seeds": len(seed_returns), "seed": seed}}))
     (directory / "summary.json").write_text(json.dumps({
         "env": env, "model": model, "seeds": len(seed_returns), "env_steps": steps[-1], "updates": 10,
         "finished": True, "final_return": seed_returns, "final_return_mean": float(np.mean(seed_returns)),

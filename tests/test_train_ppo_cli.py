@@ -37,7 +37,7 @@ def test_bad_model_name_fails_naming_valid_ones(tmp_path):
 def test_evaluate_names_a_bad_run_dir(tmp_path):
     out = run(["train/evaluate.py", f"run={tmp_path}"], timeout=120)
     assert out.returncode != 0
-    assert "run.json not found: run= must be a directory written by train/ppo.py" in out.stderr
+    assert "run.json not found: not a run directory written by train/ppo.py" in out.stderr
 
 
 SHARDED = textwrap.dedent(

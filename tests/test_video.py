@@ -40,6 +40,7 @@ def test_video_of_a_minatar_run(tmp_path):
 
 def test_video_needs_image_observations(tmp_path):
     config = dataclasses.replace(TINY_MINATAR, env_name="RepeatPreviousEasy")
-    (tmp_path / "run.json").write_text(json.dumps({"config": dataclasses.asdict(config), "seeds": 1, "seed": 0}))
+    (tmp_path / "run.json").write_text(json.dumps({"kind": "ppo", "version": "0.1.0", "config": {
+        "ppo": dataclasses.asdict(config), "seeds": 1, "seed": 0}}))
     with pytest.raises(ValueError, match=r"video=true needs image observations \[H, W, C\].*RepeatPreviousEasy"):
         evaluate_run(str(tmp_path), video=True)

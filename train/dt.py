@@ -22,9 +22,10 @@ from ssmrl.experiment.config import load, prepare
 def main(cfg: DictConfig) -> None:
     run = load("dt", cfg)
     from ssmrl.experiment.dt import run_dt  # the runtime loads only for a config that passed
+    from ssmrl.experiment.loop import run_main
 
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_dt(run, run_dir, resume=run.resume)
+    summary = run_main(lambda: run_dt(run, run_dir, resume=run.resume))
     print(f"run dir: {run_dir}")
     for split, r in summary["eval"].items():
         print(f"{split:5s} return {r['return_mean']:8.3f}  (data mean {r['data_return_mean']:.3f}, "

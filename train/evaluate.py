@@ -1,7 +1,8 @@
 """Evaluate a run: ``python train/evaluate.py run=<run dir> episodes=256``.
 
-Writes ``eval.json`` and ``eval.png`` into the run directory. PPO runs (train/ppo.py): per split, the
-mean return per trial index with a 95% confidence interval. Offline runs (train/dt.py,
+Dispatches on the run's ``kind`` (``run.json``) and writes ``eval.json`` (and ``eval.png``) into the
+run directory. World-model runs: the returns of the episodes the policy finishes. PPO runs
+(train/ppo.py): per split, the mean return per trial index with a 95% confidence interval. Offline runs (train/dt.py,
 train/meta_dt.py): per split (train tasks, held-out test tasks) and mode (``dt``; ``zero_shot`` and
 ``few_shot`` for Meta-DT; ``prompted`` for Prompt-DT), the mean return of every task, ``episodes``
 spread over the split's tasks. ``video=true`` (PPO runs on image-observation envs: MinAtar, Atari)
@@ -18,13 +19,17 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ssmrl.experiment.evaluation import evaluate_run
+from ssmrl.experiment.loop import run_main
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    report = evaluate_run(cfg.run, episodes=cfg.episodes, deterministic=cfg.deterministic, seed=cfg.seed,
-                          video=cfg.video)
+    report = run_main(lambda: evaluate_run(cfg.run, episodes=cfg.episodes, deterministic=cfg.deterministic,
+                                           seed=cfg.seed, video=cfg.video))
     for split, stats in report["splits"].items():
+        if report.get("kind") == "world_model":
+            print(f"{split:>5}: return {stats['return_mean']} over {stats['episodes']} episodes")
+            continue
         if "kind" in report:  # offline: {mode: stats}
             for mode, s in stats.items():
                 print(f"{split:>5} {mode:>9}: {s['return_mean']:.3f}±{s['return_ci95_over_tasks']:.3f} over tasks "

@@ -20,10 +20,11 @@ from ssmrl.experiment.config import load, prepare
 @hydra.main(version_base="1.3", config_path="../configs/meta_dt", config_name="meta_dt")
 def main(cfg: DictConfig) -> None:
     run = load("meta_dt", cfg)
+    from ssmrl.experiment.loop import run_main
     from ssmrl.experiment.meta_dt import run_meta_dt  # the runtime loads only for a config that passed
 
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_meta_dt(run, run_dir, resume=run.resume)
+    summary = run_main(lambda: run_meta_dt(run, run_dir, resume=run.resume))
     print(f"run dir: {run_dir}")
     for split, modes in summary["eval"].items():
         for mode, r in modes.items():

@@ -15,12 +15,14 @@ from ssmrl.experiment.config import load, prepare
 @hydra.main(version_base="1.3", config_path="../configs/ppo", config_name="ppo")
 def main(cfg: DictConfig) -> None:
     run = load("ppo", cfg)
-    from ssmrl.experiment.ppo import run_ppo  # the runtime loads only for a config that passed
+    from ssmrl.experiment.loop import run_main  # the runtime loads only for a config that passed
+    from ssmrl.experiment.ppo import run_ppo
 
     config = run.ppo
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_ppo(config, run_dir, seeds=run.seeds, seed=run.seed, resume=run.resume, progress=run.progress,
-                      deterministic_eval=run.deterministic_eval, logger=run.logger)
+    summary = run_main(lambda: run_ppo(config, run_dir, seeds=run.seeds, seed=run.seed, resume=run.resume,
+                                       progress=run.progress, deterministic_eval=run.deterministic_eval,
+                                       logger=run.logger))
     print(f"run dir: {run_dir}")
     print(f"final return per seed: {[round(r, 3) for r in summary['final_return']]} "
           f"after {summary['env_steps']:,} env steps ({summary['params']:,} params)")

@@ -22,11 +22,13 @@ from ssmrl.experiment.config import load, prepare
 @hydra.main(version_base="1.3", config_path="../configs/world_model", config_name="world_model")
 def main(cfg: DictConfig) -> None:
     run = load("world_model", cfg)
+    from ssmrl.experiment.loop import run_main
     from ssmrl.experiment.world_model import run_world_model  # the runtime loads only for a config that passed
 
     config = run.agent
     run_dir = HydraConfig.get().runtime.output_dir
-    summary = run_world_model(config, run_dir, seed=run.seed, resume=run.resume, progress=run.progress)
+    summary = run_main(lambda: run_world_model(config, run_dir, seed=run.seed, resume=run.resume,
+                                               progress=run.progress))
     print(f"run dir: {run_dir}")
     hns = "" if summary["hns"] is None else f" (HNS {summary['hns']:.3f})"
     print(f"{config.model} on {config.env_name}: score {summary['score']}{hns} after {summary['env_steps']:,} env "

@@ -25,8 +25,7 @@ def make_collect(parts, num_episodes: int, horizon: int | None = None,
     env's, without the task features), ``actions`` (what the base env received), ``rewards``,
     ``dones``.
     """
-    from ssmrl.agents.ppo.network import policy_distribution
-    from ssmrl.agents.ppo.train import augment
+    from ssmrl.agents.ppo.train import Rollout, rollout_step
 
     env: TaskConditioned = parts.env.env if hasattr(parts.env, "env") else parts.env
     network, actions = parts.network, parts.actions
@@ -44,22 +43,16 @@ def make_collect(parts, num_episodes: int, horizon: int | None = None,
         obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, e), env_params)
 
         def body(carry, _):
-            state, obs, first, prev_action, memory, key = carry
+            rollout, key = carry
             key, k_act, k_env = jax.random.split(key, 3)
-            memory, (policy, _) = network.apply(params, memory, augment(obs, prev_action, first), first, method="step")
-            pi = policy_distribution(policy, params, actions.continuous)
-            action = pi.mode() if deterministic else pi.sample(seed=k_act)
-            env_action = actions.to_env(action)
-            next_obs, state, reward, terminated, truncated, info = jax.vmap(env.step)(
-                jax.random.split(k_env, e), state, env_action, env_params)
-            done = jnp.logical_or(terminated, truncated)
-            prev_action = jnp.where(done[:, None], 0.0, actions.encode(action))
-            out = dict(observations=obs[:, :base_dim], actions=jax.vmap(env.to_base_action)(env_action),
-                       rewards=reward, dones=done, next_observations=info["final_observation"][:, :base_dim])
-            return (state, next_obs, done, prev_action, memory, key), out
+            after, step = rollout_step(network, actions, params, env, env_params, rollout, k_act, k_env,
+                                       deterministic, env_params_axis=0)
+            out = dict(observations=rollout.obs[:, :base_dim], actions=jax.vmap(env.to_base_action)(step.env_action),
+                       rewards=step.reward, dones=step.done,
+                       next_observations=step.info["final_observation"][:, :base_dim])
+            return (after, key), out
 
-        init = (state, obs, jnp.ones((e,), bool), jnp.zeros((e, actions.dim)), network.initialize_carry(e), key)
-        _, out = jax.lax.scan(body, init, None, horizon)
+        _, out = jax.lax.scan(body, (Rollout.start(network, actions, state, obs), key), None, horizon)
         # [T, N * E, ...] -> [N, E, T, ...]
         return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1).reshape((n, num_episodes, horizon) + x.shape[2:]), out)
 

@@ -122,6 +122,9 @@ class DTParts:
     init: Callable[[jax.Array], DTState]
     train_step: Callable[[DTState, Batch], tuple[DTState, dict]]
     train_chunk: Callable[[DTState, DTData], tuple[DTState, dict]]
+    # ``reporting_chunk(on_step)``: train_chunk calling ``on_step(loss)`` on the host after every step (a
+    # progress bar); separate because an executable with a host callback stays out of the compile cache
+    reporting_chunk: Callable[[Callable[[jax.Array], None]], Callable[[DTState, DTData], tuple[DTState, dict]]]
 
 
 def make_model(config: DTConfig, act_dim: int, action_scale: float) -> DecisionTransformer:
@@ -158,14 +161,18 @@ def make_train_step(loss_fn: Callable[[Any, Any, jax.Array], jax.Array]) -> Call
     return train_step
 
 
-def make_train_chunk(train_step: Callable, sample: Callable[[Any, jax.Array], Any], num_steps: int) -> Callable:
+def make_train_chunk(train_step: Callable, sample: Callable[[Any, jax.Array], Any], num_steps: int,
+                     on_step: Callable[[jax.Array], None] | None = None) -> Callable:
     """``train_chunk(state, data) -> (state, metrics [num_steps])``: ``num_steps`` steps on batches
-    ``sample(data, key)``, keys split off ``state.key``."""
+    ``sample(data, key)``, keys split off ``state.key``; ``on_step(loss)`` runs on the host after each step."""
 
     def train_chunk(state: DTState, data: Any) -> tuple[DTState, dict]:
         def body(state, _):
             key, k_batch = jax.random.split(state.key)
-            return train_step(state.replace(key=key), sample(data, k_batch))
+            state, metrics = train_step(state.replace(key=key), sample(data, k_batch))
+            if on_step is not None:
+                jax.debug.callback(on_step, metrics["loss"])
+            return state, metrics
 
         return jax.lax.scan(body, state, None, num_steps)
 
@@ -190,9 +197,12 @@ def build(config: DTConfig, obs_dim: int, act_dim: int, action_scale: float) -> 
         return masked_action_loss(pred, batch.actions, batch.mask)
 
     train_step = make_train_step(loss_fn)
-    train_chunk = make_train_chunk(train_step, lambda data, key: sample_batch(data, key, config.batch_size, k),
-                                   config.steps_per_chunk)
-    return DTParts(config, model, init, jax.jit(train_step), jax.jit(train_chunk))
+
+    def chunk(on_step=None):
+        return jax.jit(make_train_chunk(train_step, lambda data, key: sample_batch(data, key, config.batch_size, k),
+                                        config.steps_per_chunk, on_step))
+
+    return DTParts(config, model, init, jax.jit(train_step), chunk(), chunk)
 
 
 # -- evaluation ------------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ class MetaDTParts:
     model: PromptedDecisionTransformer
     init: Callable[[jax.Array], DTState]
     train_chunk: Callable[[DTState, MetaData], tuple[DTState, dict]]
+    reporting_chunk: Callable[[Callable[[jax.Array], None]], Callable]  # as agents.dt.train.DTParts'
 
 
 def make_prompted_model(config: MetaDTConfig, dt: DTConfig, act_dim: int, action_scale: float,
@@ -134,8 +135,10 @@ def build(config: MetaDTConfig, dt: DTConfig, obs_dim: int, act_dim: int, action
                            batch.prompt_mask, deterministic=False, rngs={"dropout": key})
         return masked_action_loss(pred, batch.actions, batch.mask)
 
-    train_chunk = make_train_chunk(
-        make_train_step(loss_fn),
-        lambda data, key: sample_meta_batch(data, key, config, dt.batch_size, k, episodes_per_task),
-        dt.steps_per_chunk)
-    return MetaDTParts(config, dt, model, init, jax.jit(train_chunk))
+    def chunk(on_step=None):
+        return jax.jit(make_train_chunk(
+            make_train_step(loss_fn),
+            lambda data, key: sample_meta_batch(data, key, config, dt.batch_size, k, episodes_per_task),
+            dt.steps_per_chunk, on_step))
+
+    return MetaDTParts(config, dt, model, init, chunk(), chunk)

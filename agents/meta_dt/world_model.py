@@ -112,6 +112,7 @@ class WorldModelParts:
     train_chunk: Callable[[DTState, WorldModelData], tuple[DTState, dict]]
     errors: Callable[..., jax.Array]  # (params, z [B, Z], states, actions, rewards, next_states) -> [B]
     annotate: Callable[[Any, WorldModelData], tuple[jax.Array, jax.Array]]  # -> z [N, T, Z], error [N, T]
+    reporting_chunk: Callable[[Callable[[jax.Array], None]], Callable]  # as agents.dt.train.DTParts'
 
 
 def build_world_model(config: WorldModelConfig, obs_dim: int, act_dim: int) -> WorldModelParts:
@@ -138,9 +139,10 @@ def build_world_model(config: WorldModelConfig, obs_dim: int, act_dim: int) -> W
         z = model.apply(params, batch.context, batch.valid, method="encode")
         return jnp.mean(errors(params, z, batch.states, batch.actions, batch.rewards, batch.next_states))
 
-    train_chunk = make_train_chunk(make_train_step(loss_fn),
-                                   lambda data, key: sample_steps(data, key, config.batch_size, k),
-                                   config.steps_per_chunk)
+    def chunk(on_step=None):
+        return jax.jit(make_train_chunk(make_train_step(loss_fn),
+                                        lambda data, key: sample_steps(data, key, config.batch_size, k),
+                                        config.steps_per_chunk, on_step))
 
     def annotate(params, data: WorldModelData) -> tuple[jax.Array, jax.Array]:
         """z and the prediction error at every step of every episode: ``[N, T, Z]``, ``[N, T]``."""
@@ -154,4 +156,4 @@ def build_world_model(config: WorldModelConfig, obs_dim: int, act_dim: int) -> W
 
         return jax.lax.map(episode, tuple(data), batch_size=64)
 
-    return WorldModelParts(config, model, init, jax.jit(train_chunk), jax.jit(errors), jax.jit(annotate))
+    return WorldModelParts(config, model, init, chunk(), jax.jit(errors), jax.jit(annotate), chunk)

@@ -11,8 +11,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from ssmrl.agents.ppo.network import policy_distribution
-from ssmrl.agents.ppo.train import PPOParts, augment
+from ssmrl.agents.ppo.train import PPOParts, Rollout, rollout_step
 
 
 def make_evaluate(parts: PPOParts, num_envs: int, deterministic: bool = False,
@@ -33,24 +32,17 @@ def make_evaluate(parts: PPOParts, num_envs: int, deterministic: bool = False,
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, num_envs), env_params)
 
         def body(carry, _):
-            state, obs, first, prev_action, memory, total, finished, key = carry
+            rollout, total, finished, key = carry
             key, k_act, k_env = jax.random.split(key, 3)
-            memory, (policy, _) = network.apply(params, memory, augment(obs, prev_action, first), first,
-                                                method="step")
-            pi = policy_distribution(policy, params, actions.continuous)
-            action = pi.mode() if deterministic else pi.sample(seed=k_act)
-            obs, state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k_env, num_envs), state, actions.to_env(action), env_params)
-            done = jnp.logical_or(terminated, truncated)
-            trial = info["trial"] if "trial" in info else jnp.zeros((num_envs,), jnp.int32)
-            total = total + jnp.where(finished, 0.0, reward)[:, None] * jax.nn.one_hot(trial, trials)
-            prev_action = jnp.where(done[:, None], 0.0, actions.encode(action))
-            seen = (carry[1], finished) if record else None
-            return (state, obs, done, prev_action, memory, total, finished | done, key), seen
+            after, step = rollout_step(network, actions, params, env, env_params, rollout, k_act, k_env, deterministic)
+            trial = step.info["trial"] if "trial" in step.info else jnp.zeros((num_envs,), jnp.int32)
+            total = total + jnp.where(finished, 0.0, step.reward)[:, None] * jax.nn.one_hot(trial, trials)
+            seen = (rollout.obs, finished) if record else None
+            return (after, total, finished | step.done, key), seen
 
-        init = (env_state, obs, jnp.ones((num_envs,), bool), jnp.zeros((num_envs, actions.dim)),
-                network.initialize_carry(num_envs), jnp.zeros((num_envs, trials)), jnp.zeros((num_envs,), bool), key)
-        (_, _, _, _, _, total, _, _), seen = jax.lax.scan(body, init, None, num_steps)
+        init = (Rollout.start(network, actions, env_state, obs), jnp.zeros((num_envs, trials)),
+                jnp.zeros((num_envs,), bool), key)
+        (_, total, _, _), seen = jax.lax.scan(body, init, None, num_steps)
         return (total, *seen) if record else total
 
     return evaluate

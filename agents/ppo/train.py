@@ -94,7 +94,56 @@ class PPOParts:
     obs_dim: int
     init: Callable[[jax.Array], RunnerState]
     update: Callable[[RunnerState, Any], tuple[RunnerState, dict]]
-    policy_step: Callable
+
+
+class Rollout(NamedTuple):
+    """Vectorised envs and the policy's memory between two steps (``E`` envs)."""
+
+    env_state: Any
+    obs: jax.Array  # [E, ...] latest raw observation
+    first: jax.Array  # [E] the latest observation starts an episode
+    prev_action: jax.Array  # [E, A] encoded previous action (zeros at episode start)
+    carry: Any  # memory carry entering the next step
+
+    @classmethod
+    def start(cls, network: ActorCritic, actions: ActionSpec, env_state: Any, obs: jax.Array) -> "Rollout":
+        """Fresh episodes in every env: first steps, no previous action, an empty memory."""
+        n = obs.shape[0]
+        return cls(env_state, obs, jnp.ones((n,), bool), jnp.zeros((n, actions.dim)), network.initialize_carry(n))
+
+
+class Step(NamedTuple):
+    """What one policy step in ``E`` envs gives training (all), evaluation and collection."""
+
+    x: jax.Array  # [E, D + A + 1] the augmented observation the policy saw
+    action: jax.Array  # [E] or [E, A] the policy's action
+    env_action: jax.Array  # the action the env received (clipped and shaped)
+    log_prob: jax.Array  # [E]
+    value: jax.Array  # [E]
+    reward: jax.Array  # [E]
+    done: jax.Array  # [E] the episode ended with this step
+    info: dict
+
+
+def rollout_step(network: ActorCritic, actions: ActionSpec, params: Any, env: Any, env_params: Any, rollout: Rollout,
+                 k_act: jax.Array, k_env: jax.Array, deterministic: bool = False,
+                 env_params_axis: int | None = None) -> tuple[Rollout, Step]:
+    """The one PPO rollout step, shared by training, evaluation and dataset collection: act on every env
+    (sampled, or the policy's mode when ``deterministic``), step them, advance the memory.
+
+    ``env_params_axis``: None when all envs share ``env_params``, 0 when it has a leading ``[E]`` axis.
+    """
+    x = augment(rollout.obs, rollout.prev_action, rollout.first)
+    carry, (policy, value) = network.apply(params, rollout.carry, x, rollout.first, method="step")
+    pi = policy_distribution(policy, params, actions.continuous)
+    action = pi.mode() if deterministic else pi.sample(seed=k_act)
+    env_action = actions.to_env(action)
+    obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, env_params_axis))(
+        jax.random.split(k_env, x.shape[0]), rollout.env_state, env_action, env_params)
+    done = jnp.logical_or(terminated, truncated)
+    prev_action = jnp.where(done[:, None], 0.0, actions.encode(action))
+    return (Rollout(env_state, obs, done, prev_action, carry),
+            Step(x, action, env_action, pi.log_prob(action), value, reward, done, info))
 
 
 def augment(obs: jax.Array, prev_action: jax.Array, first: jax.Array) -> jax.Array:
@@ -147,36 +196,19 @@ def build(config: PPOConfig) -> PPOParts:
         params = network.init(k_net, jnp.zeros((1, num_envs, in_dim)), jnp.zeros((1, num_envs), bool))
         train_state = TrainState.create(apply_fn=network.apply, params=params, tx=tx)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, num_envs), env_params)
-        return RunnerState(
-            train_state=train_state,
-            env_state=env_state,
-            obs=obs,
-            done=jnp.ones((num_envs,), bool),
-            prev_action=jnp.zeros((num_envs, actions.dim)),
-            carry=network.initialize_carry(num_envs),
-            key=key,
-        )
-
-    def policy_step(params, carry, x, first, key):
-        """Act once on augmented observations ``x [E, D]``: ``(carry, action, log_prob, value)``."""
-        carry, (policy, value) = network.apply(params, carry, x, first, method="step")
-        pi = policy_distribution(policy, params, actions.continuous)
-        action = pi.sample(seed=key)
-        return carry, action, pi.log_prob(action), value
+        start = Rollout.start(network, actions, env_state, obs)
+        return RunnerState(train_state=train_state, env_state=start.env_state, obs=start.obs, done=start.first,
+                           prev_action=start.prev_action, carry=start.carry, key=key)
 
     def env_step(runner: RunnerState, _):
         key, k_act, k_env = jax.random.split(runner.key, 3)
-        params = runner.train_state.params
-        x = augment(runner.obs, runner.prev_action, runner.done)
-        carry, action, log_prob, value = policy_step(params, runner.carry, x, runner.done, k_act)
-        obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_env, num_envs), runner.env_state, actions.to_env(action), env_params)
-        done = jnp.logical_or(terminated, truncated)
-        transition = Transition(x, runner.done, action, log_prob, value, reward, done,
-                                info["episode_return"], info["episode_done"])
-        prev_action = jnp.where(done[:, None], 0.0, actions.encode(action))
-        runner = runner.replace(env_state=env_state, obs=obs, done=done, prev_action=prev_action, carry=carry,
-                                key=key)
+        rollout = Rollout(runner.env_state, runner.obs, runner.done, runner.prev_action, runner.carry)
+        rollout, step = rollout_step(network, actions, runner.train_state.params, env, env_params, rollout, k_act,
+                                     k_env)
+        transition = Transition(step.x, runner.done, step.action, step.log_prob, step.value, step.reward, step.done,
+                                step.info["episode_return"], step.info["episode_done"])
+        runner = runner.replace(env_state=rollout.env_state, obs=rollout.obs, done=rollout.first,
+                                prev_action=rollout.prev_action, carry=rollout.carry, key=key)
         return runner, transition
 
     def loss_fn(params, carry0, batch: Transition, advantages, targets):
@@ -228,9 +260,10 @@ def build(config: PPOConfig) -> PPOParts:
     def update(runner: RunnerState, _) -> tuple[RunnerState, dict]:
         carry0 = runner.carry
         runner, traj = jax.lax.scan(env_step, runner, None, num_steps)
-        key, k_last, k_epochs = jax.random.split(runner.key, 3)
+        # the middle key once sampled an unused last action: still split off so every result stays the same
+        key, _, k_epochs = jax.random.split(runner.key, 3)
         x_last = augment(runner.obs, runner.prev_action, runner.done)
-        _, _, _, last_value = policy_step(runner.train_state.params, runner.carry, x_last, runner.done, k_last)
+        _, (_, last_value) = network.apply(runner.train_state.params, runner.carry, x_last, runner.done, method="step")
         advantages, targets = gae(traj.value, traj.reward, traj.done, last_value, config.gamma, config.gae_lambda)
         (train_state, *_), losses = jax.lax.scan(
             update_epoch, (runner.train_state, carry0, traj, advantages, targets, k_epochs), None,
@@ -245,7 +278,7 @@ def build(config: PPOConfig) -> PPOParts:
             episodes > 0, (traj.episode_return * traj.episode_done).sum() / jnp.maximum(episodes, 1), jnp.nan)
         return runner.replace(train_state=train_state, key=key), metrics
 
-    return PPOParts(config, env, env_params, network, actions, obs_dim, init, update, policy_step)
+    return PPOParts(config, env, env_params, network, actions, obs_dim, init, update)
 
 
 def make_train(config: PPOConfig) -> Callable[[jax.Array], tuple[RunnerState, dict]]:
@@ -270,5 +303,5 @@ def make_chunk(parts: PPOParts) -> Callable[[RunnerState], tuple[RunnerState, di
     return chunk
 
 
-__all__ = ["ActionSpec", "PPOParts", "RunnerState", "Transition", "augment", "build", "gae", "make_chunk",
-           "make_train"]
+__all__ = ["ActionSpec", "PPOParts", "Rollout", "RunnerState", "Step", "Transition", "augment", "build", "gae",
+           "make_chunk", "make_train", "rollout_step"]

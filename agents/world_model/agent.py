@@ -257,9 +257,11 @@ def make_update(parts: Parts) -> Callable[[AgentState], tuple[AgentState, dict]]
     return jax.jit(update, donate_argnums=0)
 
 
-def make_chunk(parts: Parts) -> Callable[[AgentState], tuple[AgentState, dict]]:
+def make_chunk(parts: Parts, on_update: Callable[[jax.Array], None] | None = None
+               ) -> Callable[[AgentState], tuple[AgentState, dict]]:
     """``chunk(state) -> (state, metrics)``: ``updates_per_chunk`` calls of :func:`make_update`;
-    ``metrics[name] [updates]``, ``episode_return`` NaN where no episode ended.
+    ``metrics[name] [updates]``, ``episode_return`` NaN where no episode ended. ``on_update(episode_return)``
+    runs after every update (the progress bar).
 
     A host loop rather than ``lax.scan``: inside XLA's CPU while-loop the replay buffer was copied
     every iteration (a 2-update scanned chunk took 85 s where two donated calls take 5 s).
@@ -271,6 +273,8 @@ def make_chunk(parts: Parts) -> Callable[[AgentState], tuple[AgentState, dict]]:
         for _ in range(parts.config.updates_per_chunk):
             state, metrics = update(state)
             history.append(metrics)
+            if on_update is not None:
+                on_update(metrics["episode_return"])
         return state, jax.tree.map(lambda *x: jnp.stack(x), *history)
 
     return chunk
