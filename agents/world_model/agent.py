@@ -309,12 +309,13 @@ def make_evaluate(parts: Parts, env, env_params, num_envs: int, steps: int):
     return evaluate
 
 
-def open_loop(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,
-              key: jax.Array) -> jax.Array:
-    """Reconstruct ``context`` frames, then predict the rest open-loop from the recorded actions.
+def open_loop_states(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,
+                     key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Observe ``context`` frames, then imagine the rest open-loop from the recorded actions.
 
-    ``obs [T, B, *obs_shape]``, ``action, first [T, B]`` -> predicted observations ``[T, B, *obs_shape]``
-    in the env's units and dtype.
+    ``obs [T, B, *obs_shape]``, ``action, first [T, B]`` -> ``(frames [T, B, *obs_shape], h [T, B, H])``:
+    frames in ``preprocess``'s space (reconstructions of the observed frames, then frames decoded from
+    prior samples) and the sequence state ``h_t`` after action ``a_t`` (what the reward head reads).
     """
     T, B = action.shape
     chex.assert_shape(obs, (T, B, *parts.obs_shape))
@@ -331,7 +332,15 @@ def open_loop(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first:
         z = jax.nn.one_hot(z, parts.config.latent_classes).reshape(B, -1)
         frame = wm.apply(wm_params, z, h_prev, method="decode")
         carry, h = wm.apply(wm_params, carry, z, a_t, jnp.zeros((B,), bool), method="imagine_step")
-        return (carry, h), frame
+        return (carry, h), (frame, h)
 
-    _, imagined = jax.lax.scan(body, (carry, carry["h"]), (action[context:], jax.random.split(k_imag, T - context)))
-    return postprocess(jnp.concatenate([recon, imagined], 0), parts.obs_dtype)
+    _, (imagined, h) = jax.lax.scan(body, (carry, carry["h"]),
+                                    (action[context:], jax.random.split(k_imag, T - context)))
+    return jnp.concatenate([recon, imagined], 0), jnp.concatenate([out["h"], h], 0)
+
+
+def open_loop(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,
+              key: jax.Array) -> jax.Array:
+    """:func:`open_loop_states`' frames in the env's units and dtype: the imagined-vs-real video."""
+    frames, _ = open_loop_states(parts, wm_params, obs, action, first, context, key)
+    return postprocess(frames, parts.obs_dtype)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssmrl.agents.world_model.agent import Parts
+from ssmrl.agents.world_model.agent import Parts, open_loop_states
 from ssmrl.agents.world_model.distributions import twohot_mean
 from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.world_model import value_bins, world_model_loss
@@ -64,32 +64,6 @@ def make_update(parts: Parts) -> Callable:
     return update
 
 
-def _rollout(parts: Parts, params, batch: dict, context: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Observe the first ``context`` frames, then imagine the rest from the recorded actions.
-
-    Returns ``(frames [T, B, *obs_shape], h [T, B, H])`` in ``preprocess``'s space: reconstructions of the
-    observed frames, then frames decoded from prior samples; ``h_t`` is the state after action ``a_t``."""
-    wm, obs, action, first = parts.wm, batch["obs"], batch["action"], batch["first"]
-    T, B = action.shape
-    k_obs, k_imag = jax.random.split(key)
-    carry, out = wm.apply(params, wm.initialize_carry(B), obs[:context], action[:context], first[:context],
-                          jax.random.split(k_obs, context), method="observe")
-    recon = wm.apply(params, out["z"], out["h_prev"], method="decode")
-
-    def body(state, inputs):
-        carry, h_prev = state
-        a_t, k = inputs
-        z = jax.random.categorical(k, wm.apply(params, h_prev, method="prior"), axis=-1)
-        z = jax.nn.one_hot(z, parts.config.latent_classes).reshape(B, -1)
-        frame = wm.apply(params, z, h_prev, method="decode")
-        carry, h = wm.apply(params, carry, z, a_t, jnp.zeros((B,), bool), method="imagine_step")
-        return (carry, h), (frame, h)
-
-    _, (imagined, h_imagined) = jax.lax.scan(body, (carry, out["h"][-1]),
-                                             (action[context:], jax.random.split(k_imag, T - context)))
-    return jnp.concatenate([recon, imagined]), jnp.concatenate([out["h"], h_imagined])
-
-
 def _reward(parts: Parts, params, h: jax.Array) -> jax.Array:
     logits, _ = parts.wm.apply(params, h, method="heads")
     return twohot_mean(logits, value_bins(parts.config))
@@ -100,8 +74,9 @@ def reward_accuracy(parts: Parts, params, data: dict, context: int, key: jax.Arr
     (``inference``) and imagining after ``context`` frames (``imagination``)."""
     T = data["action"].shape[0]
     k_full, k_imag = jax.random.split(key)
-    _, h_full = _rollout(parts, params, data, T, k_full)
-    _, h_imag = _rollout(parts, params, data, context, k_imag)
+    _, h_full = open_loop_states(parts, params, data["obs"], data["action"], data["first"], T, k_full)
+    _, h_imag = open_loop_states(parts, params, data["obs"], data["action"], data["first"], context,
+                                 k_imag)
     truth = data["reward"][-1]
     return {mode: jnp.mean(jnp.abs(_reward(parts, params, h[-1]) - truth) < 0.5)
             for mode, h in (("inference", h_full), ("imagination", h_imag))}
@@ -110,7 +85,7 @@ def reward_accuracy(parts: Parts, params, data: dict, context: int, key: jax.Arr
 def generation_error(parts: Parts, params, data: dict, context: int, key: jax.Array) -> jax.Array:
     """Squared error per frame ``[T, B]`` (pixels in [0, 1], summed over each frame) of the frames imagined
     after ``context`` observed ones; the first ``context`` entries are reconstruction errors."""
-    frames, _ = _rollout(parts, params, data, context, key)
+    frames, _ = open_loop_states(parts, params, data["obs"], data["action"], data["first"], context, key)
     axes = tuple(range(2, frames.ndim))
     return jnp.sum((frames - preprocess(data["obs"])) ** 2, axis=axes)
 
