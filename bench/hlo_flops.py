@@ -90,3 +90,26 @@ def loop_aware_flops(hlo: str) -> float:
         return total
 
     return cost(entry)
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5, dtype: str = "f32") -> float:
+    """GFLOP/s of a jitted ``size x size`` matmul on the default device: the peak other figures are held against.
+
+    ``dtype="bf16"``: bf16 operands with f32 accumulation (``preferred_element_type``)."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
+    if dtype == "bf16":
+        a = a.astype(jnp.bfloat16)
+    compiled = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32)).lower(a, a).compile()
+    jax.block_until_ready(compiled(a, a))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(a, a))
+        times.append(time.perf_counter() - t0)
+    return 2 * size**3 / float(np.median(times)) / 1e9

@@ -1,20 +1,35 @@
-"""PPO on POPGym: compile time, env-steps/s, multi-seed cost and env-only throughput.
+"""PPO on POPGym: env-steps/s, FLOPs per update, fraction of the matmul peak, multi-seed cost, compile time.
 
-    python bench/ppo_popgym.py                  # the settings popjaxrl was measured at (see docs/RESULTS.md)
-    python bench/ppo_popgym.py --models gru s5 mamba --seeds 8
+    python bench/ppo_popgym.py                                  # gru and s5 at popjaxrl's settings, f32
+    python bench/ppo_popgym.py --models s5 --precisions f32 bf16 --seeds 8 --breakdown
+    python bench/ppo_popgym.py --json out.json                  # also write every row
 
-Settings: one seed, RepeatPreviousEasy, 16 envs x 128 steps, 2 epochs x 2 minibatches, paper-sized
-models as in configs/ppo/model (S5: 4 layers, width 256, state 256; GRU: width 256; transformer: 2 GTrXL
-blocks, window 64). Ratios are against GRU measured in the same process.
+Settings (popjaxrl's, docs/RESULTS.md): RepeatPreviousEasy, 16 envs x 128 steps, 2 epochs x 2
+minibatches, paper-sized models as in configs/ppo/model (S5: 4 layers, width 256, state 256; GRU: width
+256; transformer: 2 GTrXL blocks, window 64). Every figure is measured in this process:
+
+* ``env-steps/s``: median of ``--repeats`` timed calls of ``--updates`` jitted updates, after a warm-up.
+* ``GFLOP/update``: matmul + convolution FLOPs of the compiled update, every loop body (rollout steps,
+  epochs, minibatches, the layers' scans) counted per iteration (bench/hlo_flops.py; XLA's own
+  ``cost_analysis`` counts a loop body once and is printed in brackets).
+* ``% peak``: those FLOPs per second over a 2048x2048 f32 matmul's rate measured first, in this process.
+* ``x popjaxrl``: env-steps/s over popjaxrl's at the same settings on this machine's CPU (S5 2,708,
+  GRU 5,064; issue #14), a constant, so it says something only on that CPU.
+* ``N seeds``: time of N vmapped seeds over the time of one (<= N means seeds scale linearly or better).
+* ``--breakdown``: the update timed again with 4 epochs; the difference is 2 epochs of minibatch
+  gradients, the rest of the 2-epoch time is the rollout (with GAE).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import time
 
 import jax
 import numpy as np
+from hlo_flops import loop_aware_flops, matmul_peak  # sibling script module: bench/ is the script's path entry
 
 from ssmrl import envs
 from ssmrl.agents.params import count_params
@@ -36,14 +51,29 @@ PAPER_MODELS = {
     "transformer": dict(num_layers=2, model_options=(("num_heads", 4), ("memory", 64))),
 }
 
+# popjaxrl at the same settings, measured side by side on this project's 2-core CPU (issue #14).
+POPJAXRL_STEPS_PER_S = {"s5": 2708.0, "gru": 5064.0}
 
-def bench_config(model: str, env_name: str, updates: int) -> PPOConfig:
-    return validate(PPOConfig(env_name=env_name, model=model, features=256, **PAPER_MODELS[model],
-                              num_envs=16, num_steps=128, update_epochs=2, num_minibatches=2,
-                              total_timesteps=16 * 128 * updates, updates_per_chunk=updates))
+
+def bench_config(model: str, env_name: str, updates: int, precision: str = "f32", num_envs: int = 16,
+                 num_steps: int = 128, epochs: int = 2, minibatches: int = 2, features: int = 256,
+                 **model_sizes) -> PPOConfig:
+    """popjaxrl's settings by default; ``model_sizes`` (``num_layers``, ``model_options``) replace the paper's."""
+    sizes = {**PAPER_MODELS[model], **model_sizes}
+    return validate(PPOConfig(env_name=env_name, model=model, features=features, **sizes,
+                              num_envs=num_envs, num_steps=num_steps, update_epochs=epochs,
+                              num_minibatches=minibatches, total_timesteps=num_envs * num_steps * updates,
+                              updates_per_chunk=updates, precision=precision))
+
+
+def xla_flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float((cost or {}).get("flops", float("nan")))
 
 
 def bench_agent(config: PPOConfig, seeds: int, repeats: int) -> dict:
+    """Compile and time ``config.chunk_updates`` updates of ``seeds`` vmapped seeds."""
     parts = build(config)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     state = jax.jit(jax.vmap(parts.init))(keys)
@@ -60,9 +90,34 @@ def bench_agent(config: PPOConfig, seeds: int, repeats: int) -> dict:
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t0)
     seconds = float(np.median(times))
-    steps = config.chunk_updates * config.steps_per_update * seeds
+    updates = config.chunk_updates
+    flops = loop_aware_flops(compiled.as_text()) / updates / seeds
     params = count_params(jax.tree_util.tree_map(lambda p: p[0], state.train_state.params))
-    return dict(compile_s=compile_s, seconds=seconds, steps_per_s=steps / seconds, params=params)
+    return dict(compile_s=compile_s, seconds=seconds, update_s=seconds / updates,
+                steps_per_s=updates * config.steps_per_update * seeds / seconds, params=params,
+                gflop_per_update=flops / 1e9, xla_gflop_per_call=xla_flops(compiled) / 1e9,
+                gflops=flops * updates * seeds / seconds / 1e9)
+
+
+def bench_model(model: str, precision: str, *, env: str = "RepeatPreviousEasy", updates: int = 4, repeats: int = 3,
+                seeds: int = 8, breakdown: bool = False, peak: float = float("nan"), **sizes) -> dict:
+    """One row: 1 seed (and ``seeds`` vmapped seeds when > 1, the 4-epoch breakdown when asked)."""
+    config = bench_config(model, env, updates, precision, **sizes)
+    row = dict(model=model, precision=precision, **bench_agent(config, 1, repeats))
+    row["peak_fraction"] = row["gflops"] / peak
+    if model in POPJAXRL_STEPS_PER_S:
+        row["x_popjaxrl"] = row["steps_per_s"] / POPJAXRL_STEPS_PER_S[model]
+    if seeds > 1:
+        many = bench_agent(config, seeds, repeats)
+        row.update(seeds=seeds, seeds_steps_per_s=many["steps_per_s"],
+                   seeds_time_ratio=many["seconds"] / row["seconds"], seeds_compile_s=many["compile_s"])
+    if breakdown:
+        epochs = config.update_epochs
+        longer = bench_agent(dataclasses.replace(config, update_epochs=2 * epochs), 1, repeats)
+        gradients = longer["update_s"] - row["update_s"]  # `epochs` more epochs of minibatch gradients
+        row.update(gradient_s=gradients, rollout_s=row["update_s"] - gradients,
+                   gradient_gflops=(longer["gflop_per_update"] - row["gflop_per_update"]) / gradients)
+    return row
 
 
 def bench_env(name: str, num_envs: int, num_steps: int) -> float:
@@ -90,37 +145,62 @@ def bench_env(name: str, num_envs: int, num_steps: int) -> float:
     return num_envs * num_steps / (time.perf_counter() - t0)
 
 
+def format_row(r: dict) -> str:
+    line = (f"{r['model']:<8} {r['precision']:<5} params={r['params']:>9,} compile={r['compile_s']:5.1f}s "
+            f"env-steps/s={r['steps_per_s']:>8,.0f} GFLOP/update={r['gflop_per_update']:6.2f} "
+            f"({r['xla_gflop_per_call']:.2f} by cost_analysis, per call) GFLOP/s={r['gflops']:6.1f} "
+            f"= {100 * r['peak_fraction']:4.1f}% of peak")
+    if "x_popjaxrl" in r:
+        line += f"  {r['x_popjaxrl']:.2f}x popjaxrl"
+    if "seeds" in r:
+        line += (f"  {r['seeds']} seeds: {r['seeds_time_ratio']:.2f}x the time of 1 "
+                 f"({r['seeds_steps_per_s']:,.0f} env-steps/s)")
+    if "gradient_s" in r:
+        line += (f"  [per update: rollout {1e3 * r['rollout_s']:.0f} ms, gradients {1e3 * r['gradient_s']:.0f} ms "
+                 f"at {r['gradient_gflops']:.0f} GFLOP/s]")
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["gru", "s5"], choices=sorted(PAPER_MODELS))
+    parser.add_argument("--precisions", nargs="+", default=["f32"], choices=["f32", "bf16"])
     parser.add_argument("--env", default="RepeatPreviousEasy")
     parser.add_argument("--updates", type=int, default=4, help="updates per timed call")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seeds", type=int, default=8, help="seed count for the multi-seed cost")
-    parser.add_argument("--env-only", nargs="*", default=["RepeatPreviousEasy", "CountRecallEasy",
-                                                          "StatelessCartPoleEasy"])
+    parser.add_argument("--seeds", type=int, default=8, help="seed count for the multi-seed cost (1: skip)")
+    parser.add_argument("--breakdown", action="store_true", help="split the update into rollout and gradients")
+    parser.add_argument("--env-only", nargs="*", default=[], help="also time these envs alone (1024 envs x 256 steps)")
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args()
-    print(f"backend={jax.default_backend()} devices={jax.device_count()} env={args.env} "
-          "16 envs x 128 steps, 2 epochs x 2 minibatches")
-    rows = {}
+    peak = matmul_peak()
+    peak_bf16 = matmul_peak(dtype="bf16")
+    print(f"backend={jax.default_backend()} device={jax.devices()[0].device_kind} env={args.env} 16 envs x 128 "
+          f"steps, 2 epochs x 2 minibatches; matmul peak (2048x2048): f32 {peak:.0f} GFLOP/s, bf16->f32 "
+          f"{peak_bf16:.0f} GFLOP/s", flush=True)
+    rows = []
     for model in args.models:
-        config = bench_config(model, args.env, args.updates)
-        one = bench_agent(config, 1, args.repeats)
-        many = bench_agent(config, args.seeds, args.repeats) if args.seeds > 1 else None
-        rows[model] = one
-        line = (f"{model:<16} params={one['params']:>9,} compile={one['compile_s']:6.1f}s "
-                f"env-steps/s={one['steps_per_s']:>9,.0f}")
-        if many:
-            line += (f"  {args.seeds} seeds: {many['seconds'] / one['seconds']:.2f}x the time of 1 "
-                     f"({many['steps_per_s']:,.0f} env-steps/s)")
-        print(line, flush=True)
-    if "gru" in rows:
-        for model, row in rows.items():
+        for precision in args.precisions:
+            row = bench_model(model, precision, env=args.env, updates=args.updates, repeats=args.repeats,
+                              seeds=args.seeds, breakdown=args.breakdown, peak=peak)
+            rows.append(row)
+            print(format_row(row), flush=True)
+    base = {r["model"]: r for r in rows if r["precision"] == args.precisions[0]}
+    for r in rows:
+        if r["precision"] != args.precisions[0]:
+            print(f"{r['model']} {r['precision']}/{args.precisions[0]}: "
+                  f"{r['steps_per_s'] / base[r['model']]['steps_per_s']:.2f}x the env-steps/s")
+    if "gru" in base:
+        for model, r in base.items():
             if model != "gru":
-                print(f"{model}/gru: speed {row['steps_per_s'] / rows['gru']['steps_per_s']:.2f}x, "
-                      f"compile {row['compile_s'] / rows['gru']['compile_s']:.2f}x")
+                print(f"{model}/gru: speed {r['steps_per_s'] / base['gru']['steps_per_s']:.2f}x, "
+                      f"compile {r['compile_s'] / base['gru']['compile_s']:.2f}x")
     for name in args.env_only:
         print(f"env-only {name:<24} 1024 envs: {bench_env(name, 1024, 256):>12,.0f} steps/s", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"matmul_peak_gflops": peak, "matmul_peak_bf16_gflops": peak_bf16, "args": vars(args),
+                       "device": jax.devices()[0].device_kind, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

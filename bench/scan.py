@@ -51,8 +51,9 @@ def peak_bytes(compiled) -> int:
     return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
 
 
-def bench_layer(name: str, length: int, batch: int, features: int, p: int, repeats: int) -> dict:
-    model = ssm.make(name, features=features, **layer_options(name, p))
+def bench_layer(name: str, length: int, batch: int, features: int, p: int, repeats: int, **options) -> dict:
+    """One row; ``options`` go to ``ssm.make`` on top of ``layer_options`` (e.g. ``scan_method="sequential"``)."""
+    model = ssm.make(name, features=features, **{**layer_options(name, p), **options})
     key = jax.random.PRNGKey(0)
     x = jax.random.normal(key, (length, batch, features))
     resets = jax.random.bernoulli(key, 1.0 / 64, (length, batch))
@@ -65,7 +66,7 @@ def bench_layer(name: str, length: int, batch: int, features: int, p: int, repea
     def step_loss(params, x):
         return jnp.mean(step_mode_outputs(model, params, x, resets, carry)[1] ** 2)
 
-    row = {"model": name, "L": length}
+    row = {"model": name, "L": length, **options}
     for mode, loss in (("parallel", parallel_loss), ("step", step_loss)):
         grad = jax.jit(jax.grad(loss))
         t0 = time.perf_counter()

@@ -71,13 +71,15 @@ def measure(compiled, *args, repeats: int) -> dict:
             "gflops": flops / seconds / 1e9}
 
 
-def world_model_config(model: str, decoder: str, batch: int, length: int, starts: int, horizon: int):
-    return WorldModelConfig(model=model, state_size=64 if model == "s4wm" else 16, batch_size=batch,
-                            batch_length=length, imag_batch=starts, horizon=horizon, decoder=decoder)
+def world_model_config(model: str, decoder: str, batch: int, length: int, starts: int, horizon: int, **overrides):
+    """Drama size (the ``WorldModelConfig`` defaults) unless ``overrides`` say otherwise."""
+    values = dict(model=model, state_size=64 if model == "s4wm" else 16, batch_size=batch, batch_length=length,
+                  imag_batch=starts, horizon=horizon, decoder=decoder)
+    return WorldModelConfig(**{**values, **overrides})
 
 
-def bench_update(model: str, decoder: str, batch: int, length: int, repeats: int) -> dict:
-    config = world_model_config(model, decoder, batch, length, 1, 1)
+def bench_update(model: str, decoder: str, batch: int, length: int, repeats: int, **overrides) -> dict:
+    config = world_model_config(model, decoder, batch, length, 1, 1, **overrides)
     parts = build(config, num_actions=6)
     params = init_params(parts, jax.random.PRNGKey(0))["wm"]
     rng = np.random.default_rng(0)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.precision import matmul
 from ssmrl.ssm.scan import linear_recurrence, linear_step
 
 
@@ -35,11 +36,11 @@ class ComplexDiagonalLayer(SequenceLayer):
         raise NotImplementedError
 
     def _input(self, b_real: jax.Array, x: jax.Array) -> jax.Array:
-        re, im = jnp.split(x @ b_real, 2, axis=-1)
+        re, im = jnp.split(matmul(x, b_real), 2, axis=-1)
         return jax.lax.complex(re, im)
 
     def _readout(self, c_real: jax.Array, h: jax.Array, x: jax.Array) -> jax.Array:
-        return jnp.concatenate([h.real, h.imag], axis=-1) @ c_real + self.d * x
+        return matmul(jnp.concatenate([h.real, h.imag], axis=-1), c_real) + self.d * x
 
     def initialize_carry(self, batch_size: int) -> jax.Array:
         return jnp.zeros((batch_size, self.num_states), jnp.complex64)

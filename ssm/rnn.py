@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from ssmrl.ssm.base import SequenceLayer
 from ssmrl.ssm.blocks import Stack
+from ssmrl.ssm.precision import matmul
 from ssmrl.ssm.scan import reset_carry
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "gelu": nn.gelu, "leaky_relu": nn.leaky_relu}
@@ -34,7 +35,7 @@ class GRU(SequenceLayer):
         self.b_h = self.param("b_h", nn.initializers.zeros, (3 * f,))
 
     def _cell(self, h: jax.Array, xi: jax.Array) -> jax.Array:
-        hh = h @ self.w_h + self.b_h
+        hh = matmul(h, self.w_h) + self.b_h
         xr, xz, xn = jnp.split(xi, 3, axis=-1)
         hr, hz, hn = jnp.split(hh, 3, axis=-1)
         r = jax.nn.sigmoid(xr + hr)
@@ -70,7 +71,7 @@ class LSTM(SequenceLayer):
 
     def _cell(self, carry, xi):
         c, h = carry
-        i, g, f, o = jnp.split(xi + h @ self.w_h, 4, axis=-1)
+        i, g, f, o = jnp.split(xi + matmul(h, self.w_h), 4, axis=-1)
         # +1 on the forget gate: remember by default at the start of training.
         c = jax.nn.sigmoid(f + 1.0) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)

@@ -43,6 +43,8 @@ class PPOConfig:
     updates_per_chunk: int = setting(10, "updates per compiled call: the unit of progress, logging and checkpoints",
                                      ge=1)
     eval_envs: int = setting(64, "envs of the final evaluation", ge=1)
+    precision: str = setting("f32", "matmuls: f32, or bf16 operands with f32 accumulation (ssm/precision.py)",
+                             choices=("f32", "bf16"))
 
     def check(self) -> None:
         """How the fields fit together and the registries' options (called by ``agents.config``)."""

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.precision import matmul_precision
 
 
 class ActorCritic(nn.Module):
@@ -24,6 +25,7 @@ class ActorCritic(nn.Module):
     features: int
     encoder_hidden: int = 128
     head_hidden: int = 128
+    precision: str = "f32"  # "bf16": bf16 matmuls with f32 accumulation (ssm.precision)
 
     def setup(self):
         self.encoder = [nn.Dense(self.encoder_hidden), nn.Dense(self.features)]
@@ -51,13 +53,15 @@ class ActorCritic(nn.Module):
 
     def scan(self, carry, obs: jax.Array, resets: jax.Array):
         """``obs [T, B, D], resets [T, B] -> (carry, (policy [T, B, A], value [T, B]))``."""
-        carry, h = self.memory.scan(carry, self._mlp(self.encoder, obs), resets)
-        return carry, self._heads(h)
+        with matmul_precision(self.precision):
+            carry, h = self.memory.scan(carry, self._mlp(self.encoder, obs), resets)
+            return carry, self._heads(h)
 
     def step(self, carry, obs: jax.Array, reset: jax.Array):
         """``obs [B, D], reset [B] -> (carry, (policy [B, A], value [B]))``."""
-        carry, h = self.memory.step(carry, self._mlp(self.encoder, obs), reset)
-        return carry, self._heads(h)
+        with matmul_precision(self.precision):
+            carry, h = self.memory.step(carry, self._mlp(self.encoder, obs), reset)
+            return carry, self._heads(h)
 
     def __call__(self, obs: jax.Array, resets: jax.Array):
         return self.scan(self.initialize_carry(obs.shape[1]), obs, resets)[1]

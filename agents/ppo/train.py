@@ -179,7 +179,7 @@ def build(config: PPOConfig) -> PPOParts:
                       **dict(config.model_options))
     network = ActorCritic(memory=memory, action_dim=actions.dim, continuous=actions.continuous,
                           features=config.features, encoder_hidden=config.encoder_hidden,
-                          head_hidden=config.head_hidden)
+                          head_hidden=config.head_hidden, precision=config.precision)
     in_dim = obs_dim + actions.dim + 1
     num_envs, num_steps, minibatch_envs = config.num_envs, config.num_steps, config.num_envs // config.num_minibatches
 

@@ -1,0 +1,266 @@
+"""One run of every benchmark that needs an accelerator, sized for one H100/H200 in under 8 minutes.
+
+    python bench/gpu.py                         # on the GPU machine: writes runs/gpu_bench/<date>/gpu.{json,md}
+    python bench/gpu.py --tiny                  # the same code path at toy sizes, on a CPU, in a few minutes
+    SSMRL_BENCH_TINY=1 python bench/gpu.py      # the same as --tiny
+
+Sections, in this order (each writes its rows into the JSON as soon as it ends; a section that would
+start after its share of ``--budget-s`` is skipped and says so, so the JSON is always written):
+
+1. ``scan``: bench/scan.py, forward+backward of one layer in parallel and in step mode, L up to 4096;
+   for the layers with a ``scan_method`` option, the parallel mode both ways (the backend's ``auto``
+   choice and ``sequential``), the measurement ``ssm.scan.resolve_method`` is chosen by.
+2. ``ppo``: bench/ppo_popgym.py at the paper configuration (64 envs x 1024 steps, 30 epochs x 8
+   minibatches, paper-sized models) for s5 / gru / mamba / mamba2 with 1 and 8 vmapped seeds:
+   env-steps/s, loop-aware FLOPs, fraction of the matmul peak, 8-seed / 1-seed time, S5 / GRU speed.
+3. ``world_model``: one world-model update at Drama size with the full batch (16 x 128), bench/world_model.py.
+4. ``train``: a short PPO-S5 run at the paper configuration on RepeatPreviousEasy (training returns).
+
+Nothing here assumes a CPU: no host callbacks, float32 only, default device placement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import time
+import traceback
+
+import jax
+import numpy as np
+import ppo_popgym  # sibling script modules: bench/ is the script's path entry
+import scan as scan_bench
+import world_model as wm_bench
+from hlo_flops import matmul_peak
+
+from ssmrl.agents.ppo.train import build, make_chunk
+
+SIZES = {
+    "full": dict(
+        scan=dict(models=["s5", "s4d", "mamba", "mamba2", "gru", "lstm"], lengths=[64, 256, 1024, 4096], batch=16,
+                  features=128, p=64, repeats=3, alternative={"s5": "sequential", "mamba": "sequential",
+                                                              "mamba2": "associative"}),
+        ppo=dict(models=["s5", "gru", "mamba", "mamba2"], seeds=[1, 8], updates=1, repeats=1,
+                 sizes=dict(num_envs=64, num_steps=1024, epochs=30, minibatches=8, features=256)),
+        world_model=dict(model="drama", batch=16, length=128, repeats=3, overrides={}),
+        train=dict(model="s5", updates=16, updates_per_chunk=4,
+                   sizes=dict(num_envs=64, num_steps=1024, epochs=30, minibatches=8, features=256)),
+    ),
+    "tiny": dict(
+        scan=dict(models=["s5", "gru"], lengths=[16, 64], batch=4, features=16, p=8, repeats=1,
+                  alternative={"s5": "associative"}),
+        ppo=dict(models=["s5", "gru", "mamba", "mamba2"], seeds=[1, 2], updates=1, repeats=1,
+                 sizes=dict(num_envs=8, num_steps=16, epochs=1, minibatches=2, features=16, num_layers=1)),
+        world_model=dict(model="drama", batch=2, length=8, repeats=1,
+                         overrides=dict(hidden=32, num_layers=1, latent_groups=4, latent_classes=4,
+                                        channels=(4, 4, 8, 8, 8), kernel=4, mlp_hidden=32, ac_hidden=32,
+                                        ac_layers=1)),
+        train=dict(model="s5", updates=4, updates_per_chunk=2,
+                   sizes=dict(num_envs=8, num_steps=16, epochs=1, minibatches=2, features=16, num_layers=1)),
+    ),
+}
+SECTIONS = ("scan", "ppo", "world_model", "train")
+# Share of --budget-s by the end of each section: later sections are skipped rather than overrunning.
+BUDGET_SHARE = {"scan": 0.25, "ppo": 0.70, "world_model": 0.85, "train": 1.0}
+
+
+def run_scan(s: dict, deadline: float) -> list[dict]:
+    rows = []
+    for name in s["models"]:
+        variants = [{}] + ([{"scan_method": s["alternative"][name]}] if name in s["alternative"] else [])
+        for length in s["lengths"]:
+            for options in variants:
+                if time.perf_counter() > deadline:
+                    rows.append({"model": name, "L": length, **options, "skipped": "budget"})
+                    continue
+                row = scan_bench.bench_layer(name, length, s["batch"], s["features"], s["p"], s["repeats"], **options)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def run_ppo(s: dict, deadline: float, peak: float, precisions: list[str]) -> list[dict]:
+    rows = []
+    for model in s["models"]:
+        sizes = dict(s["sizes"])
+        if "num_layers" in sizes:  # tiny: small state sizes too
+            sizes["model_options"] = (("state_size", 8),) if model in ("s5", "mamba", "mamba2") else ()
+        for precision in precisions:
+            one = None
+            for seeds in s["seeds"]:
+                if time.perf_counter() > deadline:
+                    rows.append({"model": model, "precision": precision, "seeds": seeds, "skipped": "budget"})
+                    continue
+                config = ppo_popgym.bench_config(model, "RepeatPreviousEasy", s["updates"], precision, **sizes)
+                row = dict(model=model, precision=precision, seeds=seeds,
+                           **ppo_popgym.bench_agent(config, seeds, s["repeats"]))
+                row["peak_fraction"] = row["gflops"] / peak
+                if seeds == 1:
+                    one = row
+                elif one is not None:
+                    row["time_vs_1_seed"] = row["seconds"] / one["seconds"]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def run_world_model(s: dict, deadline: float, peak: float) -> list[dict]:
+    if time.perf_counter() > deadline:
+        return [{"model": s["model"], "skipped": "budget"}]
+    row = wm_bench.bench_update(s["model"], "subpixel", s["batch"], s["length"], s["repeats"], **s["overrides"])
+    row.update(model=s["model"], batch=s["batch"], length=s["length"], peak_fraction=row["gflops"] / peak)
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
+def run_train(s: dict, deadline: float) -> list[dict]:
+    """A short PPO run from scratch: the training return after every update (no evaluation episodes)."""
+    if time.perf_counter() > deadline:
+        return [{"model": s["model"], "skipped": "budget"}]
+    sizes = dict(s["sizes"])
+    if "num_layers" in sizes:
+        sizes["model_options"] = (("state_size", 8),)
+    config = ppo_popgym.bench_config(s["model"], "RepeatPreviousEasy", s["updates_per_chunk"], **sizes)
+    parts = build(config)
+    t0 = time.perf_counter()
+    state = jax.jit(parts.init)(jax.random.PRNGKey(0))
+    chunk = jax.jit(make_chunk(parts))
+    returns, chunks = [], s["updates"] // s["updates_per_chunk"]
+    for i in range(chunks):
+        if i > 0 and time.perf_counter() > deadline:
+            break
+        state, metrics = chunk(state)
+        returns += np.asarray(metrics["episode_return"]).tolist()
+    seconds = time.perf_counter() - t0
+    steps = len(returns) * config.steps_per_update
+    row = dict(model=s["model"], env="RepeatPreviousEasy", updates=len(returns), env_steps=steps, wall_s=seconds,
+               steps_per_s_with_compile=steps / seconds, episode_return=returns,
+               final_return=float(np.nanmean(returns[-2:])) if returns else float("nan"))
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# bench/gpu.py — {result['device']} ({result['backend']}), {result['date']}", "",
+             f"mode {result['mode']}; matmul peak 2048x2048: f32 {result['matmul_peak_gflops']:.0f} GFLOP/s, "
+             f"bf16->f32 {result['matmul_peak_bf16_gflops']:.0f} GFLOP/s; wall {result['wall_s']:.0f} s", ""]
+    scan_rows = result.get("scan", [])
+    if scan_rows:
+        lines += ["## Sequence layers (bench/scan.py), forward+backward", "",
+                  "| model | L | scan_method | parallel ms | step ms | step/parallel | parallel MB |", "|---" * 7 + "|"]
+        for r in scan_rows:
+            if "skipped" in r:
+                lines.append(f"| {r['model']} | {r['L']} | {r.get('scan_method', 'auto')} | skipped ({r['skipped']}) "
+                             "| | | |")
+            else:
+                lines.append(f"| {r['model']} | {r['L']} | {r.get('scan_method', 'auto')} | {r['parallel_ms']:.1f} | "
+                             f"{r['step_ms']:.1f} | {r['ratio']:.2f} | {r['parallel_mb']:.0f} |")
+        lines.append("")
+    ppo_rows = result.get("ppo", [])
+    if ppo_rows:
+        lines += ["## PPO throughput (bench/ppo_popgym.py sizes: " + json.dumps(result["sizes"]["ppo"]["sizes"]) + ")",
+                  "", "| model | precision | seeds | env-steps/s | compile s | GFLOP/update | GFLOP/s | % peak | "
+                  "time vs 1 seed |", "|---" * 9 + "|"]
+        for r in ppo_rows:
+            if "skipped" in r:
+                lines.append(f"| {r['model']} | {r['precision']} | {r['seeds']} | skipped ({r['skipped']}) | | | | | |")
+            else:
+                ratio = f"{r['time_vs_1_seed']:.2f}x" if "time_vs_1_seed" in r else ""
+                lines.append(f"| {r['model']} | {r['precision']} | {r['seeds']} | {r['steps_per_s']:,.0f} | "
+                             f"{r['compile_s']:.1f} | {r['gflop_per_update']:.1f} | {r['gflops']:.0f} | "
+                             f"{100 * r['peak_fraction']:.1f} | {ratio} |")
+        one = {r["model"]: r for r in ppo_rows if r.get("seeds") == 1 and "skipped" not in r}
+        if "s5" in one and "gru" in one:
+            speed = one["s5"]["steps_per_s"] / one["gru"]["steps_per_s"]
+            lines += ["", f"S5 / GRU speed at this configuration: {speed:.2f}x "
+                      "(popjaxrl reports S5 over five times faster than RNNs on a GPU)"]
+        lines.append("")
+    for r in result.get("world_model", []):
+        lines += ["## World-model update (bench/world_model.py)", ""]
+        if "skipped" in r:
+            lines.append(f"{r['model']}: skipped ({r['skipped']})")
+        else:
+            lines.append(f"{r['model']} batch {r['batch']}x{r['length']}: {r['s'] * 1e3:.1f} ms/update, compile "
+                         f"{r['compile_s']:.1f} s, {r['gflop']:.1f} GFLOP, {r['gflops']:.0f} GFLOP/s "
+                         f"({100 * r['peak_fraction']:.1f}% of peak), {r['mb']:.0f} MB")
+        lines.append("")
+    for r in result.get("train", []):
+        lines += ["## Short PPO run (RepeatPreviousEasy)", ""]
+        if "skipped" in r:
+            lines.append(f"{r['model']}: skipped ({r['skipped']})")
+        else:
+            lines.append(f"{r['model']}: {r['env_steps']:,} env steps in {r['wall_s']:.0f} s with compilation "
+                         f"({r['steps_per_s_with_compile']:,.0f} env-steps/s); training return over the last two "
+                         f"updates {r['final_return']:.3f}; per update: "
+                         + ", ".join(f"{x:.2f}" for x in r["episode_return"]))
+        lines.append("")
+    for name, error in result.get("errors", {}).items():
+        lines += [f"## {name}: failed", "", "```", error.strip()[-2000:], "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", default=os.environ.get("SSMRL_BENCH_TINY", "") not in ("", "0"),
+                        help="toy sizes (also SSMRL_BENCH_TINY=1): checks the whole path on a CPU in minutes")
+    parser.add_argument("--out", default=None, help="directory for gpu.json and gpu.md (default runs/gpu_bench/<date>)")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="wall-time budget: a section starting past its share is skipped (default 450 s; "
+                             "--tiny: 1800 s, as a CPU compiles slowly)")
+    parser.add_argument("--precisions", nargs="+", default=["f32"], choices=["f32", "bf16"], help="PPO precisions")
+    parser.add_argument("--ppo-models", nargs="+", default=None, help="replace the PPO model list")
+    parser.add_argument("--scan-models", nargs="+", default=None, help="replace the scan-benchmark model list")
+    args = parser.parse_args(argv)
+    mode = "tiny" if args.tiny else "full"
+    budget = args.budget_s or (1800.0 if args.tiny else 450.0)
+    sizes = json.loads(json.dumps(SIZES[mode]))  # a deep copy that also turns tuples into lists
+    sizes["world_model"]["overrides"] = dict(SIZES[mode]["world_model"]["overrides"])  # keep tuples for the config
+    if args.ppo_models:
+        sizes["ppo"]["models"] = args.ppo_models
+    if args.scan_models:
+        sizes["scan"]["models"] = args.scan_models
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d_%H-%M-%S")
+    out = args.out or os.path.join("runs", "gpu_bench", date)
+    os.makedirs(out, exist_ok=True)
+    start = time.perf_counter()
+    result = dict(mode=mode, date=date, backend=jax.default_backend(), device=jax.devices()[0].device_kind,
+                  devices=len(jax.devices()), jax=jax.__version__, sizes=sizes, sections=args.sections,
+                  precisions=args.precisions, matmul_peak_gflops=matmul_peak(), matmul_peak_bf16_gflops=matmul_peak(
+                      dtype="bf16"), errors={})
+    print(f"bench/gpu.py mode={mode} backend={result['backend']} device={result['device']} "
+          f"peak f32 {result['matmul_peak_gflops']:.0f} GFLOP/s -> {out}", flush=True)
+
+    def save():
+        result["wall_s"] = time.perf_counter() - start
+        with open(os.path.join(out, "gpu.json"), "w") as f:
+            json.dump(result, f, indent=2, default=str)
+        with open(os.path.join(out, "gpu.md"), "w") as f:
+            f.write(markdown(result))
+
+    peak = result["matmul_peak_gflops"]
+    for name in args.sections:
+        deadline = start + BUDGET_SHARE[name] * budget
+        print(f"== {name} (budget until {deadline - start:.0f} s; now {time.perf_counter() - start:.0f} s)", flush=True)
+        try:
+            if name == "scan":
+                result[name] = run_scan(sizes["scan"], deadline)
+            elif name == "ppo":
+                result[name] = run_ppo(sizes["ppo"], deadline, peak, args.precisions)
+            elif name == "world_model":
+                result[name] = run_world_model(sizes["world_model"], deadline, peak)
+            else:
+                result[name] = run_train(sizes["train"], deadline)
+        except Exception:  # keep the other sections' numbers; the JSON says what failed
+            result["errors"][name] = traceback.format_exc()
+            print(result["errors"][name], flush=True)
+        save()
+    print(markdown(result), flush=True)
+    print(f"wrote {out}/gpu.json and {out}/gpu.md in {result['wall_s']:.0f} s", flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

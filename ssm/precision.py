@@ -1,0 +1,93 @@
+"""Matmul precision: f32 everywhere (the default), or bf16 operands with f32 accumulation.
+
+    with matmul_precision("bf16"):
+        y = model.apply(params, carry, x, resets, method="scan")
+
+Inside the scope every ``nn.Dense`` (with default dtype and dot_general) and every product a layer
+writes as ``matmul(x, w)`` casts both operands to bfloat16 and accumulates in float32
+(``preferred_element_type``): outputs, parameters, gradients and everything that is not a matmul
+stay float32. The backward products run in bf16 too (the incoming cotangent is cast), so a gradient
+step costs bf16 matmuls only. On CPUs with AMX (``amx_bf16``) and on GPUs these are several times
+cheaper than f32 ones.
+
+The scope is read when a function is traced, so enter it inside the jitted function (a module
+method, a loss), never around a call of an already-compiled one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+PRECISIONS = ("f32", "bf16")
+_PRECISION: contextvars.ContextVar[str] = contextvars.ContextVar("ssmrl_matmul_precision", default="f32")
+
+
+def current() -> str:
+    """The precision of the innermost ``matmul_precision`` scope (``"f32"`` outside any)."""
+    return _PRECISION.get()
+
+
+def _contract(a: jax.Array, b: jax.Array, a_dims, b_dims) -> jax.Array:
+    return jax.lax.dot_general(a, b, ((a_dims, b_dims), ((), ())), preferred_element_type=jnp.float32)
+
+
+@jax.custom_vjp
+def bf16_matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``x [..., K] @ w [K, N]`` with bf16 operands and f32 accumulation; f32 output."""
+    return _contract(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), (x.ndim - 1,), (0,))
+
+
+def _bf16_matmul_fwd(x, w):
+    xb, wb = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+    return _contract(xb, wb, (x.ndim - 1,), (0,)), (xb, wb)
+
+
+def _bf16_matmul_bwd(residuals, g):
+    xb, wb = residuals
+    gb = g.astype(jnp.bfloat16)
+    dx = _contract(gb, wb, (gb.ndim - 1,), (1,))  # [..., N] x [K, N] -> [..., K]
+    lead = tuple(range(xb.ndim - 1))
+    dw = _contract(xb, gb, lead, lead)  # [..., K] x [..., N] -> [K, N]
+    return dx, dw
+
+
+bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+
+
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``x [..., K] @ w [K, N]`` at the current precision (plain ``x @ w`` in f32 or for non-f32 operands)."""
+    if current() == "bf16" and x.dtype == jnp.float32 and w.dtype == jnp.float32 and w.ndim == 2:
+        return bf16_matmul(x, w)
+    return x @ w
+
+
+def _dense_interceptor(next_fun, args, kwargs, context):
+    module = context.module
+    if (current() == "f32" or type(module) is not nn.Dense or context.method_name != "__call__"
+            or module.is_initializing() or module.dot_general is not None or module.dot_general_cls is not None
+            or module.dtype not in (None, jnp.float32) or len(args) != 1 or kwargs):
+        return next_fun(*args, **kwargs)
+    params = module.variables["params"]
+    y = matmul(args[0], params["kernel"])
+    return y + params["bias"] if module.use_bias else y
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str):
+    """Run the matmuls traced inside at ``precision`` (one of ``PRECISIONS``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)}")
+    token = _PRECISION.set(precision)
+    try:
+        if precision == "f32":
+            yield
+        else:
+            with nn.intercept_methods(_dense_interceptor):
+                yield
+    finally:
+        _PRECISION.reset(token)
