@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 
 from ssmrl.ssm.base import SequenceLayer
+from ssmrl.ssm.precision import dense_group
 
 MIXES = ("full_glu", "half_glu", "gelu", "none")
 
@@ -42,7 +43,8 @@ class Block(SequenceLayer):
             return z
         z = nn.gelu(z)
         if self.mix == "full_glu":
-            z = self.out1(z) * jax.nn.sigmoid(self.out2(z))
+            z1, z2 = dense_group([self.out1, self.out2], z)  # one matmul, out1 and out2 side by side
+            z = z1 * jax.nn.sigmoid(z2)
         elif self.mix == "half_glu":
             z = z * jax.nn.sigmoid(self.out2(z))
         return self.drop(z, deterministic=self.deterministic)

@@ -91,3 +91,20 @@ def matmul_precision(precision: str):
                 yield
     finally:
         _PRECISION.reset(token)
+
+
+def dense_group(layers, x: jax.Array) -> list[jax.Array]:
+    """``[layer(x) for layer in layers]`` for ``nn.Dense`` layers reading the same ``x``, as one matmul.
+
+    The kernels are put side by side at apply time, so the parameters keep their names and shapes
+    (checkpoints are unchanged) while the arithmetic runs as one ``[..., K] x [K, sum N]`` product,
+    at the current precision: fewer, larger matmuls. While initialising, the layers run one by one.
+    """
+    if any(layer.is_initializing() for layer in layers):
+        return [layer(x) for layer in layers]
+    params = [layer.variables["params"] for layer in layers]
+    kernel = jnp.concatenate([p["kernel"] for p in params], axis=1)
+    bias = jnp.concatenate([p["bias"] for p in params])
+    sizes = [p["kernel"].shape[1] for p in params]
+    y = matmul(x, kernel) + bias
+    return jnp.split(y, [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)], axis=-1)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmrl.ssm.base import SequenceLayer
-from ssmrl.ssm.precision import matmul_precision
+from ssmrl.ssm.precision import dense_group, matmul_precision
 
 
 class ActorCritic(nn.Module):
@@ -44,8 +44,10 @@ class ActorCritic(nn.Module):
         return x
 
     def _heads(self, h: jax.Array):
-        policy = self.actor_out(self._mlp(self.actor, h))
-        value = self.critic_out(self._mlp(self.critic, h))[..., 0]
+        # The two heads' first layers read the same h: one matmul of twice the width (same params).
+        a, c = (nn.leaky_relu(y) for y in dense_group([self.actor[0], self.critic[0]], h))
+        policy = self.actor_out(self._mlp(self.actor[1:], a))
+        value = self.critic_out(self._mlp(self.critic[1:], c))[..., 0]
         return policy, value
 
     def initialize_carry(self, batch_size: int):

@@ -1,0 +1,91 @@
+"""precision=bf16 (bf16 matmuls, f32 accumulation): gradients, the two modes, learning; and bench/gpu.py --tiny."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssmrl.agents.ppo.config import PPOConfig, validate
+from ssmrl.agents.ppo.train import build
+from ssmrl.ssm.precision import bf16_matmul, matmul, matmul_precision
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bf16_matmul_gradients_match_f32():
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 5, 16))
+    w = jax.random.normal(jax.random.PRNGKey(1), (16, 8))
+    got = jax.grad(lambda x, w: (bf16_matmul(x, w) ** 2).sum(), argnums=(0, 1))(x, w)
+    want = jax.grad(lambda x, w: ((x @ w) ** 2).sum(), argnums=(0, 1))(x, w)
+    for g, f in zip(got, want):
+        assert g.dtype == jnp.float32
+        np.testing.assert_allclose(g, f, atol=0.02 * float(jnp.abs(f).max()))
+    assert matmul(x, w).dtype == jnp.float32  # outside a scope: plain f32
+    with matmul_precision("bf16"):
+        assert "bf16" in jax.jit(matmul).lower(x, w).as_text()
+    with pytest.raises(ValueError, match=r"unknown precision 'fp8'; valid: \['f32', 'bf16'\]"):
+        with matmul_precision("fp8"):
+            pass
+
+
+@pytest.mark.parametrize("model", ["s5", "gru"])
+def test_bf16_network_is_close_to_f32_and_modes_agree(model):
+    config = PPOConfig(model=model, features=32, num_layers=1, encoder_hidden=16, head_hidden=16,
+                       model_options=(("state_size", 8),) if model == "s5" else (), num_envs=4, num_steps=12)
+    f32, bf16 = build(config), build(dataclasses.replace(config, precision="bf16"))
+    state = f32.init(jax.random.PRNGKey(0))
+    params = state.train_state.params
+    x = jax.random.normal(jax.random.PRNGKey(1), (12, 4, f32.obs_dim + f32.actions.dim + 1))
+    resets = jnp.zeros((12, 4), bool).at[0].set(True).at[6, 1].set(True)
+    carry = f32.network.initialize_carry(4)
+    want = f32.network.apply(params, carry, x, resets, method="scan")[1][0]
+    got = jax.jit(lambda p: bf16.network.apply(p, carry, x, resets, method="scan"))(params)[1][0]
+    np.testing.assert_allclose(got, want, atol=0.05 * float(jnp.abs(want).max()) + 1e-3)
+
+    def step_all(p):
+        def body(c, inputs):
+            c, (policy, _) = bf16.network.apply(p, c, *inputs, method="step")
+            return c, policy
+        return jax.lax.scan(body, carry, (x, resets))[1]
+
+    np.testing.assert_allclose(jax.jit(step_all)(params), got, atol=0.02 * float(jnp.abs(got).max()) + 1e-3)
+
+
+def test_bad_precision_is_rejected():
+    with pytest.raises(ValueError, match=r"precision must be one of \['f32', 'bf16'\], got 'fp16'"):
+        validate(PPOConfig(precision="fp16"))
+
+
+def run(args, timeout=900):
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)  # learning runs want optimised XLA
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_s5_learns_repeat_previous_in_bf16(tmp_path):
+    """The CI learning test's S5 run (tests/test_train_ppo_cli.py, > 0.9 in f32) with bf16 matmuls."""
+    out = run(["train/ppo.py", "env=popgym", "preset=small", "model=s5", "total_timesteps=300000", "precision=bf16",
+               "progress=false", "deterministic_eval=true", f"hydra.run.dir={tmp_path}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["precision"] == "bf16"
+    assert summary["final_return_mean"] > 0.9, summary
+
+
+def test_gpu_bench_tiny_writes_json_and_table(tmp_path):
+    """bench/gpu.py's PPO and training sections at toy sizes (the scan and world-model sections reuse
+    bench/scan.py and bench/world_model.py unchanged)."""
+    out = run(["bench/gpu.py", "--tiny", "--out", str(tmp_path), "--sections", "ppo", "train", "--ppo-models", "gru"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    assert not result["errors"], result["errors"]
+    assert [(r["model"], r["seeds"]) for r in result["ppo"]] == [("gru", 1), ("gru", 2)]
+    assert all(r["steps_per_s"] > 0 and r["gflop_per_update"] > 0 for r in result["ppo"])
+    assert result["train"][0]["updates"] == 4
+    assert "| gru | f32 | 2 |" in (tmp_path / "gpu.md").read_text()
