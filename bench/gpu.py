@@ -169,7 +169,7 @@ def markdown(result: dict) -> str:
             else:
                 ratio = f"{r['time_vs_1_seed']:.2f}x" if "time_vs_1_seed" in r else ""
                 lines.append(f"| {r['model']} | {r['precision']} | {r['seeds']} | {r['steps_per_s']:,.0f} | "
-                             f"{r['compile_s']:.1f} | {r['gflop_per_update']:.1f} | {r['gflops']:.0f} | "
+                             f"{r['compile_s']:.1f} | {r['gflop_per_update']:.3g} | {r['gflops']:.3g} | "
                              f"{100 * r['peak_fraction']:.1f} | {ratio} |")
         one = {r["model"]: r for r in ppo_rows if r.get("seeds") == 1 and "skipped" not in r}
         if "s5" in one and "gru" in one:
