@@ -39,7 +39,7 @@ from ssmrl.agents.ppo.train import build, make_chunk
 
 SIZES = {
     "full": dict(
-        scan=dict(models=["s5", "s4d", "mamba", "mamba2", "gru", "lstm"], lengths=[64, 256, 1024, 4096], batch=16,
+        scan=dict(models=["s5", "mamba", "mamba2", "gru", "s4d"], lengths=[64, 1024, 4096], batch=16,
                   features=128, p=64, repeats=3, alternative={"s5": "sequential", "mamba": "sequential",
                                                               "mamba2": "associative"}),
         ppo=dict(models=["s5", "gru", "mamba", "mamba2"], seeds=[1, 8], updates=1, repeats=1,
@@ -63,7 +63,7 @@ SIZES = {
 }
 SECTIONS = ("scan", "ppo", "world_model", "train")
 # Share of --budget-s by the end of each section: later sections are skipped rather than overrunning.
-BUDGET_SHARE = {"scan": 0.25, "ppo": 0.70, "world_model": 0.85, "train": 1.0}
+BUDGET_SHARE = {"scan": 0.2, "ppo": 0.72, "world_model": 0.86, "train": 1.0}
 
 
 def run_scan(s: dict, deadline: float) -> list[dict]:
@@ -208,14 +208,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="directory for gpu.json and gpu.md (default runs/gpu_bench/<date>)")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--budget-s", type=float, default=None,
-                        help="wall-time budget: a section starting past its share is skipped (default 450 s; "
+                        help="wall-time budget: a section starting past its share is skipped (default 420 s; "
                              "--tiny: 1800 s, as a CPU compiles slowly)")
     parser.add_argument("--precisions", nargs="+", default=["f32"], choices=["f32", "bf16"], help="PPO precisions")
     parser.add_argument("--ppo-models", nargs="+", default=None, help="replace the PPO model list")
     parser.add_argument("--scan-models", nargs="+", default=None, help="replace the scan-benchmark model list")
     args = parser.parse_args(argv)
     mode = "tiny" if args.tiny else "full"
-    budget = args.budget_s or (1800.0 if args.tiny else 450.0)
+    budget = args.budget_s or (1800.0 if args.tiny else 420.0)
     sizes = json.loads(json.dumps(SIZES[mode]))  # a deep copy that also turns tuples into lists
     sizes["world_model"]["overrides"] = dict(SIZES[mode]["world_model"]["overrides"])  # keep tuples for the config
     if args.ppo_models:
