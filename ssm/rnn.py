@@ -7,13 +7,15 @@ orthogonal one: batched QR inside a vmapped, jitted train function deadlocks XLA
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ssmrl.ssm.base import SequenceLayer
 from ssmrl.ssm.blocks import Stack
-from ssmrl.ssm.precision import matmul
+from ssmrl.ssm.precision import current, matmul, matmul_precision
 from ssmrl.ssm.scan import reset_carry
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "gelu": nn.gelu, "leaky_relu": nn.leaky_relu}
@@ -21,6 +23,70 @@ ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "gelu": nn.gelu, "leaky_relu":
 
 def _recurrent_init(features: int):
     return nn.initializers.normal(stddev=1.0 / jnp.sqrt(features))
+
+
+def _gru_gates(hm, xi, w_h, b_h):
+    hh = matmul(hm, w_h) + b_h
+    xr, xz, xn = jnp.split(xi, 3, axis=-1)
+    hr, hz, hn = jnp.split(hh, 3, axis=-1)
+    r = jax.nn.sigmoid(xr + hr)
+    z = jax.nn.sigmoid(xz + hz)
+    n = jnp.tanh(xn + r * hn)
+    return (1.0 - z) * n + z * hm, (r, z, n, hn)
+
+
+def _gru_forward(precision, w_h, b_h, xi, resets, h0):
+    def body(h, inputs):
+        x_t, r_t = inputs
+        hm = jnp.where(r_t[:, None], 0.0, h)
+        h, gates = _gru_gates(hm, x_t, w_h, b_h)
+        return h, (h, hm, gates)
+
+    with matmul_precision(precision):
+        h_last, (hs, hms, gates) = jax.lax.scan(body, h0, (xi, resets))
+    return h_last, hs, hms, gates
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def gru_sequence(precision, w_h, b_h, xi, resets, h0):
+    """The GRU recurrence over ``xi [T, B, 3F]`` (input projections) from ``h0 [B, F]``: ``(h_last, hs)``.
+
+    Its own backward pass: the loop carries only ``dh`` (one ``[B, 3F] x [3F, F]`` product a step) and
+    the recurrent kernel's gradient is one ``[F, T*B] x [T*B, 3F]`` product after the loop, instead of
+    an outer product accumulated at every step as autodiff of the scan would.
+    """
+    h_last, hs, _, _ = _gru_forward(precision, w_h, b_h, xi, resets, h0)
+    return h_last, hs
+
+
+def _gru_sequence_fwd(precision, w_h, b_h, xi, resets, h0):
+    h_last, hs, hms, gates = _gru_forward(precision, w_h, b_h, xi, resets, h0)
+    return (h_last, hs), (w_h, resets, hms, gates)
+
+
+def _gru_sequence_bwd(precision, residuals, cotangents):
+    w_h, resets, hms, (r, z, n, hn) = residuals
+    d_last, d_hs = cotangents
+
+    def body(dh_next, inputs):
+        dy, r_t, z_t, n_t, hn_t, hm_t, reset_t = inputs
+        dh = dh_next + dy
+        dan = dh * (1.0 - z_t) * (1.0 - n_t * n_t)
+        daz = dh * (hm_t - n_t) * z_t * (1.0 - z_t)
+        dar = dan * hn_t * r_t * (1.0 - r_t)
+        dhh = jnp.concatenate([dar, daz, dan * r_t], axis=-1)
+        dxi = jnp.concatenate([dar, daz, dan], axis=-1)
+        dhm = dh * z_t + matmul(dhh, w_h.T)
+        return jnp.where(reset_t[:, None], 0.0, dhm), (dxi, dhh)
+
+    with matmul_precision(precision):
+        dh0, (dxi, dhh) = jax.lax.scan(body, d_last, (d_hs, r, z, n, hn, hms, resets), reverse=True)
+        features = hms.shape[-1]
+        dw = matmul(hms.reshape(-1, features).T, dhh.reshape(-1, 3 * features))
+    return dw, dhh.sum(axis=tuple(range(dhh.ndim - 1))), dxi, None, dh0
+
+
+gru_sequence.defvjp(_gru_sequence_fwd, _gru_sequence_bwd)
 
 
 class GRU(SequenceLayer):
@@ -47,12 +113,7 @@ class GRU(SequenceLayer):
         return jnp.zeros((batch_size, self.features), jnp.float32)
 
     def scan(self, carry, x, resets):
-        def body(h, inputs):
-            xi, r = inputs
-            h = self._cell(jnp.where(r[:, None], 0.0, h), xi)
-            return h, h
-
-        return jax.lax.scan(body, carry, (self.input_proj(x), resets))
+        return gru_sequence(current(), self.w_h, self.b_h, self.input_proj(x), resets.astype(bool), carry)
 
     def step(self, carry, x_t, reset_t):
         h = self._cell(jnp.where(reset_t[:, None], 0.0, carry), self.input_proj(x_t))
