@@ -63,7 +63,8 @@ def bench_config(model: str, env_name: str, updates: int, precision: str = "f32"
     return validate(PPOConfig(env_name=env_name, model=model, features=features, **sizes,
                               num_envs=num_envs, num_steps=num_steps, update_epochs=epochs,
                               num_minibatches=minibatches, total_timesteps=num_envs * num_steps * updates,
-                              updates_per_chunk=updates, precision=precision))
+                              updates_per_chunk=updates,
+                              **({} if precision == "f32" else {"precision": precision})))
 
 
 def xla_flops(compiled) -> float:
