@@ -6,6 +6,8 @@ HLO text instead: each ``dot`` costs ``2 * |out| * |contracted lhs dims|``, each
 ``2 * |out| * |kernel| / kernel_out_features``; a computation's cost is its own ops plus the
 computations it calls (fusions), a ``while`` body times its ``known_trip_count``. Elementwise work is
 not counted: this is the arithmetic the matmul units do, the figure to hold against a matmul peak.
+On GPUs, matmuls and convolutions become cuBLAS / cuDNN ``custom-call``s and are counted from their
+operand shapes and dimension numbers (written from XLA's HLO format, not yet checked on a GPU).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$")
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (.*?) ([\w\-]+)\((.*)$")
-_ARRAY = re.compile(r"^\w+\[([\d,]*)\]")
+_ARRAY = re.compile(r"^\(?\w+\[([\d,]*)\]")  # an array, or a tuple's first element (GPU library calls)
 _OPERANDS = re.compile(r"%([\w.\-]+)")
 _TRIP_COUNT = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
 
@@ -43,19 +45,39 @@ def _parse(hlo: str) -> tuple[dict[str, list[str]], str]:
     return computations, entry
 
 
+def _conv_flops(out: list[int], kernel: list[int], rest: str) -> float:
+    """``2 * |forward output| * |kernel| / kernel_out_features``."""
+    labels = re.search(r"dim_labels=\w+_(\w+)->", rest)
+    if not out or not kernel or not labels or "o" not in labels.group(1):
+        return 0.0
+    return 2.0 * math.prod(out) * math.prod(kernel) / kernel[labels.group(1).index("o")]
+
+
 def _op_flops(op: str, out: list[int], rest: str, shapes: dict[str, list[int]]) -> float:
     operands = _OPERANDS.findall(rest.split(")", 1)[0])
+    if op == "custom-call":  # GPU: cuBLAS matmuls and cuDNN convolutions are library calls, not dots
+        target = re.search(r'custom_call_target="([^"]+)"', rest)
+        target = target.group(1) if target else ""
+        if "cublas" in target:
+            contracting = re.search(r'"lhs_contracting_dimensions":\[([\d",]*)\]', rest)
+            lhs = shapes.get(operands[0], []) if operands else []
+            dims = [int(d) for d in re.findall(r"\d+", contracting.group(1))] if contracting else []
+            return 2.0 * math.prod(out) * math.prod(lhs[i] for i in dims) if lhs and dims else 0.0
+        if "cudnn$conv" in target and len(operands) >= 2:
+            first, second = shapes.get(operands[0], []), shapes.get(operands[1], [])
+            if "BackwardFilter" in target:  # (input, grad of output) -> grad of kernel
+                return _conv_flops(second, out, rest)
+            if "BackwardInput" in target:  # (grad of output, kernel) -> grad of input
+                return _conv_flops(first, second, rest)
+            return _conv_flops(out, second, rest)
+        return 0.0
     if op == "dot":
         contracting = re.search(r"lhs_contracting_dims=\{([\d,]*)\}", rest)
         lhs = shapes.get(operands[0], [])
         k = math.prod(lhs[i] for i in _dims(contracting.group(1))) if contracting and lhs else 1
         return 2.0 * math.prod(out) * k
     if op == "convolution":
-        rhs = shapes.get(operands[1], [])
-        labels = re.search(r"dim_labels=\w+_(\w+)->", rest)
-        if not rhs or not labels:
-            return 0.0
-        return 2.0 * math.prod(out) * math.prod(rhs) / rhs[labels.group(1).index("o")]
+        return _conv_flops(out, shapes.get(operands[1], []), rest)
     return 0.0
 
 

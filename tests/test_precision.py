@@ -116,3 +116,21 @@ def test_gru_sequence_backward_matches_autodiff():
     want = jax.grad(loss(plain), argnums=(0, 1, 2, 3))(*args)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, atol=1e-5)
+
+
+def test_loop_aware_flops_counts_gpu_library_matmuls():
+    """On a GPU, XLA's matmuls are cuBLAS custom-calls; bench/hlo_flops.py counts them like dots."""
+    import runpy
+
+    flops = runpy.run_path(os.path.join(ROOT, "bench", "hlo_flops.py"))["loop_aware_flops"]
+    hlo = "\n".join([
+        "ENTRY %main.1 (param_0: f32[16,256], param_1: f32[256,768]) -> f32[16,768] {",
+        "  %param_0 = f32[16,256]{1,0} parameter(0)",
+        "  %param_1 = f32[256,768]{1,0} parameter(1)",
+        '  %custom-call.3 = (f32[16,768]{1,0}, s8[4194304]{0}) custom-call(f32[16,256]{1,0} %param_0, '
+        'f32[256,768]{1,0} %param_1), custom_call_target="__cublas$gemm", backend_config={"gemm_backend_config":'
+        '{"dot_dimension_numbers":{"lhs_contracting_dimensions":["1"],"rhs_contracting_dimensions":["0"]}}}',
+        "  ROOT %gte = f32[16,768]{1,0} get-tuple-element((f32[16,768]{1,0}, s8[4194304]{0}) %custom-call.3), index=0",
+        "}",
+    ])
+    assert flops(hlo) == 2 * 16 * 256 * 768
