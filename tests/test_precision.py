@@ -58,7 +58,7 @@ def test_bf16_network_is_close_to_f32_and_modes_agree(model):
 
 
 def test_bad_precision_is_rejected():
-    with pytest.raises(ValueError, match=r"precision must be one of \['f32', 'bf16'\], got 'fp16'"):
+    with pytest.raises(ValueError, match=r"unknown precision 'fp16'; valid: \['f32', 'bf16'\]"):
         validate(PPOConfig(precision="fp16"))
 
 
