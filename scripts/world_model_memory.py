@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, help="sizes of every chosen benchmark (default: the preset's)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--updates", type=int, help="world-model updates (default: the preset's)")
+    parser.add_argument("--train-episodes", type=int, help="random-policy training episodes per seed (default: preset)")
+    parser.add_argument("--test-episodes", type=int, help="held-out episodes per seed (default: the preset's)")
     parser.add_argument("--out", default="runs/world_model_memory")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
@@ -64,8 +66,9 @@ def main() -> None:
                 if (benchmark, json.dumps(options, sort_keys=True), backbone) in done:
                     continue
                 t0 = time.time()
-                rows = run(benchmark, backbone, options, args.seeds, args.updates or preset["updates"],
-                           preset["train_episodes"], preset["test_episodes"])
+                episodes = (args.train_episodes or preset["train_episodes"],
+                            args.test_episodes or preset["test_episodes"])
+                rows = run(benchmark, backbone, options, args.seeds, args.updates or preset["updates"], *episodes)
                 with open(path, "a") as f:
                     for row in rows:
                         f.write(json.dumps({**row, "seconds": time.time() - t0}) + "\n")
