@@ -1,8 +1,9 @@
 """Recurrent PPO in the PureJaxRL form: ``make_train(config) -> train(key)``, pure and jittable.
 
-Done convention (Lu et al. 2023): every transition stores ``reset`` (its observation starts a new
-episode: the memory is reset before it) and ``done`` (the episode ended with this step: GAE stops
-bootstrapping). Observations are augmented with the previous action and a first-step flag.
+One word per concept (Lu et al. 2023's convention): every transition stores ``first`` (its observation
+starts a new episode: the memory is reset before it) and ``done`` (the episode ended with this step: GAE
+stops bootstrapping); the runner carries ``first`` for the latest observation. Observations are
+augmented with the previous action and a first-step flag.
 Minibatches are groups of whole environment sequences, re-run from the carry the rollout started
 with.
 """
@@ -61,7 +62,7 @@ class ActionSpec:
 
 class Transition(NamedTuple):
     obs: jax.Array  # [T, E, D] augmented observation
-    reset: jax.Array  # [T, E] the observation starts an episode
+    first: jax.Array  # [T, E] the observation starts an episode
     action: jax.Array  # [T, E] or [T, E, A]
     log_prob: jax.Array  # [T, E]
     value: jax.Array  # [T, E]
@@ -76,7 +77,7 @@ class RunnerState:
     train_state: TrainState
     env_state: Any
     obs: jax.Array  # [E, D_obs] latest raw observation
-    done: jax.Array  # [E] latest observation starts a new episode
+    first: jax.Array  # [E] the latest observation starts an episode
     prev_action: jax.Array  # [E, A] encoded previous action (zeros at episode start)
     carry: Any  # memory carry entering the next step
     key: jax.Array
@@ -197,22 +198,22 @@ def build(config: PPOConfig) -> PPOParts:
         train_state = TrainState.create(apply_fn=network.apply, params=params, tx=tx)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, num_envs), env_params)
         start = Rollout.start(network, actions, env_state, obs)
-        return RunnerState(train_state=train_state, env_state=start.env_state, obs=start.obs, done=start.first,
+        return RunnerState(train_state=train_state, env_state=start.env_state, obs=start.obs, first=start.first,
                            prev_action=start.prev_action, carry=start.carry, key=key)
 
     def env_step(runner: RunnerState, _):
         key, k_act, k_env = jax.random.split(runner.key, 3)
-        rollout = Rollout(runner.env_state, runner.obs, runner.done, runner.prev_action, runner.carry)
+        rollout = Rollout(runner.env_state, runner.obs, runner.first, runner.prev_action, runner.carry)
         rollout, step = rollout_step(network, actions, runner.train_state.params, env, env_params, rollout, k_act,
                                      k_env)
-        transition = Transition(step.x, runner.done, step.action, step.log_prob, step.value, step.reward, step.done,
+        transition = Transition(step.x, runner.first, step.action, step.log_prob, step.value, step.reward, step.done,
                                 step.info["episode_return"], step.info["episode_done"])
-        runner = runner.replace(env_state=rollout.env_state, obs=rollout.obs, done=rollout.first,
+        runner = runner.replace(env_state=rollout.env_state, obs=rollout.obs, first=rollout.first,
                                 prev_action=rollout.prev_action, carry=rollout.carry, key=key)
         return runner, transition
 
     def loss_fn(params, carry0, batch: Transition, advantages, targets):
-        _, (policy, value) = network.apply(params, carry0, batch.obs, batch.reset, method="scan")
+        _, (policy, value) = network.apply(params, carry0, batch.obs, batch.first, method="scan")
         pi = policy_distribution(policy, params, actions.continuous)
         log_prob = pi.log_prob(batch.action)
         value_clipped = batch.value + jnp.clip(value - batch.value, -config.clip_eps, config.clip_eps)
@@ -262,8 +263,8 @@ def build(config: PPOConfig) -> PPOParts:
         runner, traj = jax.lax.scan(env_step, runner, None, num_steps)
         # the middle key once sampled an unused last action: still split off so every result stays the same
         key, _, k_epochs = jax.random.split(runner.key, 3)
-        x_last = augment(runner.obs, runner.prev_action, runner.done)
-        _, (_, last_value) = network.apply(runner.train_state.params, runner.carry, x_last, runner.done, method="step")
+        x_last = augment(runner.obs, runner.prev_action, runner.first)
+        _, (_, last_value) = network.apply(runner.train_state.params, runner.carry, x_last, runner.first, method="step")
         advantages, targets = gae(traj.value, traj.reward, traj.done, last_value, config.gamma, config.gae_lambda)
         (train_state, *_), losses = jax.lax.scan(
             update_epoch, (runner.train_state, carry0, traj, advantages, targets, k_epochs), None,
