@@ -38,7 +38,7 @@ def runner_shardings(state: RunnerState, mesh: Mesh) -> RunnerState:
         key=replicated,
         env_state=every(state.env_state, by_env),
         obs=by_env,
-        done=by_env,
+        first=by_env,
         prev_action=by_env,
         carry=every(state.carry, by_env),
     )
