@@ -24,6 +24,7 @@ from ssmrl.agents.ppo.config import PPOConfig, check_devices
 from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.experiment import presets
 from ssmrl.experiment.logger import LOGGERS
+from ssmrl.experiment.run_dir import RunDirError, refuse_used
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 """``configs/<entry point>/``: each entry point's own config folder (its groups are only its own)."""
@@ -227,6 +228,19 @@ def rename(argv: list[str], renamed: dict[str, tuple[str, str]]) -> tuple[list[s
     return out, notes
 
 
+def refuse_used_run_dir(argv: list[str]) -> None:
+    """A used ``hydra.run.dir`` without ``resume=true`` is refused before Hydra starts: Hydra would first
+    overwrite the earlier run's ``.hydra/`` record. One line, exit code 2 (as ``loop.run_main``)."""
+    values = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("-"))
+    if "hydra.run.dir" not in values or str(values.get("resume", "false")).lower() == "true":
+        return
+    try:
+        refuse_used(values["hydra.run.dir"])
+    except RunDirError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+
 def prepare(name: str, usage: str, aliases: dict[str, str] | None = None) -> None:
     """What an entry point does before ``@hydra.main``: old key names are rewritten (:func:`rename`);
     ``--help``/``-h`` prints its own help and exits; otherwise ``preset=`` is resolved
@@ -237,6 +251,7 @@ def prepare(name: str, usage: str, aliases: dict[str, str] | None = None) -> Non
     argv = sys.argv[1:]
     preset_dir = os.path.join(CONFIGS, name, "preset")
     if not any(a in ("--help", "-h") for a in argv):
+        refuse_used_run_dir(argv)
         presets.apply(preset_dir, aliases)
         return
     from hydra import compose, initialize_config_dir

@@ -93,6 +93,15 @@ def changed_keys(stored: dict, new: dict) -> list[str]:
                   and k.rsplit(".", 1)[-1] not in RESULT_FREE)
 
 
+def refuse_used(path: str) -> None:
+    """Raise :class:`RunDirError` if ``path`` holds an earlier run (anything but Hydra's own files)."""
+    used = used_entries(path)
+    if used:
+        raise RunDirError(f"run directory {os.path.abspath(path)} is not empty (holds {', '.join(used[:5])}"
+                          f"{', ...' if len(used) > 5 else ''}): pass resume=true to continue that run, or "
+                          "choose another hydra.run.dir")
+
+
 class RunDir:
     """An open run directory: checked, locked, ``run.json`` written. Use as a context manager.
 
@@ -107,10 +116,8 @@ class RunDir:
         self.lock_path = os.path.join(self.path, LOCK_FILE)
         self.resuming = False
         used = used_entries(self.path)
-        if used and not resume:
-            raise RunDirError(f"run directory {self.path} is not empty (holds {', '.join(used[:5])}"
-                              f"{', ...' if len(used) > 5 else ''}): pass resume=true to continue that run, or "
-                              "choose another hydra.run.dir")
+        if not resume:
+            refuse_used(self.path)
         if resume and os.path.exists(os.path.join(self.path, RUN_FILE)):
             self._check_same_run(read_run(self.path))  # before anything is written
             self.resuming = True

@@ -151,6 +151,18 @@ def test_a_used_folder_is_refused_and_nothing_is_lost(tmp_path):
     RunDir(str(tmp_path.parent / "hydra_only"), "ppo", CONFIG).close()
 
 
+def test_a_used_folder_is_refused_before_hydra_rewrites_its_record(tmp_path, capsys):
+    """Hydra writes ``.hydra/`` before the entry point runs: the command line is checked first."""
+    from ssmrl.experiment.config import refuse_used_run_dir
+
+    _run(tmp_path, stop_after=1)
+    with pytest.raises(SystemExit) as stop:
+        refuse_used_run_dir(["env=popgym", f"hydra.run.dir={tmp_path}"])
+    assert stop.value.code == 2 and f"run directory {tmp_path} is not empty" in capsys.readouterr().err
+    refuse_used_run_dir(["env=popgym", f"hydra.run.dir={tmp_path}", "resume=true"])  # resuming is allowed
+    refuse_used_run_dir(["env=popgym", f"hydra.run.dir={tmp_path / 'fresh'}"])
+
+
 def test_a_second_writer_is_refused_naming_the_lock_and_its_pid(tmp_path):
     with RunDir(str(tmp_path), "ppo", CONFIG):
         with pytest.raises(RunDirError, match=rf"{tmp_path / LOCK_FILE} is held by process {os.getpid()}"):
