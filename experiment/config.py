@@ -136,11 +136,26 @@ class CollectRun:
                               f"{dict(self.ppo.env_options)}")
 
 
+@dataclasses.dataclass(frozen=True)
+class EvaluateRun:
+    """``train/evaluate.py``: which run to evaluate and how (the run's ``kind`` decides the rest)."""
+
+    run: str = setting("", "a run directory written by train/ppo.py, world_model.py, dt.py or meta_dt.py")
+    episodes: int = setting(256, "evaluation episodes per split, spread over the run's seeds or tasks", ge=1)
+    deterministic: bool = setting(False, "PPO runs: act with the greedy action")
+    video: bool = setting(False, "PPO runs on image observations: episode.gif (and .mp4 with ffmpeg)")
+    seed: int = setting(0, "evaluation seed", ge=0)
+
+    def check(self) -> None:
+        if not os.path.isdir(self.run):
+            raise ConfigError(f"run={self.run!r} is not a directory; pass run=<a run directory>")
+
+
 SET_BY_SCRIPT: dict[str, tuple[str, ...]] = {"collect": ("env.options", "eval_envs")}
 """Keys of an entry point's class that the script sets itself: ``--help`` leaves them out."""
 
 ENTRIES: dict[str, type] = {"ppo": PPORun, "world_model": WorldModelRun, "dt": DTRun, "meta_dt": MetaDTRun,
-                            "collect": CollectRun}
+                            "collect": CollectRun, "evaluate": EvaluateRun}
 
 
 def parse(name: str, cfg: Any) -> Any:
@@ -179,8 +194,11 @@ def help_text(name: str, cfg: Any, usage: str, aliases: dict[str, str] | None = 
     with its value in the composed ``cfg`` and a one-line description."""
     from omegaconf import OmegaConf
 
-    lines = [usage, "", "Config groups (group=choice):"]
-    lines += [f"  {group:<10} {' | '.join(choices)}" for group, choices in groups(name, aliases).items()]
+    lines = [usage]
+    found = groups(name, aliases)
+    if found:
+        lines += ["", "Config groups (group=choice):"]
+        lines += [f"  {group:<10} {' | '.join(choices)}" for group, choices in found.items()]
     lines += ["", "Keys (key=value), with the values these overrides give:"]
     for key, help, default in describe(ENTRIES[name]):
         if key in SET_BY_SCRIPT.get(name, ()):
@@ -250,14 +268,17 @@ def prepare(name: str, usage: str, aliases: dict[str, str] | None = None) -> Non
         print(note, file=sys.stderr)
     argv = sys.argv[1:]
     preset_dir = os.path.join(CONFIGS, name, "preset")
+    has_presets = os.path.isdir(preset_dir)  # train/evaluate.py has none
     if not any(a in ("--help", "-h") for a in argv):
         refuse_used_run_dir(argv)
-        presets.apply(preset_dir, aliases)
+        if has_presets:
+            presets.apply(preset_dir, aliases)
         return
     from hydra import compose, initialize_config_dir
 
-    overrides, _ = presets.select([a for a in argv if "=" in a and not a.startswith("-")], preset_dir, aliases,
-                                  accelerated=False)
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    if has_presets:
+        overrides, _ = presets.select(overrides, preset_dir, aliases, accelerated=False)
     with initialize_config_dir(config_dir=os.path.join(CONFIGS, name), version_base="1.3"):
         cfg = compose(name, overrides=overrides)
     print(help_text(name, cfg, usage, aliases))

@@ -133,6 +133,12 @@ CLI = [
     ("collect", ["medium_level=2"], r"medium_level must be <= 1, got 2.0"),
     ("collect", ["deterministic=maybe"], r"deterministic must be true or false, got 'maybe'"),
     ("collect", ["+model.options.num_layers=0"], r"model.options.num_layers of 'mlp' must be a positive integer"),
+    # train/evaluate.py
+    ("evaluate", ["run=/nonexistent/run"], r"run='/nonexistent/run' is not a directory; pass run=<a run directory>"),
+    ("evaluate", [], r"run='' is not a directory"),
+    ("evaluate", ["run=/tmp", "episodes=0"], r"episodes must be >= 1, got 0"),
+    ("evaluate", ["run=/tmp", "video=maybe"], r"video must be true or false, got 'maybe'"),
+    ("evaluate", ["run=/tmp", "+policy=greedy"], r"unknown config key 'policy'"),
 ]
 
 
@@ -248,7 +254,7 @@ def test_help_lists_only_the_scripts_own_keys_and_each_can_be_set(script):
     with initialize_config_dir(config_dir=os.path.join(CONFIGS, script), version_base="1.3"):
         cfg = compose(script)
     text = help_text(script, cfg, "usage")
-    assert "model" in text and "hydra.run.dir" in text
+    assert ("  model" in text) == (script != "evaluate") and "hydra.run.dir" in text
     others = {"ppo": "meta_bandit", "world_model": "atari100k", "dt": "tasks/point_robot"}
     for other, marker in others.items():
         assert (marker in text) == (other == script or (marker == "tasks/point_robot" and script in

@@ -18,14 +18,17 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from ssmrl.experiment.evaluation import evaluate_run
-from ssmrl.experiment.loop import run_main
+from ssmrl.experiment.config import load, prepare
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="../configs/evaluate", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    report = run_main(lambda: evaluate_run(cfg.run, episodes=cfg.episodes, deterministic=cfg.deterministic,
-                                           seed=cfg.seed, video=cfg.video))
+    run = load("evaluate", cfg)
+    from ssmrl.experiment.evaluation import evaluate_run  # the runtime loads only for a config that passed
+    from ssmrl.experiment.loop import run_main
+
+    report = run_main(lambda: evaluate_run(run.run, episodes=run.episodes, deterministic=run.deterministic,
+                                           seed=run.seed, video=run.video))
     for split, stats in report["splits"].items():
         if report.get("kind") == "world_model":
             print(f"{split:>5}: return {stats['return_mean']} over {stats['episodes']} episodes")
@@ -37,9 +40,10 @@ def main(cfg: DictConfig) -> None:
             continue
         curve = ", ".join(f"{m:.3f}±{c:.3f}" for m, c in zip(stats["trial_mean"], stats["trial_ci95"]))
         print(f"{split:>16}: {curve}")
-    print(json.dumps({"eval": os.path.join(cfg.run, "eval.json"), **({"video": report["video"]} if "video" in report
+    print(json.dumps({"eval": os.path.join(run.run, "eval.json"), **({"video": report["video"]} if "video" in report
                                                                        else {})}))
 
 
 if __name__ == "__main__":
+    prepare("evaluate", "Evaluate a run: python train/evaluate.py run=<run dir> episodes=256")
     main()
