@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssmrl.agents.world_model.agent import Parts, open_loop_states
+from ssmrl import envs
+from ssmrl.agents.world_model import config as wmc
+from ssmrl.agents.world_model.agent import Parts, build, init_params, open_loop_states
 from ssmrl.agents.world_model.distributions import twohot_mean
 from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.world_model import value_bins, world_model_loss
@@ -90,14 +92,13 @@ def generation_error(parts: Parts, params, data: dict, context: int, key: jax.Ar
     return jnp.sum((frames - preprocess(data["obs"])) ** 2, axis=axes)
 
 
-# The benchmarks at CPU size: env options, what is measured, and how many frames the model observes
-# before imagining. ``scale`` multiplies the lengths (``width``, ``length``): the paper's sizes are
-# widths 100 / 200 / 400 and 3 / 5 / 7 keys.
+# Each benchmark: its env, what is measured, and how many frames the model observes before imagining.
+# Sizes are env options (``SIZE_OPTION``); the paper's are widths 100 / 200 / 400 and 3 / 5 / 7 keys.
 BENCHMARKS = {
-    "distracting": dict(env="memory/DistractingMemory", lengths=("width",), metric="reward_accuracy", context=2),
-    "doors_keys": dict(env="memory/MultiDoorsKeys", lengths=("width",), metric="generation_error",
+    "distracting": dict(env="memory/DistractingMemory", metric="reward_accuracy", context=2),
+    "doors_keys": dict(env="memory/MultiDoorsKeys", metric="generation_error",
                        context_from="num_keys"),
-    "four_rooms": dict(env="memory/FourRooms", lengths=("length",), metric="generation_error", context_fraction=0.5),
+    "four_rooms": dict(env="memory/FourRooms", metric="generation_error", context_fraction=0.5),
 }
 # Backbones as (world-model kind, S4WM block layer): Drama (Mamba-2), S4WM with S4 / S5 / a causal
 # transformer block, and the GRU RSSM.
@@ -125,10 +126,6 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
     the seed only, so every backbone sees the same episodes) and measure it on held-out episodes.
 
     Returns one result per seed: the metric(s), the last 20 updates' mean losses, the sizes."""
-    from ssmrl import envs
-    from ssmrl.agents.world_model import config as wmc
-    from ssmrl.agents.world_model.agent import build, init_params
-
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; valid: {sorted(BENCHMARKS)}")
     if backbone not in BACKBONES:
@@ -144,11 +141,14 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
     context = context_length(benchmark, env)
     seed_keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
 
+    def per_seed(i):  # [seeds] keys for stream i of every seed
+        return jax.vmap(jax.random.fold_in, (0, None))(seed_keys, i)
+
     def data(key):
         k_train, k_test = jax.random.split(key)
         return random_episodes(parts, k_train, train_episodes), random_episodes(parts, k_test, test_episodes)
 
-    train, test = jax.jit(jax.vmap(data))(jax.vmap(lambda k: jax.random.fold_in(k, 0))(seed_keys))
+    train, test = jax.jit(jax.vmap(data))(per_seed(0))
     # initialised seed by seed, outside the vmap (orthogonal initialisers have deadlocked XLA CPU under vmap)
     params = jax.tree.map(lambda *p: jnp.stack(p), *[init_params(parts, jax.random.fold_in(k, 1))["wm"]
                                                       for k in seed_keys])
@@ -161,13 +161,13 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
 
     # a host loop over a donated, jitted update: XLA CPU's while-loop copied donated buffers every iteration
     update = jax.jit(jax.vmap(step), donate_argnums=(0, 1))
-    fit_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(seed_keys)
+    fit_keys = per_seed(2)
     losses = []
     for i in range(updates):
         params, opt, metrics = update(params, opt, train, jax.vmap(jax.random.fold_in, (0, None))(fit_keys, i))
         if i >= updates - 20:
             losses.append(jax.device_get(metrics))
-    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 3))(seed_keys)
+    eval_keys = per_seed(3)
     if spec["metric"] == "reward_accuracy":
         measured = jax.jit(jax.vmap(lambda p, d, k: reward_accuracy(parts, p, d, context, k)))(params, test, eval_keys)
     else:
