@@ -103,7 +103,12 @@ CLI = [
     ("world_model", ["unimix=1.0"], r"unimix must be < 1, got 1.0"),
     ("world_model", ["env.name=atari/Pongg"], r"unknown env.name 'atari/Pongg'; valid: .*'atari/Pong'"),
     ("world_model", ["+model.depth=3"], r"unknown config key 'model.depth'; valid under model: "
-                                        r"\['layer', 'name', 'state_size'\]"),
+                                        r"\['layer', 'name', 'options', 'state_size'\]"),
+    ("world_model", ["model=rssm", "+model.options.dt_min=0.1"], r"model.options \{'dt_min': 0.1\} set for the rssm"),
+    ("world_model", ["model=s4wm", "+model.options.num_layers=3"], r"model.options \['num_layers'\] are set by the "
+                                                                   r"world model"),
+    ("world_model", ["model=s4wm", "model.layer=s5", "+model.options.dt=3"], r"unknown model.options \['dt'\] for "
+                                                                             r"sequence model 's5'; valid: \["),
     # train/dt.py
     ("dt", ["target_return=abc"], r"target_return must be a number, got 'abc'"),
     ("dt", ["target_return=inf"], r"target_return must be a finite number, got inf"),

@@ -38,6 +38,8 @@ class WorldModelConfig:
     hidden: int = setting(512, "width of the sequence model output h", ge=1)
     num_layers: int = setting(2, "sequence-model blocks", ge=1)
     state_size: int = setting(16, "Mamba-2 d_state / S4 and S5 state size N", key="model.state_size", ge=1)
+    layer_options: Options = setting((), "more options of ssm.make for the drama / s4wm blocks (e.g. dt_min, "
+                                     "memory)", key="model.options")
     latent_groups: int = setting(32, "categorical latents", ge=1)
     latent_classes: int = setting(32, "classes per categorical latent", ge=1)
     unimix: float = setting(0.01, "uniform mix into latent and policy distributions", ge=0, lt=1)
@@ -88,9 +90,16 @@ class WorldModelConfig:
 
     def check(self) -> None:
         """How the fields fit together and the env's options (called by ``agents.config``)."""
-        from ssmrl import envs
+        from ssmrl import envs, ssm
 
         envs.check_options(self.env_name, dict(self.env_options), where="env.options")
+        if self.layer_options:
+            _require(self.model != "rssm", f"model.options {dict(self.layer_options)} set for the rssm, whose GRU "
+                                           "cell takes none")
+            ssm.check_options(self.block_layer, dict(self.layer_options), where="model.options")
+            owned = sorted({"state_size", "num_layers", "final_norm"} & set(dict(self.layer_options)))
+            _require(not owned, f"model.options {owned} are set by the world model (model.state_size, num_layers; "
+                                "the blocks always end in a norm); valid here: the layer's other options")
         _require(len(self.channels) >= 2 and all(c > 0 for c in self.channels),
                  f"channels must list >= 2 positive integers, got {list(self.channels)!r}")
         _require(self.prefill >= max(self.batch_length, self.imag_context),
@@ -98,6 +107,11 @@ class WorldModelConfig:
                  f"({self.imag_context}) so the first update can sample whole windows")
         _require(self.total_steps > self.prefill_chunk_steps,
                  f"total_steps ({self.total_steps}) must exceed prefill ({self.prefill})")
+
+    @property
+    def block_layer(self) -> str:
+        """The ssm registry layer of the drama / s4wm blocks."""
+        return "mamba2" if self.model == "drama" else self.s4wm_layer
 
     @property
     def latent_size(self) -> int:

@@ -63,6 +63,7 @@ class SequenceModel(nn.Module):
     mlp_layers: int
     unimix: float
     s4wm_layer: str = "s4"
+    layer_options: tuple = ()  # more ssm.make options of the blocks, as (name, value) pairs
 
     def setup(self):
         latent_logits = self.groups * self.classes
@@ -83,7 +84,8 @@ class SequenceModel(nn.Module):
         # Layers without a state size (RNNs, attention) or final norm simply do not take one.
         settings = {"num_layers": self.num_layers, "state_size": self.state_size, "final_norm": True}
         accepted = ssm.options(layer)
-        return ssm.make(layer, features=self.hidden, **{k: v for k, v in settings.items() if k in accepted})
+        settings = {k: v for k, v in settings.items() if k in accepted}
+        return ssm.make(layer, features=self.hidden, **settings, **dict(self.layer_options))
 
     @property
     def parallel(self) -> bool:

@@ -45,6 +45,7 @@ class WorldModel(nn.Module):
     unimix: float
     reward_bins: int
     s4wm_layer: str = "s4"
+    layer_options: tuple = ()
     twohot_range: float = 20.0
     decoder: str = "subpixel"
     vector_hidden: int = 512
@@ -62,7 +63,7 @@ class WorldModel(nn.Module):
         return SequenceModel(kind=self.kind, hidden=self.hidden, num_layers=self.num_layers,
                              state_size=self.state_size, groups=self.groups, classes=self.classes,
                              mlp_hidden=self.mlp_hidden, mlp_layers=self.mlp_layers, unimix=self.unimix,
-                             s4wm_layer=self.s4wm_layer)
+                             s4wm_layer=self.s4wm_layer, layer_options=self.layer_options)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> dict:
@@ -104,7 +105,7 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       num_layers=config.num_layers, state_size=config.state_size, groups=config.latent_groups,
                       classes=config.latent_classes, channels=tuple(config.channels), kernel=config.kernel,
                       mlp_hidden=config.mlp_hidden, mlp_layers=config.mlp_layers, unimix=config.unimix,
-                      reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer,
+                      reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer, layer_options=config.layer_options,
                       decoder=config.decoder, vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
                       twohot_range=config.twohot_range)
 
