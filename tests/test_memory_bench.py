@@ -1,5 +1,5 @@
 """The world-model memory benchmark: aligned whole-episode data, a tiny train-and-evaluate run per metric, the
-table script, and a learning check that an SSM world model remembers a Distracting Memory cue."""
+table, and a learning test: an S5 world model remembers a Distracting Memory cue."""
 
 import jax
 import numpy as np
@@ -24,16 +24,31 @@ def test_random_episodes_are_whole_aligned_episodes():
     assert not np.asarray(data["reward"][:-1]).any()
 
 
-@pytest.mark.parametrize("name, options, keys", [
-    ("distracting", {"width": 2}, {"inference", "imagination"}),
-    ("doors_keys", {"num_keys": 2, "width": 2}, {"imagination_error", "door_error", "open_door_error"}),
-])
-def test_tiny_run_reports_its_metric_per_seed(name, options, keys):
-    rows = mb.run(name, "rssm", options, seeds=2, updates=3, train_episodes=4, test_episodes=4, world_model=TINY)
+def test_tiny_run_reports_its_metric_per_seed():
+    keys = {"imagination_error", "door_error", "open_door_error"}
+    rows = mb.run("doors_keys", "rssm", {"num_keys": 2, "width": 2}, seeds=2, updates=3, train_episodes=4,
+                  test_episodes=4, world_model=TINY)
     assert [r["seed"] for r in rows] == [0, 1]
     for r in rows:
         assert keys <= set(r) and all(np.isfinite(r[k]) or k == "open_door_error" for k in keys)
         assert np.isfinite(r["final_losses"]["wm_loss"])
+        assert len(r["error_per_step"]) == r["episode_length"]
+
+
+def test_s5_world_model_remembers_the_cue():
+    """S4WM with S5 blocks on the shortest Distracting Memory (cue, one distractor frame, the choice; 8x8
+    frames): a model that forgets the cue can only learn that a pick pays half the time, which puts its
+    reward accuracy at the choice near 50% (41-55% on these held-out episodes). Trained offline on random-policy
+    episodes, both seeds must predict the choice's reward far better than that, observing every frame and
+    imagining from the cue on. The S5 timescales start in [0.1, 1] (default [0.001, 0.1]): with the default,
+    the memoryless plateau lasted from 750 to over 2,500 updates (4 seeds, unoptimised XLA); with these, 750-1,000."""
+    world_model = dict(hidden=32, num_layers=1, latent_groups=4, latent_classes=4, channels=(8, 8), mlp_hidden=32,
+                       wm_lr=1e-2, layer_options=(("dt_max", 1.0), ("dt_min", 0.1)))
+    rows = mb.run("distracting", "s4wm_s5", {"width": 1, "size": 8}, seeds=2, updates=1500, train_episodes=256,
+                  test_episodes=128, world_model=world_model)
+    assert [r["seed"] for r in rows] == [0, 1]
+    for r in rows:
+        assert r["inference"] > 0.75 and r["imagination"] > 0.75, r
 
 
 def test_unknown_names_are_refused_with_the_choices():
