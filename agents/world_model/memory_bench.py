@@ -126,9 +126,9 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
     """Train one backbone on one benchmark for ``seeds`` seeds and measure it on held-out episodes. The data of a
     seed depends on the seed only, so every backbone sees the same episodes.
 
-    Seeds run one after another through the same compiled functions, not vmapped: vmapping the encoder and
-    decoder over per-seed kernels makes their convolutions grouped ones, which XLA's CPU backend ran ~10x
-    slower per seed than separate calls (2 seeds at width 2: 0.65 s per update against 37 ms for one).
+    Seeds run one after another through the same compiled functions, not vmapped: vmapped over seeds, the
+    update ran ~9x slower per seed on XLA CPU (2 seeds at width 2: 0.65 s per update against 37 ms for one;
+    per-seed conv kernels make grouped convolutions, the likely cause, not profiled).
 
     Returns one result per seed: the metric(s), the last 20 updates' mean losses, the sizes."""
     if benchmark not in BENCHMARKS:
@@ -139,9 +139,11 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
     kind, layer = BACKBONES[backbone]
     env, _ = envs.make(spec["env"], **env_options)
     length = env.episode_length
+    # the transformer's attention window covers the whole episode (it is 64 steps by default)
+    window = {"layer_options": (("memory", max(64, length)),)} if layer == "transformer" else {}
     config = wmc.validate(wmc.preset(
         "small", env_name=spec["env"], env_options=tuple(sorted(env_options.items())), model=kind, s4wm_layer=layer,
-        batch_length=length, prefill=length, imag_context=2, **{**SMALL_WORLD_MODEL, **(world_model or {})}))
+        batch_length=length, prefill=length, imag_context=2, **{**SMALL_WORLD_MODEL, **window, **(world_model or {})}))
     parts = build(config)
     context = context_length(benchmark, env)
     one_update = make_update(parts)
