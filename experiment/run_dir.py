@@ -87,10 +87,13 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def changed_keys(stored: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ between two configs, except ``RESULT_FREE`` ones."""
+    """Dotted keys whose values differ between two configs, except ``RESULT_FREE`` ones. A key the stored
+    config lacks and the new one holds empty (``[]`` / ``{}``: options added by a later version, none set)
+    is the same run."""
     a, b = flatten(stored), flatten(json.loads(json.dumps(new, default=str)))
+    added_empty = {k for k in set(b) - set(a) if b[k] in ([], {})}
     return sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>")
-                  and k.rsplit(".", 1)[-1] not in RESULT_FREE)
+                  and k.rsplit(".", 1)[-1] not in RESULT_FREE and k not in added_empty)
 
 
 def refuse_used(path: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from ssmrl.experiment.checkpoint import Checkpoints
 from ssmrl.experiment.loop import Diverged, Interrupted, LoopSpec, run_loop, run_main
 from ssmrl.experiment.results import read_results
-from ssmrl.experiment.run_dir import LOCK_FILE, RunDir, RunDirError, read_run
+from ssmrl.experiment.run_dir import LOCK_FILE, RunDir, RunDirError, changed_keys, read_run
 
 SPEC = LoopSpec(num_chunks=4, steps_per_update=10, headline="loss")
 CONFIG = {"lr": 0.1, "progress": False, "nested": {"size": 3}}
@@ -187,6 +187,14 @@ def test_resume_with_a_changed_config_is_refused_before_anything_is_written(tmp_
     # progress and logging cannot change results: allowed, and the new values are recorded
     assert _run(tmp_path, resume=True, config=dict(CONFIG, progress=True, logger="wandb")).stopped == "finished"
     assert read_run(str(tmp_path))["config"]["progress"] is True
+
+
+def test_options_added_by_a_later_version_and_left_empty_do_not_block_resume():
+    stored = {"lr": 0.1, "model": {"name": "s4wm"}}
+    assert changed_keys(stored, {"lr": 0.1, "model": {"name": "s4wm", "options": {}}, "layer_options": []}) == []
+    assert changed_keys(stored, {"lr": 0.1, "model": {"name": "s4wm", "options": {"dt_min": 0.1}}}) == [
+        "model.options.dt_min"]
+    assert changed_keys({**stored, "extra": 1}, stored) == ["extra"]  # a key the new config lacks still counts
 
 
 def test_corrupt_files_are_named(tmp_path):
