@@ -18,6 +18,12 @@ DECODERS = ("subpixel", "conv_transpose")
 SAMPLERS = ("uniform", "dfs")
 
 
+def block_layer(model: str, s4wm_layer: str) -> str | None:
+    """The ssm registry layer of a backbone's blocks: Mamba-2 for drama, ``s4wm_layer`` for s4wm, None otherwise
+    (the rssm's GRU cell is not a registry layer)."""
+    return {"drama": "mamba2", "s4wm": s4wm_layer}.get(model)
+
+
 def _require(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
@@ -109,9 +115,8 @@ class WorldModelConfig:
                  f"total_steps ({self.total_steps}) must exceed prefill ({self.prefill})")
 
     @property
-    def block_layer(self) -> str:
-        """The ssm registry layer of the drama / s4wm blocks."""
-        return "mamba2" if self.model == "drama" else self.s4wm_layer
+    def block_layer(self) -> str | None:
+        return block_layer(self.model, self.s4wm_layer)
 
     @property
     def latent_size(self) -> int:

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from ssmrl import ssm
+from ssmrl.agents.world_model.config import block_layer
 from ssmrl.agents.world_model.distributions import sample_latent, unimix_logits
 from ssmrl.agents.world_model.networks import MLP
 
@@ -78,7 +79,7 @@ class SequenceModel(nn.Module):
 
     @nn.nowrap
     def _make_backbone(self) -> ssm.SequenceLayer:
-        layer = {"drama": "mamba2", "s4wm": self.s4wm_layer}.get(self.kind)
+        layer = block_layer(self.kind, self.s4wm_layer)
         if layer is None:
             raise ValueError(f"unknown world-model backbone {self.kind!r}; valid: ['drama', 's4wm', 'rssm']")
         # Layers without a state size (RNNs, attention) or final norm simply do not take one.
