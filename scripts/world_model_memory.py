@@ -51,11 +51,14 @@ def main() -> None:
     parser.add_argument("--updates", type=int, help="world-model updates (default: the preset's)")
     parser.add_argument("--train-episodes", type=int, help="random-policy training episodes per seed (default: preset)")
     parser.add_argument("--test-episodes", type=int, help="held-out episodes per seed (default: the preset's)")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="also measure every N updates into the results' `curve` (default 0: only at the end)")
     parser.add_argument("--out", default="runs/world_model_memory")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
-    if args.seeds < 1 or (args.updates is not None and args.updates < 20):
-        parser.error(f"--seeds must be >= 1 and --updates >= 20, got {args.seeds} and {args.updates}")
+    if args.seeds < 1 or (args.updates is not None and args.updates < 20) or args.eval_every < 0:
+        parser.error(f"--seeds must be >= 1, --updates >= 20 and --eval-every >= 0, got {args.seeds}, "
+                     f"{args.updates} and {args.eval_every}")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "results.jsonl")
     results = read_results(path)
@@ -72,7 +75,7 @@ def main() -> None:
                 episodes = (args.train_episodes or preset["train_episodes"],
                             args.test_episodes or preset["test_episodes"])
                 rows = run(benchmark, backbone, options, args.seeds, args.updates or preset["updates"][benchmark],
-                           *episodes)
+                           *episodes, eval_every=args.eval_every)
                 with open(path, "a") as f:
                     for row in rows:
                         f.write(json.dumps({**row, "seconds": time.time() - t0}) + "\n")

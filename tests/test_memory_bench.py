@@ -27,12 +27,15 @@ def test_random_episodes_are_whole_aligned_episodes():
 def test_tiny_run_reports_its_metric_per_seed():
     keys = {"imagination_error", "door_error", "open_door_error"}
     rows = mb.run("doors_keys", "rssm", {"num_keys": 2, "width": 2}, seeds=2, updates=3, train_episodes=4,
-                  test_episodes=4, world_model=TINY)
+                  test_episodes=4, world_model=TINY, eval_every=2)
     assert [r["seed"] for r in rows] == [0, 1]
     for r in rows:
         assert keys <= set(r) and all(np.isfinite(r[k]) or k == "open_door_error" for k in keys)
         assert np.isfinite(r["final_losses"]["wm_loss"])
         assert len(r["error_per_step"]) == r["episode_length"]
+        # the learning curve: every 2 updates before the last, with the headline metrics
+        assert [point["update"] for point in r["curve"]] == [2]
+        assert set(r["curve"][0]) == {"update", "door_error", "open_door_error"}
 
 
 def test_s5_world_model_remembers_the_cue():
@@ -56,6 +59,8 @@ def test_unknown_names_are_refused_with_the_choices():
         mb.run("distracting", "gpt", {"width": 2}, 1, 20, 4, 4)
     with pytest.raises(ValueError, match="unknown benchmark 'maze'.*valid"):
         mb.run("maze", "rssm", {}, 1, 20, 4, 4)
+    with pytest.raises(ValueError, match="eval_every must be >= 0.*got -5"):
+        mb.run("distracting", "rssm", {"width": 2}, 1, 20, 4, 4, eval_every=-5)
 
 
 def test_table_has_bootstrap_intervals_over_seeds():

@@ -122,7 +122,7 @@ def context_length(benchmark: str, env) -> int:
 
 
 def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: int, train_episodes: int,
-        test_episodes: int, world_model: dict | None = None, seed: int = 0) -> list[dict]:
+        test_episodes: int, world_model: dict | None = None, seed: int = 0, eval_every: int = 0) -> list[dict]:
     """Train one backbone on one benchmark for ``seeds`` seeds and measure it on held-out episodes. The data of a
     seed depends on the seed only, so every backbone sees the same episodes.
 
@@ -130,7 +130,12 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
     update ran ~9x slower per seed on XLA CPU (2 seeds at width 2: 0.65 s per update against 37 ms for one;
     per-seed conv kernels make grouped convolutions, the likely cause, not profiled).
 
+    ``eval_every > 0`` also measures the held-out episodes every ``eval_every`` updates (with the final key, so
+    the training run is the same with or without it) into ``curve``: when a backbone left the memoryless plateau.
+
     Returns one result per seed: the metric(s), the last 20 updates' mean losses, the sizes."""
+    if eval_every < 0:
+        raise ValueError(f"eval_every must be >= 0 (0: only at the end), got {eval_every}")
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; valid: {sorted(BENCHMARKS)}")
     if backbone not in BACKBONES:
@@ -170,28 +175,39 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
         train, test = data(jax.random.fold_in(key, 0))
         params = init_params(parts, jax.random.fold_in(key, 1))["wm"]
         opt = parts.wm_tx.init(params)
-        fit_key, losses = jax.random.fold_in(key, 2), []
+        fit_key, losses, curve = jax.random.fold_in(key, 2), [], []
         for i in range(updates):
             params, opt, metrics = update(params, opt, train, jax.random.fold_in(fit_key, i))
             if i >= updates - 20:
                 losses.append(jax.device_get(metrics))
-        measured = jax.device_get(measure(params, test, jax.random.fold_in(key, 3)))
+            if eval_every and (i + 1) % eval_every == 0 and i + 1 < updates:
+                point = _summary(jax.device_get(measure(params, test, jax.random.fold_in(key, 3))), context, mask,
+                                 test["reward"])
+                curve.append({"update": i + 1, **{m: point[m] for m in HEADLINE[benchmark]}})
         result = {"benchmark": benchmark, "backbone": backbone, "seed": s, "env_options": env_options,
                   "episode_length": length, "context": context, "updates": updates,
-                  "final_losses": {k: float(np.mean([m[k] for m in losses])) for k in losses[0]}}
-        if "error" not in measured:
-            result.update({k: float(v) for k, v in measured.items()})
-        else:
-            error = np.asarray(measured["error"])
-            result["error_per_step"] = error.mean(1).tolist()
-            result["imagination_error"] = float(error[context:].mean())
-            if mask is not None:
-                # an outcome frame shows an open door when the action before it opened one (reward 1)
-                opened = mask[:, None] & np.roll(np.asarray(test["reward"]) > 0, 1, axis=0)
-                result["door_error"] = float(error[mask].mean())
-                result["open_door_error"] = float(error[opened].mean()) if opened.any() else float("nan")
+                  "final_losses": {k: float(np.mean([m[k] for m in losses])) for k in losses[0]},
+                  **_summary(jax.device_get(measure(params, test, jax.random.fold_in(key, 3))), context, mask,
+                             test["reward"])}
+        if eval_every:
+            result["curve"] = curve
         results.append(result)
     return results
+
+
+def _summary(measured: dict, context: int, mask: np.ndarray | None, reward: jax.Array) -> dict:
+    """The result's metrics from ``measure``'s output: accuracies as they are; generation errors ``[T, B]`` as the
+    per-step mean, the imagined frames' mean and, with a Multi Doors Keys ``mask`` ``[T]``, the door frames'."""
+    if "error" not in measured:
+        return {k: float(v) for k, v in measured.items()}
+    error = np.asarray(measured["error"])
+    result = {"error_per_step": error.mean(1).tolist(), "imagination_error": float(error[context:].mean())}
+    if mask is not None:
+        # an outcome frame shows an open door when the action before it opened one (reward 1)
+        opened = mask[:, None] & np.roll(np.asarray(reward) > 0, 1, axis=0)
+        result["door_error"] = float(error[mask].mean())
+        result["open_door_error"] = float(error[opened].mean()) if opened.any() else float("nan")
+    return result
 
 
 SIZE_OPTION = {"distracting": "width", "doors_keys": "num_keys", "four_rooms": "length"}
