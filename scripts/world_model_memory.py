@@ -18,17 +18,16 @@ import json
 import os
 import time
 
-from ssmrl.agents.world_model.memory_bench import BACKBONES, BENCHMARKS, HEADLINE, SIZE_OPTION, run, table
-
-PRESETS = {
-    # the memoryless plateau of Distracting Memory lasts ~500-2000 updates (RESULTS.md), hence its longer budget
-    "cpu": dict(sizes={"distracting": [2, 8], "doors_keys": [2], "four_rooms": [16]},
-                updates={"distracting": 2500, "doors_keys": 1000, "four_rooms": 1000},
-                train_episodes=256, test_episodes=128, env={"doors_keys": {"width": 4}}, image=16),
-    "paper": dict(sizes={"distracting": [100, 200, 400], "doors_keys": [3, 5, 7], "four_rooms": [500]},
-                  updates={"distracting": 20000, "doors_keys": 20000, "four_rooms": 20000},
-                  train_episodes=2048, test_episodes=256, env={"doors_keys": {"width": 100}}, image=64),
-}
+from ssmrl.agents.world_model.memory_bench import (
+    BACKBONES,
+    BENCHMARKS,
+    HEADLINE,
+    PRESETS,
+    SIZE_OPTION,
+    preset_env_options,
+    run,
+    table,
+)
 
 
 def read_results(path: str) -> list[dict]:
@@ -65,9 +64,7 @@ def main() -> None:
     done = {(r["benchmark"], json.dumps(r["env_options"], sort_keys=True), r["backbone"]) for r in results}
     for benchmark in args.benchmarks:
         for size in args.sizes or preset["sizes"][benchmark]:
-            options = {**preset["env"].get(benchmark, {}), SIZE_OPTION[benchmark]: size}
-            options["cell" if benchmark == "four_rooms" else "size"] = (
-                max(1, preset["image"] // 5) if benchmark == "four_rooms" else preset["image"])
+            options = preset_env_options(args.preset, benchmark, size)
             for backbone in args.backbones:
                 if (benchmark, json.dumps(options, sort_keys=True), backbone) in done:
                     continue

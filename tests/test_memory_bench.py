@@ -54,6 +54,30 @@ def test_s5_world_model_remembers_the_cue():
         assert r["inference"] > 0.75 and r["imagination"] > 0.75, r
 
 
+@pytest.mark.parametrize("preset", sorted(mb.PRESETS))
+def test_every_preset_configuration_builds_and_its_env_steps(preset):
+    """Every (benchmark, size, backbone) of a preset validates and builds, the transformer's window covers the
+    episode, and the largest env of each benchmark steps under jit at the preset's frame size (the paper's run
+    itself needs a GPU: 102-402-frame episodes of 64x64 frames)."""
+    from ssmrl.agents.world_model.agent import build
+
+    for benchmark, sizes in mb.PRESETS[preset]["sizes"].items():
+        for size in sizes:
+            options = mb.preset_env_options(preset, benchmark, size)
+            for backbone in mb.BACKBONES:
+                env, config = mb.make_config(benchmark, backbone, options)
+                build(config)
+                assert config.batch_length == env.episode_length
+                if backbone == "transformer":
+                    assert dict(config.layer_options)["memory"] >= env.episode_length
+        image = mb.PRESETS[preset]["image"]
+        obs, state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+        side = image - image % 5 if benchmark == "four_rooms" else image  # Four Rooms: 5 whole cells
+        assert obs.shape[:2] == (side, side)
+        obs, *_ = jax.jit(env.step)(jax.random.PRNGKey(1), state, 0)
+        assert np.isfinite(np.asarray(obs, np.float32)).all()
+
+
 def test_unknown_names_are_refused_with_the_choices():
     with pytest.raises(ValueError, match="unknown backbone 'gpt'.*valid"):
         mb.run("distracting", "gpt", {"width": 2}, 1, 20, 4, 4)

@@ -110,6 +110,50 @@ SMALL_WORLD_MODEL = dict(hidden=64, num_layers=2, state_size=16, latent_groups=8
                          twohot_range=1.0, batch_size=16)
 
 
+# Sizes per benchmark and preset: ``cpu`` fits the 2-core CPU (the table in docs/RESULTS.md), ``paper`` is S4WM's
+# (widths 100 / 200 / 400, 3 / 5 / 7 keys behind a 100-frame hallway, 500-step Four Rooms, 64x64 frames). The
+# memoryless plateau of Distracting Memory lasts ~500-2000 updates at width 2 (RESULTS.md): its longer budget.
+PRESETS = {
+    "cpu": dict(sizes={"distracting": [2, 8], "doors_keys": [2], "four_rooms": [16]},
+                updates={"distracting": 2500, "doors_keys": 1000, "four_rooms": 1000},
+                train_episodes=256, test_episodes=128, env={"doors_keys": {"width": 4}}, image=16),
+    "paper": dict(sizes={"distracting": [100, 200, 400], "doors_keys": [3, 5, 7], "four_rooms": [500]},
+                  updates={"distracting": 20000, "doors_keys": 20000, "four_rooms": 20000},
+                  train_episodes=2048, test_episodes=256, env={"doors_keys": {"width": 100}}, image=64),
+}
+
+
+def preset_env_options(preset: str, benchmark: str, size: int) -> dict:
+    """The env options of one benchmark at one size under ``preset``: its size option, the preset's fixed ones,
+    and the frame size (Four Rooms draws a 5-cell window, hence its cell of a fifth of the image)."""
+    spec = PRESETS[preset]
+    options = {**spec["env"].get(benchmark, {}), SIZE_OPTION[benchmark]: size}
+    if benchmark == "four_rooms":
+        options["cell"] = max(1, spec["image"] // 5)
+    else:
+        options["size"] = spec["image"]
+    return options
+
+
+def make_config(benchmark: str, backbone: str, env_options: dict, world_model: dict | None = None):
+    """``(env, config)``: the benchmark's env and the validated world-model config of ``backbone`` on it, one whole
+    episode per batch column. Unknown names are refused with the valid ones."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; valid: {sorted(BENCHMARKS)}")
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; valid: {sorted(BACKBONES)}")
+    spec = BENCHMARKS[benchmark]
+    kind, layer = BACKBONES[backbone]
+    env, _ = envs.make(spec["env"], **env_options)
+    length = env.episode_length
+    # the transformer's attention window covers the whole episode (it is 64 steps by default)
+    window = {"layer_options": (("memory", max(64, length)),)} if layer == "transformer" else {}
+    config = wmc.validate(wmc.preset(
+        "small", env_name=spec["env"], env_options=tuple(sorted(env_options.items())), model=kind, s4wm_layer=layer,
+        batch_length=length, prefill=length, imag_context=2, **{**SMALL_WORLD_MODEL, **window, **(world_model or {})}))
+    return env, config
+
+
 def context_length(benchmark: str, env) -> int:
     """Frames observed before imagination: the cue and one hallway frame; every key offer and one hallway
     frame; half of a Four Rooms episode."""
@@ -136,19 +180,7 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
     Returns one result per seed: the metric(s), the last 20 updates' mean losses, the sizes."""
     if eval_every < 0:
         raise ValueError(f"eval_every must be >= 0 (0: only at the end), got {eval_every}")
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; valid: {sorted(BENCHMARKS)}")
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; valid: {sorted(BACKBONES)}")
-    spec = BENCHMARKS[benchmark]
-    kind, layer = BACKBONES[backbone]
-    env, _ = envs.make(spec["env"], **env_options)
-    length = env.episode_length
-    # the transformer's attention window covers the whole episode (it is 64 steps by default)
-    window = {"layer_options": (("memory", max(64, length)),)} if layer == "transformer" else {}
-    config = wmc.validate(wmc.preset(
-        "small", env_name=spec["env"], env_options=tuple(sorted(env_options.items())), model=kind, s4wm_layer=layer,
-        batch_length=length, prefill=length, imag_context=2, **{**SMALL_WORLD_MODEL, **window, **(world_model or {})}))
+    env, config = make_config(benchmark, backbone, env_options, world_model)
     parts = build(config)
     context = context_length(benchmark, env)
     one_update = make_update(parts)
@@ -164,7 +196,7 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
         k_batch, k_loss = jax.random.split(key)
         return one_update(params, opt, sample_episodes(train, k_batch, config.batch_size), k_loss)
 
-    if spec["metric"] == "reward_accuracy":
+    if BENCHMARKS[benchmark]["metric"] == "reward_accuracy":
         measure = jax.jit(lambda p, d, k: reward_accuracy(parts, p, d, context, k))
     else:
         measure = jax.jit(lambda p, d, k: {"error": generation_error(parts, p, d, context, k)})
@@ -185,7 +217,7 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
                                  test["reward"])
                 curve.append({"update": i + 1, **{m: point[m] for m in HEADLINE[benchmark]}})
         result = {"benchmark": benchmark, "backbone": backbone, "seed": s, "env_options": env_options,
-                  "episode_length": length, "context": context, "updates": updates,
+                  "episode_length": env.episode_length, "context": context, "updates": updates,
                   "final_losses": {k: float(np.mean([m[k] for m in losses])) for k in losses[0]},
                   **_summary(jax.device_get(measure(params, test, jax.random.fold_in(key, 3))), context, mask,
                              test["reward"])}
