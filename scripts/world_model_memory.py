@@ -7,7 +7,9 @@
 Each (benchmark, size, backbone) trains ``--seeds`` world models, one per seed, on random-policy episodes
 (`agents/world_model/memory_bench.py`) and appends one line per seed to ``OUT/results.jsonl``; a rerun
 skips what is there, so an interrupted sweep continues where it stopped. ``OUT/table.md`` is rewritten
-after every configuration: the metric's mean over seeds with a 95% stratified-bootstrap interval.
+after every configuration: the metric's mean over seeds with a 95% stratified-bootstrap interval. Frame
+generation (Multi Doors Keys, Four Rooms) gets a reference row, ``hold_last_frame``: the same held-out episodes
+with the last observed frame repeated, untrained.
 Sizes: Distracting Memory's hallway ``width``, Multi Doors Keys' ``num_keys``, Four Rooms' episode ``length``.
 """
 
@@ -22,8 +24,10 @@ from ssmrl.agents.world_model.memory_bench import (
     BACKBONES,
     BENCHMARKS,
     HEADLINE,
+    HOLD,
     PRESETS,
     SIZE_OPTION,
+    hold_last_frame,
     preset_env_options,
     run,
     table,
@@ -65,14 +69,20 @@ def main() -> None:
     for benchmark in args.benchmarks:
         for size in args.sizes or preset["sizes"][benchmark]:
             options = preset_env_options(args.preset, benchmark, size)
-            for backbone in args.backbones:
+            # frame generation is read against repeating the last observed frame: that row comes first, untrained
+            generates = BENCHMARKS[benchmark]["metric"] == "generation_error"
+            for backbone in [HOLD] * generates + args.backbones:
                 if (benchmark, json.dumps(options, sort_keys=True), backbone) in done:
                     continue
                 t0 = time.time()
-                episodes = (args.train_episodes or preset["train_episodes"],
-                            args.test_episodes or preset["test_episodes"])
-                rows = run(benchmark, backbone, options, args.seeds, args.updates or preset["updates"][benchmark],
-                           *episodes, eval_every=args.eval_every)
+                test_episodes = args.test_episodes or preset["test_episodes"]
+                if backbone == HOLD:
+                    rows = hold_last_frame(benchmark, options, args.seeds, test_episodes)
+                else:
+                    rows = run(benchmark, backbone, options, args.seeds,
+                               args.updates or preset["updates"][benchmark],
+                               args.train_episodes or preset["train_episodes"], test_episodes,
+                               eval_every=args.eval_every)
                 with open(path, "a") as f:
                     for row in rows:
                         f.write(json.dumps({**row, "seconds": time.time() - t0}) + "\n")

@@ -38,6 +38,24 @@ def test_tiny_run_reports_its_metric_per_seed():
         assert set(r["curve"][0]) == {"update", "door_error", "open_door_error"}
 
 
+def test_hold_last_frame_reference_repeats_the_last_observed_frame():
+    from ssmrl.agents.world_model.agent import build
+
+    rows = mb.hold_last_frame("four_rooms", {"length": 6, "cell": 1}, seeds=2, test_episodes=8)
+    assert [(r["seed"], r["backbone"], r["updates"]) for r in rows] == [(0, mb.HOLD, 0), (1, mb.HOLD, 0)]
+    for r in rows:
+        error = np.array(r["error_per_step"])
+        assert r["context"] == 3 and (error[:3] == 0).all()  # observed frames are reproduced exactly
+        assert error[3:].mean() > 0 and np.isclose(r["imagination_error"], error[3:].mean())
+    # it reads run()'s held-out episodes: those do not depend on how many training episodes run() drew
+    _, config = mb.make_config("four_rooms", "rssm", {"length": 6, "cell": 1})
+    parts, key = build(config), jax.random.PRNGKey(3)
+    few, many = (jax.jit(mb.episodes, static_argnums=(0, 2, 3))(parts, key, n, 8)[1] for n in (1, 5))
+    assert all(np.array_equal(few[name], many[name]) for name in few)
+    with pytest.raises(ValueError, match="reference for frame generation; got benchmark 'distracting'"):
+        mb.hold_last_frame("distracting", {"width": 2}, 1, 4)
+
+
 def test_s5_world_model_remembers_the_cue():
     """S4WM with S5 blocks on the shortest Distracting Memory (cue, one distractor frame, the choice; 8x8
     frames): a model that forgets the cue can only learn that a pick pays half the time, which puts its

@@ -49,6 +49,12 @@ def random_episodes(parts: Parts, key: jax.Array, num_episodes: int) -> dict:
     return {"obs": obs, "action": action, "reward": reward, "term": term, "first": first}
 
 
+def episodes(parts: Parts, key: jax.Array, train_episodes: int, test_episodes: int) -> tuple[dict, dict]:
+    """A seed's training and held-out episodes; the held-out ones do not depend on ``train_episodes``."""
+    k_train, k_test = jax.random.split(key)
+    return random_episodes(parts, k_train, train_episodes), random_episodes(parts, k_test, test_episodes)
+
+
 def sample_episodes(data: dict, key: jax.Array, batch: int) -> dict:
     """``batch`` episodes (columns) of ``data`` drawn uniformly with replacement."""
     columns = jax.random.randint(key, (batch,), 0, data["action"].shape[1])
@@ -185,10 +191,7 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
     context = context_length(benchmark, env)
     one_update = make_update(parts)
 
-    @jax.jit
-    def data(key):
-        k_train, k_test = jax.random.split(key)
-        return random_episodes(parts, k_train, train_episodes), random_episodes(parts, k_test, test_episodes)
+    data = jax.jit(lambda key: episodes(parts, key, train_episodes, test_episodes))
 
     # a host loop over a donated, jitted update: XLA CPU's while-loop copied donated buffers every iteration
     @partial(jax.jit, donate_argnums=(0, 1))
@@ -224,6 +227,37 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
         if eval_every:
             result["curve"] = curve
         results.append(result)
+    return results
+
+
+HOLD = "hold_last_frame"
+
+
+def hold_last_frame(benchmark: str, env_options: dict, seeds: int, test_episodes: int, seed: int = 0) -> list[dict]:
+    """The reference a generation error is read against: the held-out episodes of :func:`run` (same seeds) with the
+    last observed frame repeated for every imagined one, which is what a model that imagines no change scores.
+    One result per seed, as :func:`run`'s with ``backbone`` ``HOLD`` and no training."""
+    if BENCHMARKS.get(benchmark, {}).get("metric") != "generation_error":
+        valid = sorted(b for b, spec in BENCHMARKS.items() if spec["metric"] == "generation_error")
+        raise ValueError(f"{HOLD} is a reference for frame generation; got benchmark {benchmark!r}, valid: {valid}")
+    env, config = make_config(benchmark, "rssm", env_options)
+    parts = build(config)
+    context = context_length(benchmark, env)
+
+    @jax.jit
+    def measure(key):
+        test = episodes(parts, key, 1, test_episodes)[1]
+        frames = preprocess(test["obs"])
+        held = jnp.concatenate([frames[:context], jnp.broadcast_to(frames[context - 1], frames[context:].shape)])
+        return test["reward"], jnp.sum((held - frames) ** 2, axis=tuple(range(2, frames.ndim)))
+
+    mask = np.asarray(env.frame_mask()) if benchmark == "doors_keys" else None
+    results = []
+    for s in range(seed, seed + seeds):
+        reward, error = jax.device_get(measure(jax.random.fold_in(jax.random.PRNGKey(s), 0)))
+        results.append({"benchmark": benchmark, "backbone": HOLD, "seed": s, "env_options": env_options,
+                        "episode_length": env.episode_length, "context": context, "updates": 0,
+                        **_summary({"error": error}, context, mask, reward)})
     return results
 
 
