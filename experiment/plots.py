@@ -39,3 +39,24 @@ def learning_curve(env_steps: np.ndarray, returns: np.ndarray, path: str, title:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def error_over_horizon(errors: dict[str, np.ndarray], context: int, path: str, title: str, reps: int = 500) -> None:
+    """``errors``: name -> ``[seeds, T]`` squared error per frame -> PNG at ``path``: each name's mean over seeds
+    per step (with a 95% bootstrap band over seeds when there are several), and where imagination starts."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, runs in sorted(errors.items()):
+        steps = np.arange(runs.shape[1])
+        mean, low, high = curve_band(runs, reps) if len(runs) > 1 else (runs[0], None, None)
+        line, = ax.plot(steps, mean, lw=1.5, label=f"{name} ({len(runs)} seeds)")
+        if low is not None:
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
+    ax.axvline(context - 0.5, color="grey", ls="--", lw=1, label="imagination starts")
+    ax.set_xlabel("step of the episode")
+    ax.set_ylabel("squared error per frame")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

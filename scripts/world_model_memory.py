@@ -9,7 +9,8 @@ Each (benchmark, size, backbone) trains ``--seeds`` world models, one per seed, 
 skips what is there, so an interrupted sweep continues where it stopped. ``OUT/table.md`` is rewritten
 after every configuration: the metric's mean over seeds with a 95% stratified-bootstrap interval. Frame
 generation (Multi Doors Keys, Four Rooms) gets a reference row, ``hold_last_frame``: the same held-out episodes
-with the last observed frame repeated, untrained.
+with the last observed frame repeated, untrained; and a plot, ``OUT/<benchmark>_<size>.png``, of the error per
+frame over the episode for every backbone.
 Sizes: Distracting Memory's hallway ``width``, Multi Doors Keys' ``num_keys``, Four Rooms' episode ``length``.
 """
 
@@ -19,6 +20,8 @@ import argparse
 import json
 import os
 import time
+
+import numpy as np
 
 from ssmrl.agents.world_model.memory_bench import (
     BACKBONES,
@@ -32,6 +35,7 @@ from ssmrl.agents.world_model.memory_bench import (
     run,
     table,
 )
+from ssmrl.experiment.plots import error_over_horizon
 
 
 def read_results(path: str) -> list[dict]:
@@ -42,6 +46,18 @@ def read_results(path: str) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
         except json.JSONDecodeError as error:
             raise SystemExit(f"{path}: not a results file ({error}); move it away or choose another --out")
+
+
+def plot_errors(results: list[dict], benchmark: str, options: dict, out: str) -> None:
+    """``OUT/<benchmark>_<size>.png``: the squared error per frame over the episode of every backbone there."""
+    rows = [r for r in results if r["benchmark"] == benchmark and r["env_options"] == options]
+    errors: dict[str, list] = {}
+    for r in rows:
+        errors.setdefault(r["backbone"], []).append(r["error_per_step"])
+    size = options[SIZE_OPTION[benchmark]]
+    error_over_horizon({name: np.array(runs) for name, runs in errors.items()}, rows[0]["context"],
+                       os.path.join(out, f"{benchmark}_{size}.png"),
+                       f"{benchmark}, {SIZE_OPTION[benchmark]} {size}: imagined after {rows[0]['context']} frames")
 
 
 def main() -> None:
@@ -89,6 +105,8 @@ def main() -> None:
                 results += rows
                 with open(os.path.join(args.out, "table.md"), "w") as f:
                     f.write(table(results))
+                if generates:
+                    plot_errors(results, benchmark, options, args.out)
                 headline = {m: [round(r[m], 3) for r in rows] for m in HEADLINE[benchmark]}
                 print(f"{benchmark} {SIZE_OPTION[benchmark]}={size} {backbone}: {headline} "
                       f"({time.time() - t0:.0f} s)", flush=True)

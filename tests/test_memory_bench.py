@@ -112,3 +112,12 @@ def test_table_has_bootstrap_intervals_over_seeds():
     line = next(row for row in text.splitlines() if "s4wm_s5" in row)
     assert "| distracting | 8 | s4wm_s5 | 3 |" in line
     assert "inference 0.950 [" in line and "imagination 0.850 [" in line
+
+
+def test_error_over_horizon_plot(tmp_path):
+    from ssmrl.experiment.plots import error_over_horizon
+
+    path = tmp_path / "errors.png"
+    errors = {"rssm": np.array([[0.1, 0.2, 3.0, 4.0], [0.2, 0.1, 2.0, 5.0]]), "hold_last_frame": np.ones((1, 4))}
+    error_over_horizon(errors, context=2, path=str(path), title="t", reps=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
