@@ -31,14 +31,7 @@ def learning_curve(env_steps: np.ndarray, returns: np.ndarray, path: str, title:
             mean = np.nanmean(returns, axis=0)
         ok = np.isfinite(mean)
         ax.plot(env_steps[ok], mean[ok], color="black", lw=2, label="mean")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, ax, "environment steps", "episode return", title, path)
 
 
 def error_over_horizon(errors: dict[str, np.ndarray], context: int, path: str, title: str, reps: int = 500) -> None:
@@ -52,8 +45,12 @@ def error_over_horizon(errors: dict[str, np.ndarray], context: int, path: str, t
         if low is not None:
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
     ax.axvline(context - 0.5, color="grey", ls="--", lw=1, label="imagination starts")
-    ax.set_xlabel("step of the episode")
-    ax.set_ylabel("squared error per frame")
+    _save(fig, ax, "step of the episode", "squared error per frame", title, path)
+
+
+def _save(fig, ax, xlabel: str, ylabel: str, title: str, path: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
