@@ -203,27 +203,30 @@ def run(benchmark: str, backbone: str, env_options: dict, seeds: int, updates: i
         measure = jax.jit(lambda p, d, k: reward_accuracy(parts, p, d, context, k))
     else:
         measure = jax.jit(lambda p, d, k: {"error": generation_error(parts, p, d, context, k)})
-    mask = np.asarray(env.frame_mask()) if benchmark == "doors_keys" else None
+    mask = _door_mask(benchmark, env)
     results = []
     for s in range(seed, seed + seeds):
         key = jax.random.PRNGKey(s)
         train, test = data(jax.random.fold_in(key, 0))
         params = init_params(parts, jax.random.fold_in(key, 1))["wm"]
         opt = parts.wm_tx.init(params)
+
+        def evaluate(params):
+            measured = jax.device_get(measure(params, test, jax.random.fold_in(key, 3)))
+            return _summary(measured, context, mask, test["reward"])
+
         fit_key, losses, curve = jax.random.fold_in(key, 2), [], []
         for i in range(updates):
             params, opt, metrics = update(params, opt, train, jax.random.fold_in(fit_key, i))
             if i >= updates - 20:
                 losses.append(jax.device_get(metrics))
             if eval_every and (i + 1) % eval_every == 0 and i + 1 < updates:
-                point = _summary(jax.device_get(measure(params, test, jax.random.fold_in(key, 3))), context, mask,
-                                 test["reward"])
+                point = evaluate(params)
                 curve.append({"update": i + 1, **{m: point[m] for m in HEADLINE[benchmark]}})
         result = {"benchmark": benchmark, "backbone": backbone, "seed": s, "env_options": env_options,
                   "episode_length": env.episode_length, "context": context, "updates": updates,
                   "final_losses": {k: float(np.mean([m[k] for m in losses])) for k in losses[0]},
-                  **_summary(jax.device_get(measure(params, test, jax.random.fold_in(key, 3))), context, mask,
-                             test["reward"])}
+                  **evaluate(params)}
         if eval_every:
             result["curve"] = curve
         results.append(result)
@@ -251,7 +254,7 @@ def hold_last_frame(benchmark: str, env_options: dict, seeds: int, test_episodes
         held = jnp.concatenate([frames[:context], jnp.broadcast_to(frames[context - 1], frames[context:].shape)])
         return test["reward"], jnp.sum((held - frames) ** 2, axis=tuple(range(2, frames.ndim)))
 
-    mask = np.asarray(env.frame_mask()) if benchmark == "doors_keys" else None
+    mask = _door_mask(benchmark, env)
     results = []
     for s in range(seed, seed + seeds):
         reward, error = jax.device_get(measure(jax.random.fold_in(jax.random.PRNGKey(s), 0)))
@@ -259,6 +262,11 @@ def hold_last_frame(benchmark: str, env_options: dict, seeds: int, test_episodes
                         "episode_length": env.episode_length, "context": context, "updates": 0,
                         **_summary({"error": error}, context, mask, reward)})
     return results
+
+
+def _door_mask(benchmark: str, env) -> np.ndarray | None:
+    """Multi Doors Keys' door frames ``[T]`` (where its door errors are read); None for the other benchmarks."""
+    return np.asarray(env.frame_mask()) if benchmark == "doors_keys" else None
 
 
 def _summary(measured: dict, context: int, mask: np.ndarray | None, reward: jax.Array) -> dict:
