@@ -150,6 +150,26 @@ def test_world_model_shapes_and_losses(model_parts):
     assert decoded.shape == (T, B, 64, 64, 3)
 
 
+@pytest.mark.parametrize("reward_input", wmc.REWARD_INPUTS)
+def test_reward_head_reads_what_reward_input_names(reward_input):
+    """after_action: reward and continue from h_t only; state_action: the reward from [s_t, a_t] only."""
+    parts = build(tiny("rssm", reward_input=reward_input), num_actions=A, obs_shape=(5,), obs_dtype=jnp.float32)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+    leaves, tree = jax.tree.flatten(params)  # random weights: the reward head's output layer starts at zero
+    params = tree.unflatten([jax.random.normal(jax.random.PRNGKey(i), x.shape) for i, x in enumerate(leaves)])
+    ks = jax.random.split(jax.random.PRNGKey(1), 4)
+    s, h = jax.random.normal(ks[0], (3, 16 + 16)), jax.random.normal(ks[1], (3, 16))
+    action = jnp.array([0, 1, 2])
+    heads = jax.jit(lambda s, a, h: parts.wm.apply(params, s, a, h, method="heads"))
+    reward, cont = heads(s, action, h)
+    changed = {"s": heads(jax.random.normal(ks[2], s.shape), action, h),
+               "action": heads(s, (action + 1) % A, h), "h": heads(s, action, jax.random.normal(ks[3], h.shape))}
+    reads = {"after_action": {"h"}, "state_action": {"s", "action"}}[reward_input]
+    for name, (new_reward, new_cont) in changed.items():
+        assert (not np.allclose(new_reward, reward)) == (name in reads), name
+        assert (not np.allclose(new_cont, cont)) == (name == "h"), name
+
+
 def test_observe_parallel_equals_step_mode(model_parts):
     """The context pass over a window (parallel scan with resets) is reproduced step for step by the
     posterior + imagine_step used when acting and imagining."""

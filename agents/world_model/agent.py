@@ -26,7 +26,7 @@ from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.behavior import Actor, Critic, actor_critic_losses, imagine, make_actor_critic
 from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.agents.world_model.networks import postprocess
-from ssmrl.agents.world_model.world_model import WorldModel, make_world_model, world_model_loss
+from ssmrl.agents.world_model.world_model import WorldModel, make_world_model, state, world_model_loss
 
 
 @struct.dataclass
@@ -313,9 +313,9 @@ def open_loop_states(parts: Parts, wm_params, obs: jax.Array, action: jax.Array,
                      key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Observe ``context`` frames, then imagine the rest open-loop from the recorded actions.
 
-    ``obs [T, B, *obs_shape]``, ``action, first [T, B]`` -> ``(frames [T, B, *obs_shape], h [T, B, H])``:
-    frames in ``preprocess``'s space (reconstructions of the observed frames, then frames decoded from
-    prior samples) and the sequence state ``h_t`` after action ``a_t`` (what the reward head reads).
+    ``obs [T, B, *obs_shape]``, ``action, first [T, B]`` -> ``(frames [T, B, *obs_shape], reward logits
+    [T, B, bins])``: frames in ``preprocess``'s space (reconstructions of the observed frames, then frames
+    decoded from prior samples) and the reward head's prediction for each action ``a_t``.
     """
     T, B = action.shape
     chex.assert_shape(obs, (T, B, *parts.obs_shape))
@@ -324,6 +324,7 @@ def open_loop_states(parts: Parts, wm_params, obs: jax.Array, action: jax.Array,
     carry, out = wm.apply(wm_params, wm.initialize_carry(B), obs[:context], action[:context], first[:context],
                           jax.random.split(k_obs, context), method="observe")
     recon = wm.apply(wm_params, out["z"], out["h_prev"], method="decode")
+    observed_reward, _ = wm.apply(wm_params, state(out), action[:context], out["h"], method="heads")
 
     def body(c, inputs):
         carry, h_prev = c
@@ -332,11 +333,12 @@ def open_loop_states(parts: Parts, wm_params, obs: jax.Array, action: jax.Array,
         z = jax.nn.one_hot(z, parts.config.latent_classes).reshape(B, -1)
         frame = wm.apply(wm_params, z, h_prev, method="decode")
         carry, h = wm.apply(wm_params, carry, z, a_t, jnp.zeros((B,), bool), method="imagine_step")
-        return (carry, h), (frame, h)
+        reward, _ = wm.apply(wm_params, jnp.concatenate([z, h_prev], -1), a_t, h, method="heads")
+        return (carry, h), (frame, reward)
 
-    _, (imagined, h) = jax.lax.scan(body, (carry, carry["h"]),
-                                    (action[context:], jax.random.split(k_imag, T - context)))
-    return jnp.concatenate([recon, imagined], 0), jnp.concatenate([out["h"], h], 0)
+    _, (imagined, imagined_reward) = jax.lax.scan(body, (carry, carry["h"]),
+                                                  (action[context:], jax.random.split(k_imag, T - context)))
+    return jnp.concatenate([recon, imagined], 0), jnp.concatenate([observed_reward, imagined_reward], 0)
 
 
 def open_loop(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,

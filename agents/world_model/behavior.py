@@ -78,8 +78,8 @@ def imagine(wm: WorldModel, wm_params, actor: Actor, actor_params, carry: dict, 
 
     (_, z_last, h_last, _), (states, actions, hs) = jax.lax.scan(
         body, (carry, z0, h_prev0, reset0), jax.random.split(key, horizon))
+    reward_logits, cont_logit = wm.apply(wm_params, states, actions, hs, method="heads")
     states = jnp.concatenate([states, jnp.concatenate([z_last, h_last], -1)[None]], 0)
-    reward_logits, cont_logit = wm.apply(wm_params, hs, method="heads")
     return {
         "states": jax.lax.stop_gradient(states),
         "actions": actions,

@@ -16,6 +16,7 @@ from ssmrl.agents.config import ConfigError, Options, check, env_names, from_fie
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
 SAMPLERS = ("uniform", "dfs")
+REWARD_INPUTS = ("after_action", "state_action")
 
 
 def block_layer(model: str, s4wm_layer: str) -> str | None:
@@ -56,6 +57,10 @@ class WorldModelConfig:
     vector_layers: int = setting(1, "vector encoder / decoder layers", ge=1)
     mlp_hidden: int = setting(256, "width of the posterior, prior, reward and continue heads", ge=1)
     mlp_layers: int = setting(1, "layers of those heads", ge=1)
+    reward_input: str = setting("after_action", "what the reward head reads: after_action = h_t, the sequence output "
+                                "after a_t (DreamerV3, Drama); state_action = [z_t, h_{t-1}, a_t], the actor's input "
+                                "and its action, so the features the actor reads must hold what the reward needs",
+                                choices=REWARD_INPUTS)
     reward_bins: int = setting(255, "two-hot bins of reward and value", ge=1)
     twohot_range: float = setting(20.0, "the bins span symlog [-range, range] (DreamerV3: 20)", gt=0)
     free_bits: float = setting(1.0, "KL free nats", ge=0)
@@ -170,8 +175,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_envs=8, hidden=128, num_layers=2, latent_groups=16, latent_classes=16, vector_hidden=512,
         vector_layers=1, mlp_hidden=128, mlp_layers=1, ac_hidden=128, ac_layers=2, imag_batch=128,
         imag_context=8, horizon=12, batch_size=16, batch_length=32, total_steps=4000, prefill=200,
-        train_every=4, updates_per_chunk=50, eval_envs=32, eval_steps=520, wm_lr=3e-3, actor_lr=1e-4,
-        critic_lr=1e-4, gamma=0.99, free_bits=3.0, twohot_range=1.0,
+        train_every=4, updates_per_chunk=50, eval_envs=32, eval_steps=520, wm_lr=3e-3, actor_lr=1e-3,
+        critic_lr=1e-3, gamma=0.99, free_bits=3.0, twohot_range=1.0, reward_input="state_action",
     ),
 }
 

@@ -73,22 +73,16 @@ def make_update(parts: Parts) -> Callable:
     return update
 
 
-def _reward(parts: Parts, params, h: jax.Array) -> jax.Array:
-    logits, _ = parts.wm.apply(params, h, method="heads")
-    return twohot_mean(logits, value_bins(parts.config))
-
-
 def reward_accuracy(parts: Parts, params, data: dict, context: int, key: jax.Array) -> dict:
     """Accuracy of the final step's predicted reward over the episodes of ``data``, observing every frame
     (``inference``) and imagining after ``context`` frames (``imagination``)."""
     T = data["action"].shape[0]
     k_full, k_imag = jax.random.split(key)
-    _, h_full = open_loop_states(parts, params, data["obs"], data["action"], data["first"], T, k_full)
-    _, h_imag = open_loop_states(parts, params, data["obs"], data["action"], data["first"], context,
-                                 k_imag)
-    truth = data["reward"][-1]
-    return {mode: jnp.mean(jnp.abs(_reward(parts, params, h[-1]) - truth) < 0.5)
-            for mode, h in (("inference", h_full), ("imagination", h_imag))}
+    _, full = open_loop_states(parts, params, data["obs"], data["action"], data["first"], T, k_full)
+    _, imag = open_loop_states(parts, params, data["obs"], data["action"], data["first"], context, k_imag)
+    truth, bins = data["reward"][-1], value_bins(parts.config)
+    return {mode: jnp.mean(jnp.abs(twohot_mean(logits[-1], bins) - truth) < 0.5)
+            for mode, logits in (("inference", full), ("imagination", imag))}
 
 
 def generation_error(parts: Parts, params, data: dict, context: int, key: jax.Array) -> jax.Array:

@@ -6,9 +6,10 @@ termination signal), ``first_t`` marks frame t as the first of an episode (the s
 there). With this layout the auto-resetting env never needs its terminal frame.
 
 Loss per window (DreamerV3 / Drama): summed squared error of the observation (pixels or vector) decoded from
-``s_t = [z_t, h_{t-1}]``; two-hot symlog cross-entropy of ``r_t`` and Bernoulli cross-entropy of ``1 - term_t``
-from ``h_t``; KL balancing between the prior from ``h_t`` and the posterior of frame t+1 (free bits,
-0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode.
+``s_t = [z_t, h_{t-1}]``; two-hot symlog cross-entropy of ``r_t`` (read from ``h_t``, or from ``[s_t, a_t]``:
+``reward_input``) and Bernoulli cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior
+from ``h_t`` and the posterior of frame t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where
+frame t+1 starts a new episode.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class WorldModel(nn.Module):
     decoder: str = "subpixel"
     vector_hidden: int = 512
     vector_layers: int = 1
+    reward_input: str = "after_action"
 
     def setup(self):
         self.encoder, self.observation_decoder = make_observation_networks(
@@ -76,9 +78,19 @@ class WorldModel(nn.Module):
         """``s_t = [z_t, h_{t-1}] -> observation [..., *obs_shape]`` in ``preprocess``'s space."""
         return self.observation_decoder(jnp.concatenate([z, h_prev], -1))
 
-    def heads(self, h: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``h_t [..., H] -> (reward logits [..., bins], continue logit [...])``."""
-        return self.reward_head(h), self.cont_head(h)[..., 0]
+    def heads(self, s: jax.Array, action: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """What action ``a_t`` led to: ``(reward logits [..., bins], continue logit [...])`` from the state
+        ``s_t = [z_t, h_{t-1}] [..., L+H]``, ``action [...]`` int and ``h_t [..., H]`` (the output after ``a_t``).
+
+        The continue head reads ``h_t``; the reward head reads ``h_t`` (``reward_input="after_action"``) or
+        ``[s_t, a_t]`` (``"state_action"``). With an SSM backbone ``h_{t-1}`` is a readout of the state, trained
+        only for what is predicted from it: after_action never asks it to hold what the *next* reward needs,
+        yet that is what the actor, which reads ``s_t``, must know to choose ``a_t``."""
+        if self.reward_input == "state_action":
+            reward_in = jnp.concatenate([s, jax.nn.one_hot(action, self.num_actions)], -1)
+        else:
+            reward_in = h
+        return self.reward_head(reward_in), self.cont_head(h)[..., 0]
 
     def posterior(self, carry, obs_t, reset_t, key):
         return self.sequence.posterior(carry, self.embed(obs_t), reset_t, key)
@@ -97,7 +109,7 @@ class WorldModel(nn.Module):
     def __call__(self, carry, obs, action, resets, keys):
         """Everything once (for ``init``): observe, decode, heads."""
         _, out = self.observe(carry, obs, action, resets, keys)
-        return self.decode(out["z"], out["h_prev"]), self.heads(out["h"])
+        return self.decode(out["z"], out["h_prev"]), self.heads(state(out), action, out["h"])
 
 
 def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tuple[int, ...]) -> WorldModel:
@@ -107,7 +119,12 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       mlp_hidden=config.mlp_hidden, mlp_layers=config.mlp_layers, unimix=config.unimix,
                       reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer, layer_options=config.layer_options,
                       decoder=config.decoder, vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
-                      twohot_range=config.twohot_range)
+                      twohot_range=config.twohot_range, reward_input=config.reward_input)
+
+
+def state(out: dict) -> jax.Array:
+    """``s_t = [z_t, h_{t-1}] [T, B, L+H]`` of ``observe``'s output: what the actor and the decoder read."""
+    return jnp.concatenate([out["z"], out["h_prev"]], -1)
 
 
 def value_bins(config: WorldModelConfig) -> jax.Array:
@@ -133,7 +150,7 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     recon = model.apply(params, out["z"], out["h_prev"], method="decode")
     obs_axes = tuple(range(2, obs.ndim))
     recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=obs_axes).mean()
-    reward_logits, cont_logit = model.apply(params, out["h"], method="heads")
+    reward_logits, cont_logit = model.apply(params, state(out), action, out["h"], method="heads")
     reward_loss = twohot_loss(reward_logits, reward, value_bins(config)).mean()
     cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - term.astype(jnp.float32)).mean()
     # prior from h_t against the posterior of frame t+1, unless t+1 starts another episode
