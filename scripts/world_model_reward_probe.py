@@ -15,6 +15,7 @@ import argparse
 
 import jax
 
+from ssmrl.agents.world_model.config import REWARD_INPUTS
 from ssmrl.agents.world_model.probe import fit_world_model, random_policy_replay, reward_errors, small_parts
 
 
@@ -28,11 +29,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--twohot-range", type=float, default=1.0)
     parser.add_argument("--every", type=int, default=250)
+    parser.add_argument("--reward-input", default="state_action", choices=REWARD_INPUTS,
+                        help="what the reward head reads (the table in RESULTS.md predates it: after_action)")
     args = parser.parse_args()
     from ssmrl.envs.popgym.cards import RepeatPrevious
 
     parts = small_parts(args.model, env=RepeatPrevious(num_decks=1, k=args.k), free_bits=args.free_bits,
-                        wm_lr=args.lr, twohot_range=args.twohot_range)
+                        wm_lr=args.lr, twohot_range=args.twohot_range, reward_input=args.reward_input)
     train, held_out = (random_policy_replay(parts, jax.random.PRNGKey(s), 300) for s in (0, 1))
 
     def report(i, params, metrics):
