@@ -309,7 +309,7 @@ def make_evaluate(parts: Parts, env, env_params, num_envs: int, steps: int):
     return evaluate
 
 
-def open_loop_states(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,
+def open_loop_predictions(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,
                      key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Observe ``context`` frames, then imagine the rest open-loop from the recorded actions.
 
@@ -343,6 +343,6 @@ def open_loop_states(parts: Parts, wm_params, obs: jax.Array, action: jax.Array,
 
 def open_loop(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,
               key: jax.Array) -> jax.Array:
-    """:func:`open_loop_states`' frames in the env's units and dtype: the imagined-vs-real video."""
-    frames, _ = open_loop_states(parts, wm_params, obs, action, first, context, key)
+    """:func:`open_loop_predictions`' frames in the env's units and dtype: the imagined-vs-real video."""
+    frames, _ = open_loop_predictions(parts, wm_params, obs, action, first, context, key)
     return postprocess(frames, parts.obs_dtype)

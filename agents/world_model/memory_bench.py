@@ -22,7 +22,7 @@ import numpy as np
 
 from ssmrl import envs
 from ssmrl.agents.world_model import config as wmc
-from ssmrl.agents.world_model.agent import Parts, build, init_params, open_loop_states
+from ssmrl.agents.world_model.agent import Parts, build, init_params, open_loop_predictions
 from ssmrl.agents.world_model.distributions import twohot_mean
 from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.world_model import value_bins, world_model_loss
@@ -78,8 +78,8 @@ def reward_accuracy(parts: Parts, params, data: dict, context: int, key: jax.Arr
     (``inference``) and imagining after ``context`` frames (``imagination``)."""
     T = data["action"].shape[0]
     k_full, k_imag = jax.random.split(key)
-    _, full = open_loop_states(parts, params, data["obs"], data["action"], data["first"], T, k_full)
-    _, imag = open_loop_states(parts, params, data["obs"], data["action"], data["first"], context, k_imag)
+    _, full = open_loop_predictions(parts, params, data["obs"], data["action"], data["first"], T, k_full)
+    _, imag = open_loop_predictions(parts, params, data["obs"], data["action"], data["first"], context, k_imag)
     truth, bins = data["reward"][-1], value_bins(parts.config)
     return {mode: jnp.mean(jnp.abs(twohot_mean(logits[-1], bins) - truth) < 0.5)
             for mode, logits in (("inference", full), ("imagination", imag))}
@@ -88,7 +88,7 @@ def reward_accuracy(parts: Parts, params, data: dict, context: int, key: jax.Arr
 def generation_error(parts: Parts, params, data: dict, context: int, key: jax.Array) -> jax.Array:
     """Squared error per frame ``[T, B]`` (pixels in [0, 1], summed over each frame) of the frames imagined
     after ``context`` observed ones; the first ``context`` entries are reconstruction errors."""
-    frames, _ = open_loop_states(parts, params, data["obs"], data["action"], data["first"], context, key)
+    frames, _ = open_loop_predictions(parts, params, data["obs"], data["action"], data["first"], context, key)
     axes = tuple(range(2, frames.ndim))
     return jnp.sum((frames - preprocess(data["obs"])) ** 2, axis=axes)
 
