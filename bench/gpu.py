@@ -109,7 +109,7 @@ def run_ppo(s: dict, deadline: float, peak: float, precisions: list[str]) -> lis
 def run_world_model(s: dict, deadline: float, peak: float) -> list[dict]:
     if time.perf_counter() > deadline:
         return [{"model": s["model"], "skipped": "budget"}]
-    row = wm_bench.bench_update(s["model"], "subpixel", s["batch"], s["length"], s["repeats"], **s["overrides"])
+    row = wm_bench.bench_update(s["model"], "subpixel/matmul", s["batch"], s["length"], s["repeats"], **s["overrides"])
     row.update(model=s["model"], batch=s["batch"], length=s["length"], peak_fraction=row["gflops"] / peak)
     print(json.dumps(row), flush=True)
     return [row]

@@ -4,8 +4,9 @@
     python bench/world_model.py --batch 4 --batch-length 32 --starts 256   # the 2-core CPU setting
 
 ``update``: one jitted world-model gradient step (loss, grads, Adam) on a batch ``B x T`` of 64x64
-frames, once per decoder (``subpixel``, the default, and the ``conv_transpose`` baseline); the ratio
-is the baseline's time over the default's, in this process. ``imagine``: one jitted rollout of the
+frames, once per image-network variant ``decoder/conv_weight_grad``: ``subpixel/matmul`` (the default),
+``conv_transpose/xla`` (the original networks: the baseline) and ``subpixel/xla`` (the sub-pixel decoder
+alone); each ratio is a variant's time over the default's, in this process. ``imagine``: one jitted rollout of the
 policy in the model from ``N`` starts for ``H`` steps (sequence steps, prior samples, reward and
 continue heads; no gradients, no decoder). FLOPs: XLA's ``cost_analysis`` (a loop body counted once)
 and the matmul + conv FLOPs with loop bodies counted per iteration (bench/hlo_flops.py), the latter
@@ -71,15 +72,17 @@ def measure(compiled, *args, repeats: int) -> dict:
             "gflops": flops / seconds / 1e9}
 
 
-def world_model_config(model: str, decoder: str, batch: int, length: int, starts: int, horizon: int, **overrides):
-    """Drama size (the ``WorldModelConfig`` defaults) unless ``overrides`` say otherwise."""
+def world_model_config(model: str, networks: str, batch: int, length: int, starts: int, horizon: int, **overrides):
+    """Drama size (the ``WorldModelConfig`` defaults) unless ``overrides`` say otherwise; ``networks`` is
+    ``decoder/conv_weight_grad``."""
+    decoder, weight_grad = networks.split("/")
     values = dict(model=model, state_size=64 if model == "s4wm" else 16, batch_size=batch, batch_length=length,
-                  imag_batch=starts, horizon=horizon, decoder=decoder)
+                  imag_batch=starts, horizon=horizon, decoder=decoder, conv_weight_grad=weight_grad)
     return WorldModelConfig(**{**values, **overrides})
 
 
-def bench_update(model: str, decoder: str, batch: int, length: int, repeats: int, **overrides) -> dict:
-    config = world_model_config(model, decoder, batch, length, 1, 1, **overrides)
+def bench_update(model: str, networks: str, batch: int, length: int, repeats: int, **overrides) -> dict:
+    config = world_model_config(model, networks, batch, length, 1, 1, **overrides)
     parts = build(config, num_actions=6)
     params = init_params(parts, jax.random.PRNGKey(0))["wm"]
     rng = np.random.default_rng(0)
@@ -103,7 +106,7 @@ def bench_update(model: str, decoder: str, batch: int, length: int, repeats: int
 
 
 def bench_imagine(model: str, starts: int, horizon: int, repeats: int) -> dict:
-    config = world_model_config(model, "subpixel", 1, 1, starts, horizon)
+    config = world_model_config(model, "subpixel/matmul", 1, 1, starts, horizon)
     parts = build(config, num_actions=6)
     params = init_params(parts, jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
@@ -124,8 +127,9 @@ def bench_imagine(model: str, starts: int, horizon: int, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["drama", "s4wm", "rssm"])
-    parser.add_argument("--decoders", nargs="+", default=["subpixel", "conv_transpose"],
-                        help="the first is the one measured in full; the others only for the update-time ratio")
+    parser.add_argument("--networks", nargs="+", default=["subpixel/matmul", "conv_transpose/xla", "subpixel/xla"],
+                        help="decoder/conv_weight_grad variants: the first is the one measured in full, the others "
+                             "only for the update-time ratio")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--batch-length", type=int, default=128)
     parser.add_argument("--starts", type=int, default=1024)
@@ -138,15 +142,15 @@ def main() -> None:
     rows = []
     for model in args.models:
         row = {"model": model}
-        for decoder in args.decoders:
-            row[f"update_{decoder}"] = bench_update(model, decoder, args.batch, args.batch_length, args.repeats)
-            print(json.dumps({"model": model, "decoder": decoder, **row[f"update_{decoder}"]}), flush=True)
+        for networks in args.networks:
+            row[f"update_{networks}"] = bench_update(model, networks, args.batch, args.batch_length, args.repeats)
+            print(json.dumps({"model": model, "networks": networks, **row[f"update_{networks}"]}), flush=True)
         row["imagine"] = bench_imagine(model, args.starts, args.horizon, args.repeats)
         print(json.dumps({"model": model, "imagine": row["imagine"]}), flush=True)
         rows.append(row)
-    main_decoder, baselines = args.decoders[0], args.decoders[1:]
+    main_networks, baselines = args.networks[0], args.networks[1:]
     print(f"\ndevice: {jax.devices()[0].device_kind}; update batch {args.batch}x{args.batch_length} "
-          f"(decoder {main_decoder}), imagination {args.starts}x{args.horizon}, median of {args.repeats} after a "
+          f"(networks {main_networks}), imagination {args.starts}x{args.horizon}, median of {args.repeats} after a "
           f"warm-up; matmul peak {peak:.1f} GFLOP/s; GFLOP = matmul + conv FLOPs, loop bodies per iteration "
           "(XLA's cost analysis, loop bodies once, in brackets)")
     print("| model | WM params | update (s) | update GFLOP | update GFLOP/s | % of peak | "
@@ -154,7 +158,7 @@ def main() -> None:
           + "update mem (MB) | imagine (s) | imagine GFLOP | imagine GFLOP/s | % of peak |")
     print("|---" * (11 + len(baselines)) + "|")
     for r in rows:
-        u, im = r[f"update_{main_decoder}"], r["imagine"]
+        u, im = r[f"update_{main_networks}"], r["imagine"]
         ratios = "".join(f"{r[f'update_{b}']['s'] / u['s']:.1f} ({r[f'update_{b}']['s']:.2f} s) | " for b in baselines)
         print(f"| {r['model']} | {u['params_wm'] / 1e6:.2f}M | {u['s']:.3f} | {u['gflop']:.1f} ({u['xla_gflop']:.1f}) "
               f"| "

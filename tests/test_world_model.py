@@ -257,6 +257,32 @@ def test_subpixel_decoder_reconstructs_as_well_as_conv_transpose():
     assert fits["subpixel"][1] < 1.5 * fits["conv_transpose"][1], fits
 
 
+def test_conv_with_matmul_weight_grad_equals_flax_conv():
+    """conv.Conv is nn.Conv (same parameter tree and initialisation, same outputs) with the same gradients,
+    its weight gradient an im2col matmul where both channel counts allow it, for strides 1 and 2 and odd sizes."""
+    import flax.linen as nn
+
+    from ssmrl.agents.world_model.conv import MATMUL_MIN_CHANNELS, Conv, im2col_weight_grad
+    key = jax.random.PRNGKey(0)
+    for shape, features, k, stride in [((3, 10, 10, 8), 16, 4, 2), ((2, 5, 7, 16), 8, 3, 1), ((2, 9, 9, 12), 10, 5, 2),
+                                       ((2, 8, 8, 3), 16, 5, 1)]:
+        x = jax.random.normal(key, shape)
+        ours, flax_conv = Conv(features, k, stride), nn.Conv(features, (k, k), strides=stride)
+        params, flax_params = ours.init(key, x), flax_conv.init(key, x)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, params, flax_params)  # same tree, same values
+        np.testing.assert_allclose(ours.apply(params, x), flax_conv.apply(flax_params, x), atol=1e-5)
+        grads = [jax.jit(jax.grad(lambda p, x, m=m: jnp.sum(jnp.sin(m.apply(p, x))), argnums=(0, 1)))(params, x)
+                 for m in (ours, flax_conv)]
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), *grads)
+        if min(shape[-1], features) >= MATMUL_MIN_CHANNELS:
+            dy = jax.random.normal(key, ours.apply(params, x).shape)
+            w = params["params"]["kernel"]
+            conv = lambda w_: jax.lax.conv_general_dilated(x, w_, (stride, stride), "SAME",  # noqa: E731
+                                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            np.testing.assert_allclose(im2col_weight_grad(x, dy, k, stride), jax.vjp(conv, w)[1](dy)[0],
+                                       rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("obs_shape,dtype", [((4,), jnp.float32), ((10, 10, 4), jnp.float32), ((9, 7, 3), jnp.uint8)])
 def test_vector_and_image_observations_of_any_size(obs_shape, dtype):
     """MLP encoder/decoder for vectors, convs for images of any size (MinAtar 10x10xC, odd sizes):

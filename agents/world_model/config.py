@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from ssmrl.agents.config import ConfigError, Options, check, env_names, from_fields, model_names, setting
+from ssmrl.agents.world_model.conv import WEIGHT_GRADS
 
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
@@ -53,6 +54,8 @@ class WorldModelConfig:
     channels: tuple[int, ...] = setting((16, 32, 48, 64, 64), "image encoder / decoder channels (>= 2 layers)")
     kernel: int = setting(5, "image conv kernel size", ge=1)
     decoder: str = setting("subpixel", "image upsampling (conv_transpose: the slow baseline)", choices=DECODERS)
+    conv_weight_grad: str = setting("matmul", "image convs' weight gradient: matmul = im2col matmul on the CPU "
+                                    "(XLA's CPU path is 3-7x slower), xla = XLA's own", choices=WEIGHT_GRADS)
     vector_hidden: int = setting(512, "vector encoder / decoder width (R2I on POPGym: one 512-wide layer)", ge=1)
     vector_layers: int = setting(1, "vector encoder / decoder layers", ge=1)
     mlp_hidden: int = setting(256, "width of the posterior, prior, reward and continue heads", ge=1)

@@ -14,6 +14,9 @@ Two upsampling layers for the image decoder, chosen by ``decoder``:
   on a slow path (~18x slower for one Drama decoder layer, see bench/world_model.py).
 * ``conv_transpose``: ``nn.ConvTranspose`` with stride 2, the original formulation, kept as the
   baseline the benchmark compares against.
+
+Every other conv is :class:`~ssmrl.agents.world_model.conv.Conv`, whose weight gradient is an im2col
+matmul on the CPU (``weight_grad="matmul"``; XLA's own CPU path for it is 3-7x slower, see conv.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ssmrl.agents.world_model.conv import Conv
 from ssmrl.agents.world_model.distributions import symexp, symlog
 
 
@@ -59,13 +63,14 @@ class ImageEncoder(nn.Module):
     obs_shape: tuple[int, ...]
     channels: Sequence[int]
     kernel: int
+    weight_grad: str = "matmul"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         lead = obs.shape[:obs.ndim - 3]
         x = preprocess(obs).reshape(-1, *self.obs_shape)
         for i, c in enumerate(self.channels):
-            x = nn.Conv(c, (self.kernel, self.kernel), strides=1 if i == 0 else 2, use_bias=False)(x)
+            x = Conv(c, self.kernel, stride=1 if i == 0 else 2, use_bias=False, weight_grad=self.weight_grad)(x)
             x = nn.silu(nn.LayerNorm()(x))
         return x.reshape(*lead, -1)
 
@@ -85,11 +90,12 @@ class SubPixelUp(nn.Module):
 
     features: int
     kernel: int
+    weight_grad: str = "matmul"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k = math.ceil(self.kernel / 2)
-        return depth_to_space(nn.Conv(4 * self.features, (k, k), use_bias=False)(x))
+        return depth_to_space(Conv(4 * self.features, k, use_bias=False, weight_grad=self.weight_grad)(x))
 
 
 class ConvTransposeUp(nn.Module):
@@ -103,7 +109,9 @@ class ConvTransposeUp(nn.Module):
         return nn.ConvTranspose(self.features, (self.kernel, self.kernel), strides=(2, 2), use_bias=False)(x)
 
 
-UPSAMPLERS: dict[str, Callable[..., nn.Module]] = {"subpixel": SubPixelUp, "conv_transpose": ConvTransposeUp}
+# (features, kernel, weight_grad) -> module; the baseline keeps XLA's gradients
+UPSAMPLERS: dict[str, Callable[[int, int, str], nn.Module]] = {
+    "subpixel": SubPixelUp, "conv_transpose": lambda features, kernel, _: ConvTransposeUp(features, kernel)}
 
 
 class ImageDecoder(nn.Module):
@@ -115,6 +123,7 @@ class ImageDecoder(nn.Module):
     channels: Sequence[int]
     kernel: int
     upsample: str = "subpixel"
+    weight_grad: str = "matmul"
 
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
@@ -125,9 +134,9 @@ class ImageDecoder(nn.Module):
         x = nn.silu(nn.LayerNorm()(x)).reshape(-1, h, w, c)
         up = UPSAMPLERS[self.upsample]
         for (h, w), c in zip(reversed(sizes[:-1]), reversed(self.channels[:-1])):
-            x = up(c, self.kernel)(x)[:, :h, :w]
+            x = up(c, self.kernel, self.weight_grad)(x)[:, :h, :w]
             x = nn.silu(nn.LayerNorm()(x))
-        x = nn.Conv(self.obs_shape[-1], (self.kernel, self.kernel))(x)
+        x = Conv(self.obs_shape[-1], self.kernel, weight_grad=self.weight_grad)(x)
         return x.reshape(*lead, *self.obs_shape)
 
 
@@ -177,14 +186,15 @@ class MLP(nn.Module):
 
 
 def make_observation_networks(obs_shape: tuple[int, ...], channels: Sequence[int], kernel: int, decoder: str,
-                              vector_hidden: int, vector_layers: int) -> tuple[nn.Module, nn.Module]:
+                              vector_hidden: int, vector_layers: int,
+                              conv_weight_grad: str = "matmul") -> tuple[nn.Module, nn.Module]:
     """``(encoder, decoder)`` for observations of ``obs_shape``: convs for ``[H, W, C]`` images, MLPs
     for ``[D]`` vectors; any other rank raises ``ValueError``."""
     builders = {
         1: lambda: (VectorEncoder(obs_shape, vector_hidden, vector_layers),
                     VectorDecoder(obs_shape, vector_hidden, vector_layers)),
-        3: lambda: (ImageEncoder(obs_shape, tuple(channels), kernel),
-                    ImageDecoder(obs_shape, tuple(channels), kernel, decoder)),
+        3: lambda: (ImageEncoder(obs_shape, tuple(channels), kernel, conv_weight_grad),
+                    ImageDecoder(obs_shape, tuple(channels), kernel, decoder, conv_weight_grad)),
     }
     if len(obs_shape) not in builders:
         raise ValueError(f"observations of shape {obs_shape} are not supported; valid: [D] vectors or [H, W, C] "

@@ -49,13 +49,15 @@ class WorldModel(nn.Module):
     layer_options: tuple = ()
     twohot_range: float = 20.0
     decoder: str = "subpixel"
+    conv_weight_grad: str = "matmul"
     vector_hidden: int = 512
     vector_layers: int = 1
     reward_input: str = "after_action"
 
     def setup(self):
         self.encoder, self.observation_decoder = make_observation_networks(
-            self.obs_shape, self.channels, self.kernel, self.decoder, self.vector_hidden, self.vector_layers)
+            self.obs_shape, self.channels, self.kernel, self.decoder, self.vector_hidden, self.vector_layers,
+            self.conv_weight_grad)
         self.sequence = self._sequence_model()
         self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, self.reward_bins, zero_out=True)
         self.cont_head = MLP(self.mlp_hidden, self.mlp_layers, 1)
@@ -118,7 +120,8 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       classes=config.latent_classes, channels=tuple(config.channels), kernel=config.kernel,
                       mlp_hidden=config.mlp_hidden, mlp_layers=config.mlp_layers, unimix=config.unimix,
                       reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer, layer_options=config.layer_options,
-                      decoder=config.decoder, vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
+                      decoder=config.decoder, conv_weight_grad=config.conv_weight_grad,
+                      vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
                       twohot_range=config.twohot_range, reward_input=config.reward_input)
 
 

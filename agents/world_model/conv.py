@@ -1,0 +1,96 @@
+"""A 2-D SAME convolution whose weight gradient XLA's CPU backend computes fast.
+
+XLA's CPU backend computes a conv's weight gradient ``dW[i, j] = sum_{n, y, x} X_pad[n, s y + i, s x + j]^T
+dY[n, y, x]`` as a convolution of ``X`` with ``dY`` as the kernel (a huge kernel, a ``k x k`` output) on a
+slow path: for the Drama decoder's 32 -> 4 x 16 channel layer at 32x32 (128 frames) 2.2 s, 16x its forward.
+The same sum is one matmul over im2col patches, ``dW = cols^T dY`` with ``cols [N Ho Wo, k k C_in]`` (the
+``k x k`` shifted, strided windows of the padded input side by side), 0.33 s. It wins when both channel
+counts are at least :data:`MATMUL_MIN_CHANNELS`; with 3 image channels on either side the matmul is too thin
+and XLA's own path is faster (measured per layer of the Drama encoder and decoder, docs/RESULTS.md).
+
+The forward pass and the input gradient stay XLA's, and on other backends (cuDNN and friends) so does the
+weight gradient: the choice is made per backend when the function is lowered.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+WEIGHT_GRADS = ("matmul", "xla")
+MATMUL_MIN_CHANNELS = 8
+
+
+def _pads(x_shape: tuple[int, ...], k: int, stride: int) -> list[tuple[int, int]]:
+    return lax.padtype_to_pads(x_shape[1:3], (k, k), (stride, stride), "SAME")
+
+
+def _conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    return lax.conv_general_dilated(x, w, (stride, stride), _pads(x.shape, w.shape[0], stride), dimension_numbers=NHWC)
+
+
+def im2col_weight_grad(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.Array:
+    """``x [N, H, W, C], dy [N, Ho, Wo, O] -> dW [k, k, C, O]`` of the SAME conv, as one matmul."""
+    (pt, pb), (pl, pr) = _pads(x.shape, k, stride)
+    xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    n, ho, wo, o = dy.shape
+    span_h, span_w = stride * (ho - 1) + 1, stride * (wo - 1) + 1
+    cols = jnp.concatenate([xp[:, i:i + span_h:stride, j:j + span_w:stride] for i in range(k) for j in range(k)], -1)
+    dw = cols.reshape(n * ho * wo, -1).T @ dy.reshape(n * ho * wo, o)
+    return dw.reshape(k, k, x.shape[-1], o)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d_matmul_grad(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    """``x [N, H, W, C], w [k, k, C, O] -> [N, ceil(H / s), ceil(W / s), O]`` (SAME), its weight gradient an
+    im2col matmul on the CPU."""
+    return _conv(x, w, stride)
+
+
+def _forward(x, w, stride):
+    return _conv(x, w, stride), (x, w)
+
+
+def _backward(stride, residuals, dy):
+    x, w = residuals
+    _, input_vjp = jax.vjp(lambda x_: _conv(x_, w, stride), x)
+    (dx,) = input_vjp(dy)
+
+    def xla_weight_grad(x, dy):
+        return jax.vjp(lambda w_: _conv(x, w_, stride), w)[1](dy)[0]
+
+    dw = lax.platform_dependent(x, dy, cpu=lambda x, dy: im2col_weight_grad(x, dy, w.shape[0], stride),
+                                default=xla_weight_grad)
+    return dx, dw
+
+
+conv2d_matmul_grad.defvjp(_forward, _backward)
+
+
+class Conv(nn.Module):
+    """``nn.Conv`` (square kernel, SAME, NHWC) with the weight gradient chosen by ``weight_grad``: ``matmul``
+    (im2col, on the CPU, where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`) or ``xla``. Named
+    ``Conv`` so parameter trees keep ``nn.Conv``'s names and initialisation."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    use_bias: bool = True
+    weight_grad: str = "matmul"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        w = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+        if self.weight_grad == "matmul" and min(x.shape[-1], self.features) >= MATMUL_MIN_CHANNELS:
+            y = conv2d_matmul_grad(x, w, self.stride)
+        else:
+            y = _conv(x, w, self.stride)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+        return y
