@@ -108,20 +108,26 @@ class S4Layer(SequenceLayer):
         return (self.eigenvalues(), self.p_re + 1j * self.p_im, self.b_re + 1j * self.b_im,
                 self.c_re + 1j * self.c_im, dt)
 
-    def _discrete(self) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """Bilinear ``(Ā [H, N, N], B̄ [H, N], C [H, N])`` from the DPLR form (no dense inverse)."""
+    def _discrete_dplr(self) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+        """Bilinear ``Ā = diag(a) + u v^T`` and ``(B̄, C)``: ``(a, u, v, B̄, C)``, each ``[H, N]``, from the
+        DPLR form (no dense inverse). The recurrence applies ``Ā`` in ``O(N)`` per channel from these."""
         lam, p, b, c, dt = self._continuous()
         d = 1.0 / (2.0 / dt - lam)  # [H, N]
         dp = d * p
         pd = p.conj() * d
-        denom = 1.0 + jnp.sum(p.conj() * dp, axis=-1)  # [H]
-        # M = (2/Δ - Λ + P P^*)^{-1} = D - D P P^* D / (1 + P^* D P).
-        low_rank = dp[:, :, None] * pd[:, None, :] / denom[:, None, None]
-        # Ā = (4/Δ) M - I; the diagonal part is formed as (2/Δ + λ) / (2/Δ - λ) rather than by
-        # subtracting I, which would cancel most of the float32 digits of Δλ when Δ is small.
-        a_bar = jax.vmap(jnp.diag)((2.0 / dt + lam) * d) - (4.0 / dt)[..., None] * low_rank
-        b_bar = 2.0 * (d * b - dp * jnp.sum(pd * b, axis=-1, keepdims=True) / denom[:, None])
-        return a_bar, b_bar, c
+        denom = 1.0 + jnp.sum(p.conj() * dp, axis=-1, keepdims=True)  # [H, 1]
+        # M = (2/Δ - Λ + P P^*)^{-1} = D - D P P^* D / (1 + P^* D P) and Ā = (4/Δ) M - I; the diagonal
+        # part is formed as (2/Δ + λ) / (2/Δ - λ) rather than by subtracting I, which would cancel most
+        # of the float32 digits of Δλ when Δ is small.
+        a_diag = (2.0 / dt + lam) * d
+        u = -(4.0 / dt) * dp / denom
+        b_bar = 2.0 * (d * b - dp * jnp.sum(pd * b, axis=-1, keepdims=True) / denom)
+        return a_diag, u, pd, b_bar, c
+
+    def _discrete(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Dense bilinear ``(Ā [H, N, N], B̄ [H, N], C [H, N])`` (the convolution path's ``Ā^L`` needs it)."""
+        a_diag, u, v, b_bar, c = self._discrete_dplr()
+        return jax.vmap(jnp.diag)(a_diag) + u[:, :, None] * v[:, None, :], b_bar, c
 
     def initialize_carry(self, batch_size: int) -> jax.Array:
         return jnp.zeros((batch_size, self.features, self.state_size), jnp.complex64)
@@ -132,15 +138,18 @@ class S4Layer(SequenceLayer):
 
     # ---- recurrent path ------------------------------------------------------------------------------
 
-    def _recur(self, a_bar, b_bar, h, x_t, reset_t):
+    @staticmethod
+    def _recur(system, h, x_t, reset_t):
+        """``h_t = Ā h_{t-1} + B̄ x_t`` with ``Ā = diag(a) + u v^T`` (``system = (a, u, v, B̄)``), ``O(N)``."""
+        a_diag, u, v, b_bar = system
         h = jnp.where(reset_t[:, None, None], jnp.zeros_like(h), h)
-        return jnp.einsum("hnm,bhm->bhn", a_bar, h) + b_bar * x_t.astype(h.dtype)[..., None]
+        return a_diag * h + u * jnp.einsum("hn,bhn->bh", v, h)[..., None] + b_bar * x_t.astype(h.dtype)[..., None]
 
     def _scan_path(self, carry, x, resets):
-        a_bar, b_bar, c = self._discrete()
+        *system, c = self._discrete_dplr()
 
         def body(h, inputs):
-            h = self._recur(a_bar, b_bar, h, *inputs)
+            h = self._recur(system, h, *inputs)
             return h, h
 
         carry, hs = jax.lax.scan(body, carry, (x, resets.astype(bool)))
@@ -148,8 +157,8 @@ class S4Layer(SequenceLayer):
 
     def step(self, carry, x_t, reset_t):
         """``x_t [B, H]``, ``reset_t [B]`` -> ``(carry [B, H, N], y_t [B, H])``."""
-        a_bar, b_bar, c = self._discrete()
-        h = self._recur(a_bar, b_bar, carry, x_t, reset_t.astype(bool))
+        *system, c = self._discrete_dplr()
+        h = self._recur(system, carry, x_t, reset_t.astype(bool))
         return h, self._readout(c, h, x_t)
 
     # ---- convolution path ----------------------------------------------------------------------------
