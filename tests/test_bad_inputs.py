@@ -96,6 +96,7 @@ CLI = [
     # train/world_model.py
     ("world_model", ["model=s4wm", "model.layer=s6"], rf"unknown model.layer 's6'; {MODELS}"),
     ("world_model", ["decoder=deconv"], r"unknown decoder 'deconv'; valid: \['subpixel', 'conv_transpose'\]"),
+    ("world_model", ["conv_weight_grad=fast"], r"unknown conv_weight_grad 'fast'; valid: \['matmul', 'xla'\]"),
     ("world_model", ["sampler=prioritized"], r"unknown sampler 'prioritized'; valid: \['uniform', 'dfs'\]"),
     ("world_model", ["channels=[3]"], r"channels must list >= 2 positive integers, got \[3\]"),
     ("world_model", ["channels=[8,x]"], r"channels\[1\] must be an integer, got 'x'"),
