@@ -30,7 +30,8 @@ def _pads(x_shape: tuple[int, ...], k: int, stride: int) -> list[tuple[int, int]
     return lax.padtype_to_pads(x_shape[1:3], (k, k), (stride, stride), "SAME")
 
 
-def _conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+def xla_conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    """``x [N, H, W, C], w [k, k, C, O] -> [N, ceil(H / s), ceil(W / s), O]``: XLA's SAME conv, gradients and all."""
     return lax.conv_general_dilated(x, w, (stride, stride), _pads(x.shape, w.shape[0], stride), dimension_numbers=NHWC)
 
 
@@ -49,20 +50,20 @@ def im2col_weight_grad(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.
 def conv2d_matmul_grad(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
     """``x [N, H, W, C], w [k, k, C, O] -> [N, ceil(H / s), ceil(W / s), O]`` (SAME), its weight gradient an
     im2col matmul on the CPU."""
-    return _conv(x, w, stride)
+    return xla_conv(x, w, stride)
 
 
 def _forward(x, w, stride):
-    return _conv(x, w, stride), (x, w)
+    return xla_conv(x, w, stride), (x, w)
 
 
 def _backward(stride, residuals, dy):
     x, w = residuals
-    _, input_vjp = jax.vjp(lambda x_: _conv(x_, w, stride), x)
+    _, input_vjp = jax.vjp(lambda x_: xla_conv(x_, w, stride), x)
     (dx,) = input_vjp(dy)
 
     def xla_weight_grad(x, dy):
-        return jax.vjp(lambda w_: _conv(x, w_, stride), w)[1](dy)[0]
+        return jax.vjp(lambda w_: xla_conv(x, w_, stride), w)[1](dy)[0]
 
     dw = lax.platform_dependent(x, dy, cpu=lambda x, dy: im2col_weight_grad(x, dy, w.shape[0], stride),
                                 default=xla_weight_grad)
@@ -90,7 +91,7 @@ class Conv(nn.Module):
         if self.weight_grad == "matmul" and min(x.shape[-1], self.features) >= MATMUL_MIN_CHANNELS:
             y = conv2d_matmul_grad(x, w, self.stride)
         else:
-            y = _conv(x, w, self.stride)
+            y = xla_conv(x, w, self.stride)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,))
         return y
