@@ -2,11 +2,11 @@
 
 XLA's CPU backend computes a conv's weight gradient ``dW[i, j] = sum_{n, y, x} X_pad[n, s y + i, s x + j]^T
 dY[n, y, x]`` as a convolution of ``X`` with ``dY`` as the kernel (a huge kernel, a ``k x k`` output) on a
-slow path: for the Drama decoder's 32 -> 4 x 16 channel layer at 32x32 (128 frames) 2.2 s, 16x its forward.
+slow path: for the Drama decoder's 32 -> 4 x 16 channel layer at 32x32 (128 frames) 2.6 s, 21x its forward.
 The same sum is one matmul over im2col patches, ``dW = cols^T dY`` with ``cols [N Ho Wo, k k C_in]`` (the
-``k x k`` shifted, strided windows of the padded input side by side), 0.33 s. It wins when both channel
+``k x k`` shifted, strided windows of the padded input side by side), 0.30 s. It wins when both channel
 counts are at least :data:`MATMUL_MIN_CHANNELS`; with 3 image channels on either side the matmul is too thin
-and XLA's own path is faster (measured per layer of the Drama encoder and decoder, docs/RESULTS.md).
+and XLA's own path is faster (``python bench/conv_grads.py`` times every Drama layer both ways).
 
 The forward pass and the input gradient stay XLA's, and on other backends (cuDNN and friends) so does the
 weight gradient: the choice is made per backend when the function is lowered.
