@@ -13,25 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import jax
-import numpy as np
+from world_model import timed  # the sibling script module: bench/ is the script's path entry
 
 from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.agents.world_model.conv import im2col_weight_grad, xla_conv
 from ssmrl.agents.world_model.networks import conv_sizes
-
-
-def timed(fn, *args, repeats: int) -> float:
-    """Median milliseconds of ``repeats`` calls after one warm-up call."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
 
 
 def drama_layers(config: WorldModelConfig, size: int = 64,
@@ -66,8 +54,8 @@ def main() -> None:
         input_grad = jax.jit(lambda x, w, dy: jax.vjp(lambda x_: xla_conv(x_, w, stride), x)[1](dy)[0])
         xla_grad = jax.jit(lambda x, w, dy: jax.vjp(lambda w_: xla_conv(x, w_, stride), w)[1](dy)[0])
         matmul_grad = jax.jit(lambda x, dy: im2col_weight_grad(x, dy, k, stride))
-        times = [timed(forward, x, w, repeats=args.repeats), timed(input_grad, x, w, dy, repeats=args.repeats),
-                 timed(xla_grad, x, w, dy, repeats=args.repeats), timed(matmul_grad, x, dy, repeats=args.repeats)]
+        calls = [(forward, x, w), (input_grad, x, w, dy), (xla_grad, x, w, dy), (matmul_grad, x, dy)]
+        times = [1e3 * timed(fn, *fn_args, repeats=args.repeats) for fn, *fn_args in calls]
         print(f"| {name} | k{k} s{stride}, {c_in} -> {c_out} at {size}x{size} | "
               + " | ".join(f"{t:,.0f}" for t in times) + f" | {times[2] / times[3]:.1f} |", flush=True)
 
