@@ -16,7 +16,7 @@ Two upsampling layers for the image decoder, chosen by ``decoder``:
   baseline the benchmark compares against.
 
 Every other conv is :class:`~ssmrl.agents.world_model.conv.Conv`, whose weight gradient is an im2col
-matmul on the CPU (``weight_grad="matmul"``; XLA's own CPU path for it is 3-7x slower, see conv.py).
+matmul on the CPU (``weight_grad="matmul"``; XLA's own CPU path for it is up to 9x slower, see conv.py).
 """
 
 from __future__ import annotations
