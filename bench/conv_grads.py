@@ -18,7 +18,7 @@ import jax
 from world_model import timed  # the sibling script module: bench/ is the script's path entry
 
 from ssmrl.agents.world_model.config import WorldModelConfig
-from ssmrl.agents.world_model.conv import im2col_weight_grad, xla_conv
+from ssmrl.agents.world_model.conv import im2col_weight_grad, xla_conv, xla_input_grad, xla_weight_grad
 from ssmrl.agents.world_model.networks import conv_sizes
 
 
@@ -50,11 +50,12 @@ def main() -> None:
         x = jax.random.normal(key, (args.frames, size, size, c_in))
         w = 0.1 * jax.random.normal(key, (k, k, c_in, c_out))
         dy = jax.random.normal(key, xla_conv(x, w, stride).shape)
-        forward = jax.jit(lambda x, w: xla_conv(x, w, stride))
-        input_grad = jax.jit(lambda x, w, dy: jax.vjp(lambda x_: xla_conv(x_, w, stride), x)[1](dy)[0])
-        xla_grad = jax.jit(lambda x, w, dy: jax.vjp(lambda w_: xla_conv(x, w_, stride), w)[1](dy)[0])
-        matmul_grad = jax.jit(lambda x, dy: im2col_weight_grad(x, dy, k, stride))
-        calls = [(forward, x, w), (input_grad, x, w, dy), (xla_grad, x, w, dy), (matmul_grad, x, dy)]
+        forward = jax.jit(xla_conv, static_argnums=2)
+        input_grad = jax.jit(xla_input_grad, static_argnums=3)
+        xla_grad = jax.jit(xla_weight_grad, static_argnums=3)
+        matmul_grad = jax.jit(im2col_weight_grad, static_argnums=(2, 3))
+        calls = [(forward, x, w, stride), (input_grad, x, w, dy, stride), (xla_grad, x, w, dy, stride),
+                 (matmul_grad, x, dy, k, stride)]
         times = [1e3 * timed(fn, *fn_args, repeats=args.repeats) for fn, *fn_args in calls]
         print(f"| {name} | k{k} s{stride}, {c_in} -> {c_out} at {size}x{size} | "
               + " | ".join(f"{t:,.0f}" for t in times) + f" | {times[2] / times[3]:.1f} |", flush=True)

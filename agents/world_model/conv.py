@@ -46,10 +46,20 @@ def im2col_weight_grad(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.
     return dw.reshape(k, k, x.shape[-1], o)
 
 
+def xla_input_grad(x: jax.Array, w: jax.Array, dy: jax.Array, stride: int) -> jax.Array:
+    """``dX [N, H, W, C]`` of :func:`xla_conv` for the cotangent ``dy``: XLA's own."""
+    return jax.vjp(lambda x_: xla_conv(x_, w, stride), x)[1](dy)[0]
+
+
+def xla_weight_grad(x: jax.Array, w: jax.Array, dy: jax.Array, stride: int) -> jax.Array:
+    """``dW [k, k, C, O]`` of :func:`xla_conv` for the cotangent ``dy``: XLA's own."""
+    return jax.vjp(lambda w_: xla_conv(x, w_, stride), w)[1](dy)[0]
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv2d_matmul_grad(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
     """``x [N, H, W, C], w [k, k, C, O] -> [N, ceil(H / s), ceil(W / s), O]`` (SAME), its weight gradient an
-    im2col matmul on the CPU."""
+    im2col matmul on the CPU where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`, else XLA's."""
     return xla_conv(x, w, stride)
 
 
@@ -59,15 +69,13 @@ def _forward(x, w, stride):
 
 def _backward(stride, residuals, dy):
     x, w = residuals
-    _, input_vjp = jax.vjp(lambda x_: xla_conv(x_, w, stride), x)
-    (dx,) = input_vjp(dy)
-
-    def xla_weight_grad(x, dy):
-        return jax.vjp(lambda w_: xla_conv(x, w_, stride), w)[1](dy)[0]
-
-    dw = lax.platform_dependent(x, dy, cpu=lambda x, dy: im2col_weight_grad(x, dy, w.shape[0], stride),
-                                default=xla_weight_grad)
-    return dx, dw
+    k, _, c_in, c_out = w.shape
+    if min(c_in, c_out) < MATMUL_MIN_CHANNELS:
+        dw = xla_weight_grad(x, w, dy, stride)
+    else:
+        dw = lax.platform_dependent(x, dy, cpu=lambda x, dy: im2col_weight_grad(x, dy, k, stride),
+                                    default=lambda x, dy: xla_weight_grad(x, w, dy, stride))
+    return xla_input_grad(x, w, dy, stride), dw
 
 
 conv2d_matmul_grad.defvjp(_forward, _backward)
@@ -88,10 +96,7 @@ class Conv(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         k = self.kernel_size
         w = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
-        if self.weight_grad == "matmul" and min(x.shape[-1], self.features) >= MATMUL_MIN_CHANNELS:
-            y = conv2d_matmul_grad(x, w, self.stride)
-        else:
-            y = xla_conv(x, w, self.stride)
+        y = (conv2d_matmul_grad if self.weight_grad == "matmul" else xla_conv)(x, w, self.stride)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,))
         return y

@@ -187,7 +187,7 @@ class MLP(nn.Module):
 
 def make_observation_networks(obs_shape: tuple[int, ...], channels: Sequence[int], kernel: int, decoder: str,
                               vector_hidden: int, vector_layers: int,
-                              conv_weight_grad: str = "matmul") -> tuple[nn.Module, nn.Module]:
+                              conv_weight_grad: str) -> tuple[nn.Module, nn.Module]:
     """``(encoder, decoder)`` for observations of ``obs_shape``: convs for ``[H, W, C]`` images, MLPs
     for ``[D]`` vectors; any other rank raises ``ValueError``."""
     builders = {
