@@ -113,6 +113,19 @@ def interrupts_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+def as_restored(tree: Any) -> Any:
+    """``tree`` as a checkpoint restores it: strongly typed (an env's ``time=0`` after reset is a weak int)
+    and committed to the devices it is on. A fresh run and a resumed one then share one compiled chunk;
+    before, PPO compiled its chunk again on resume (~6 s at test sizes on 2 CPU cores) and the world
+    model its update twice in every run (~17 s each)."""
+    def leaf(x):
+        if not isinstance(x, jax.Array):
+            return x
+        return jax.device_put(jnp.asarray(x, x.dtype) if x.weak_type else x, x.sharding)
+
+    return jax.tree.map(leaf, tree)
+
+
 def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpec, checkpoints: Checkpoints,
              *, writer: Any | None = None, resume: bool = False, stop_after: int | None = None,
              progress: Progress | None = None, params: Callable[[Any], Any] | None = None,
@@ -132,6 +145,7 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
         start, state, record = checkpoints.restore(state)
         if restored is not None:
             state = restored(state, start)
+    state = as_restored(state)
     checkpoint, saved_updates = (start if start else None), int(record["updates"])
     prior_wall, t_start = float(record["wall_time_s"]), time.perf_counter()
     train_seconds, train_updates = 0.0, 0
