@@ -38,11 +38,11 @@ def _start():
     return {"params": {"w": jnp.ones((3,))}, "key": jax.random.PRNGKey(0)}
 
 
-def _run(path, chunk=_chunk, resume=False, stop_after=None, config=CONFIG):
+def _run(path, chunk=_chunk, resume=False, stop_after=None, config=CONFIG, start=_start):
     with RunDir(str(path), "ppo", config, resume) as run:
         checkpoints = Checkpoints(os.path.join(run.path, "checkpoints"))
         try:
-            return run_loop(chunk, _start(), SPEC, checkpoints, resume=run.resuming, stop_after=stop_after,
+            return run_loop(chunk, start(), SPEC, checkpoints, resume=run.resuming, stop_after=stop_after,
                             params=lambda s: s["params"], run=run)
         finally:
             checkpoints.close()
@@ -83,6 +83,23 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path):
     assert resumed.wall_time_s > 0 and not (tmp_path / "cut" / LOCK_FILE).exists()
     assert read_run(str(tmp_path / "cut")) == {"kind": "ppo", "version": read_run(str(tmp_path / "whole"))["version"],
                                                "config": CONFIG}
+
+
+def test_a_fresh_and_a_resumed_run_share_one_compiled_chunk(tmp_path):
+    """A fresh state holds a weakly typed ``time`` (as envs reset it) and uncommitted arrays; a restored
+    one neither. The loop starts from the restored form, so the chunk compiles once for all three runs."""
+
+    @jax.jit
+    def chunk(state):
+        inner, metrics = _chunk({"params": state["params"], "key": state["key"]})
+        return {**inner, "time": state["time"] + 1}, metrics
+
+    start = lambda: {**_start(), "time": jnp.asarray(0)}  # noqa: E731
+    assert start()["time"].weak_type
+    _run(tmp_path / "whole", chunk, start=start)
+    _run(tmp_path / "cut", chunk, stop_after=1, start=start)
+    _run(tmp_path / "cut", chunk, resume=True, start=start)
+    assert chunk._cache_size() == 1
 
 
 def test_ctrl_c_keeps_the_last_checkpoint_and_exits_130(tmp_path, capsys):
