@@ -283,6 +283,20 @@ def test_conv_with_matmul_weight_grad_equals_flax_conv():
                                        rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("size,c_in,c_out,k,stride", [(10, 8, 16, 4, 2), (9, 12, 10, 5, 2), (11, 3, 5, 3, 2),
+                                                     (8, 4, 6, 2, 2), (13, 5, 7, 5, 3), (7, 2, 3, 1, 2)])
+def test_phase_split_input_grad_equals_xla(size, c_in, c_out, k, stride):
+    """A strided conv's input gradient as one stride-1 conv and depth-to-space equals XLA's, for odd sizes, kernels
+    smaller than, equal to and larger than the stride, and strides 2 and 3."""
+    from ssmrl.agents.world_model.conv import phase_input_grad, xla_conv, xla_input_grad
+    kx, kw, ky = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(kx, (2, size, size + 1, c_in))
+    w = jax.random.normal(kw, (k, k, c_in, c_out))
+    dy = jax.random.normal(ky, xla_conv(x, w, stride).shape)
+    np.testing.assert_allclose(phase_input_grad(x.shape, w, dy, stride), xla_input_grad(x, w, dy, stride),
+                               rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("obs_shape,dtype", [((4,), jnp.float32), ((10, 10, 4), jnp.float32), ((9, 7, 3), jnp.uint8)])
 def test_vector_and_image_observations_of_any_size(obs_shape, dtype):
     """MLP encoder/decoder for vectors, convs for images of any size (MinAtar 10x10xC, odd sizes):

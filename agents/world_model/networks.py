@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssmrl.agents.world_model.conv import Conv
+from ssmrl.agents.world_model.conv import Conv, depth_to_space
 from ssmrl.agents.world_model.distributions import symexp, symlog
 
 
@@ -73,14 +73,6 @@ class ImageEncoder(nn.Module):
             x = Conv(c, self.kernel, stride=1 if i == 0 else 2, use_bias=False, weight_grad=self.weight_grad)(x)
             x = nn.silu(nn.LayerNorm()(x))
         return x.reshape(*lead, -1)
-
-
-def depth_to_space(x: jax.Array) -> jax.Array:
-    """``[N, h, w, 4 C] -> [N, 2 h, 2 w, C]``: channel block ``(i, j)`` becomes output pixel ``(2y+i, 2x+j)``."""
-    n, h, w, c4 = x.shape
-    c = c4 // 4
-    x = x.reshape(n, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(n, 2 * h, 2 * w, c)
 
 
 class SubPixelUp(nn.Module):
