@@ -297,41 +297,6 @@ def test_phase_split_input_grad_equals_xla(size, c_in, c_out, k, stride):
                                rtol=1e-5, atol=1e-4)
 
 
-def test_conv_on_phases_is_the_conv_of_the_image():
-    """``Conv(on_phases=True)`` on the 2x2 phases of an image gives the phases of ``Conv`` on the image, with the
-    same parameters and gradients, for even and odd kernels."""
-    from ssmrl.agents.world_model.conv import Conv, depth_to_space
-    phases = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 4, 4 * 5))
-    for k in (2, 4, 5):
-        plain, on_phases = Conv(3, k), Conv(3, k, on_phases=True)
-        params = plain.init(jax.random.PRNGKey(k), depth_to_space(phases))
-        jax.tree_util.tree_map(np.testing.assert_array_equal, params, on_phases.init(jax.random.PRNGKey(k), phases))
-        params = jax.tree_util.tree_map(lambda x: x + 0.1, params)
-        losses = [lambda p, x: jnp.sum(jnp.sin(plain.apply(p, depth_to_space(x)))),
-                  lambda p, x: jnp.sum(jnp.sin(depth_to_space(on_phases.apply(p, x))))]
-        np.testing.assert_allclose(depth_to_space(on_phases.apply(params, phases)),
-                                   plain.apply(params, depth_to_space(phases)), atol=1e-5)
-        grads = [jax.grad(loss, argnums=(0, 1))(params, phases) for loss in losses]
-        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
-
-
-@pytest.mark.parametrize("obs_shape,channels,k", [((16, 16, 3), (4, 8, 8), 4), ((10, 12, 4), (4, 8, 8), 5)])
-def test_decoder_on_phases_equals_the_plain_decoder(obs_shape, channels, k):
-    """``weight_grad="matmul"`` runs the decoder's last layers on 2x2 phases where the image is even
-    (``Conv(on_phases=True)``): the same parameter tree, outputs and gradients as the plain decoder (``xla``)."""
-    from ssmrl.agents.world_model.networks import ImageDecoder
-    feat = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 20))
-    phases, plain = (ImageDecoder(obs_shape, channels, k, weight_grad=g) for g in ("matmul", "xla"))
-    params = phases.init(jax.random.PRNGKey(1), feat)
-    jax.tree_util.tree_map(np.testing.assert_array_equal, params, plain.init(jax.random.PRNGKey(1), feat))
-    leaves, tree = jax.tree_util.tree_flatten(params)  # off the zero / one initial biases and scales
-    params = jax.tree_util.tree_unflatten(tree, [x + 0.1 * jax.random.normal(jax.random.PRNGKey(i), x.shape)
-                                                 for i, x in enumerate(leaves)])
-    np.testing.assert_allclose(phases.apply(params, feat), plain.apply(params, feat), atol=2e-5)
-    grads = [jax.grad(lambda p, m=m: jnp.sum(jnp.sin(m.apply(p, feat))))(params) for m in (phases, plain)]
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4), *grads)
-
-
 @pytest.mark.parametrize("obs_shape,dtype", [((4,), jnp.float32), ((10, 10, 4), jnp.float32), ((9, 7, 3), jnp.uint8)])
 def test_vector_and_image_observations_of_any_size(obs_shape, dtype):
     """MLP encoder/decoder for vectors, convs for images of any size (MinAtar 10x10xC, odd sizes):

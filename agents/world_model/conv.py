@@ -25,7 +25,6 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -79,27 +78,6 @@ def phase_input_grad(x_shape: tuple[int, ...], w: jax.Array, dy: jax.Array, stri
     return dx_pad[:, pt:pt + x_shape[1], pl:pl + x_shape[2]]
 
 
-def phase_kernel(w: jax.Array, block: int = 2) -> jax.Array:
-    """``w [k, k, C, O]`` of a SAME stride-1 conv -> ``[q, q, b^2 C, b^2 O]``: the SAME stride-1 conv on the
-    image's phases (``[N, h, w, b^2 C]``, the inverse of :func:`depth_to_space`) that gives the output's phases.
-
-    Output pixel ``b Y + a`` reads input pixel ``b (Y + d) + e`` through tap ``i = b d + e - a + p`` (``p`` the
-    SAME front padding, ``(k - 1) // 2``): the phase kernel holds that tap at offset ``d``, input phase ``e`` and
-    output phase ``a``, and zero where ``i`` falls outside the kernel. The offsets are widened to a SAME range."""
-    k, b = w.shape[0], block
-    p = (k - 1) // 2
-    d_min, d_max = -p // b, (b + k - 2 - p) // b
-    lo = max(-d_min, d_max - 1)
-    q = lo + max(d_max, lo) + 1
-    d, e, a = np.meshgrid(np.arange(q) - lo, np.arange(b), np.arange(b), indexing="ij")
-    tap = b * d + e - a + p
-    tap = np.where((tap >= 0) & (tap < k), tap, k)                          # k: the zero tap padded on below
-    w = jnp.pad(w, ((0, 1), (0, 1), (0, 0), (0, 0)))
-    w = w[tap[:, None, :, None, :, None], tap[None, :, None, :, None, :]]   # [d_y, d_x, e_y, e_x, a_y, a_x, C, O]
-    c, o = w.shape[-2:]
-    return w.transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(q, q, b * b * c, b * b * o)
-
-
 def xla_input_grad(x: jax.Array, w: jax.Array, dy: jax.Array, stride: int) -> jax.Array:
     """``dX [N, H, W, C]`` of :func:`xla_conv` for the cotangent ``dy``: XLA's own."""
     return jax.vjp(lambda x_: xla_conv(x_, w, stride), x)[1](dy)[0]
@@ -143,29 +121,19 @@ conv2d_matmul_grad.defvjp(_forward, _backward)
 class Conv(nn.Module):
     """``nn.Conv`` (square kernel, SAME, NHWC) with the weight gradient chosen by ``weight_grad``: ``matmul``
     (im2col, on the CPU, where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`) or ``xla``. Named
-    ``Conv`` so parameter trees keep ``nn.Conv``'s names and initialisation.
-
-    ``on_phases`` (stride 1 only): ``x [N, h, w, 4 C]`` holds the 2x2 phases of a ``[N, 2h, 2w, C]`` image and the
-    output is the phases ``[N, h, w, 4 O]`` of the same conv's output (:func:`phase_kernel`), with the same
-    parameters. A 3-channel conv at full resolution (the decoder's last) runs at a few GFLOP/s on XLA's CPU backend;
-    on the phases its channel counts are 4x and its weight gradient is a matmul."""
+    ``Conv`` so parameter trees keep ``nn.Conv``'s names and initialisation."""
 
     features: int
     kernel_size: int
     stride: int = 1
     use_bias: bool = True
     weight_grad: str = "matmul"
-    on_phases: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        k, blocks = self.kernel_size, 4 if self.on_phases else 1
-        if self.on_phases and self.stride != 1:
-            raise ValueError(f"on_phases needs stride 1, got {self.stride}")
-        w = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1] // blocks, self.features))
-        if self.on_phases:
-            w = phase_kernel(w)
+        k = self.kernel_size
+        w = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
         y = (conv2d_matmul_grad if self.weight_grad == "matmul" else xla_conv)(x, w, self.stride)
         if self.use_bias:
-            y = y + jnp.tile(self.param("bias", nn.initializers.zeros, (self.features,)), blocks)
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
         return y

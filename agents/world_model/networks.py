@@ -83,13 +83,11 @@ class SubPixelUp(nn.Module):
     features: int
     kernel: int
     weight_grad: str = "matmul"
-    phases: bool = False  # return the 2x2 phases ``[N, h, w, 4 features]``, before depth-to-space
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k = math.ceil(self.kernel / 2)
-        x = Conv(4 * self.features, k, use_bias=False, weight_grad=self.weight_grad)(x)
-        return x if self.phases else depth_to_space(x)
+        return depth_to_space(Conv(4 * self.features, k, use_bias=False, weight_grad=self.weight_grad)(x))
 
 
 class ConvTransposeUp(nn.Module):
@@ -111,12 +109,7 @@ UPSAMPLERS: dict[str, Callable[[int, int, str], nn.Module]] = {
 class ImageDecoder(nn.Module):
     """``features [..., F] -> obs [..., H, W, C]`` in :func:`preprocess`'s space, mirroring
     :class:`ImageEncoder`: a Dense to the smallest grid, then stride-2 upsampling layers, each cropped
-    to the encoder's size at that depth (so odd sizes like 5 -> 10 -> ... round-trip), then a conv.
-
-    With sub-pixel upsampling, ``weight_grad="matmul"`` and an even image, the last upsampling layer's output
-    stays in its 2x2 phases through its LayerNorm and the output conv (``Conv(on_phases=True)``), and only
-    the C-channel image is put together: the same function and parameters, but the 3-channel full-resolution
-    conv, whose gradient XLA's CPU backend runs at a few GFLOP/s, becomes a 4x-wider conv at half resolution."""
+    to the encoder's size at that depth (so odd sizes like 5 -> 10 -> ... round-trip), then a conv."""
 
     obs_shape: tuple[int, ...]
     channels: Sequence[int]
@@ -132,18 +125,10 @@ class ImageDecoder(nn.Module):
         x = nn.Dense(h * w * c)(feat.reshape(-1, feat.shape[-1]))
         x = nn.silu(nn.LayerNorm()(x)).reshape(-1, h, w, c)
         up = UPSAMPLERS[self.upsample]
-        layers = list(zip(reversed(sizes[:-1]), reversed(self.channels[:-1])))
-        on_phases = (self.upsample == "subpixel" and self.weight_grad == "matmul" and len(sizes) > 1
-                     and sizes[0] == (2 * sizes[1][0], 2 * sizes[1][1]))
-        for i, ((h, w), c) in enumerate(layers):
-            if on_phases and i == len(layers) - 1:
-                x = SubPixelUp(c, self.kernel, self.weight_grad, phases=True)(x)
-                x = nn.silu(nn.LayerNorm()(x.reshape(*x.shape[:-1], 4, c))).reshape(x.shape)
-            else:
-                x = nn.silu(nn.LayerNorm()(up(c, self.kernel, self.weight_grad)(x)[:, :h, :w]))
-        x = Conv(self.obs_shape[-1], self.kernel, weight_grad=self.weight_grad, on_phases=on_phases)(x)
-        if on_phases:
-            x = depth_to_space(x)
+        for (h, w), c in zip(reversed(sizes[:-1]), reversed(self.channels[:-1])):
+            x = up(c, self.kernel, self.weight_grad)(x)[:, :h, :w]
+            x = nn.silu(nn.LayerNorm()(x))
+        x = Conv(self.obs_shape[-1], self.kernel, weight_grad=self.weight_grad)(x)
         return x.reshape(*lead, *self.obs_shape)
 
 
