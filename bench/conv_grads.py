@@ -1,5 +1,5 @@
 """Per-layer cost of the Drama image networks' convs: forward, input gradient (XLA's, and for strided convs the
-phase split of ``agents/world_model/conv.py``) and weight gradient (XLA's, and its im2col matmul), timed apart in
+phase split of ``agents/world_model/conv.py``) and weight gradient (XLA's, and as a matmul per tap), timed apart in
 one process.
 
     python bench/conv_grads.py                 # 128 frames (the bench's 4 x 32 update batch)
@@ -21,7 +21,7 @@ from world_model import timed  # the sibling script module: bench/ is the script
 
 from ssmrl.agents.world_model.config import PRESETS, WorldModelConfig, preset
 from ssmrl.agents.world_model.conv import (
-    im2col_weight_grad,
+    matmul_weight_grad,
     phase_input_grad,
     xla_conv,
     xla_input_grad,
@@ -61,7 +61,7 @@ def main() -> None:
     input_grad = jax.jit(xla_input_grad, static_argnums=3)
     phase_grad = jax.jit(phase_input_grad, static_argnums=(0, 3))
     xla_grad = jax.jit(xla_weight_grad, static_argnums=3)
-    matmul_grad = jax.jit(im2col_weight_grad, static_argnums=(2, 3))
+    matmul_grad = jax.jit(matmul_weight_grad, static_argnums=(2, 3))
     for name, size, c_in, c_out, k, stride in drama_layers(config):
         x = jax.random.normal(key, (args.frames, size, size, c_in))
         w = 0.1 * jax.random.normal(key, (k, k, c_in, c_out))

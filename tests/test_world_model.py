@@ -259,10 +259,10 @@ def test_subpixel_decoder_reconstructs_as_well_as_conv_transpose():
 
 def test_conv_with_matmul_weight_grad_equals_flax_conv():
     """conv.Conv is nn.Conv (same parameter tree and initialisation, same outputs) with the same gradients,
-    its weight gradient an im2col matmul where both channel counts allow it, for strides 1 and 2 and odd sizes."""
+    its weight gradient matmuls where both channel counts allow it, for strides 1 and 2 and odd sizes."""
     import flax.linen as nn
 
-    from ssmrl.agents.world_model.conv import MATMUL_MIN_CHANNELS, Conv, im2col_weight_grad
+    from ssmrl.agents.world_model.conv import MATMUL_MIN_CHANNELS, Conv, matmul_weight_grad
     key = jax.random.PRNGKey(0)
     for shape, features, k, stride in [((3, 10, 10, 8), 16, 4, 2), ((2, 5, 7, 16), 8, 3, 1), ((2, 9, 9, 12), 10, 5, 2),
                                        ((2, 8, 8, 3), 16, 5, 1)]:
@@ -279,7 +279,7 @@ def test_conv_with_matmul_weight_grad_equals_flax_conv():
             w = params["params"]["kernel"]
             conv = lambda w_: jax.lax.conv_general_dilated(x, w_, (stride, stride), "SAME",  # noqa: E731
                                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-            np.testing.assert_allclose(im2col_weight_grad(x, dy, k, stride), jax.vjp(conv, w)[1](dy)[0],
+            np.testing.assert_allclose(matmul_weight_grad(x, dy, k, stride), jax.vjp(conv, w)[1](dy)[0],
                                        rtol=1e-4, atol=1e-4)
 
 

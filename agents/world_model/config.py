@@ -55,7 +55,7 @@ class WorldModelConfig:
     kernel: int = setting(5, "image conv kernel size", ge=1)
     decoder: str = setting("subpixel", "image upsampling (conv_transpose: the slow baseline)", choices=DECODERS)
     conv_weight_grad: str = setting("matmul", "image convs' gradients: matmul = on the CPU, the weight gradient as "
-                                    "an im2col matmul and a strided conv's input gradient as one stride-1 conv "
+                                    "matmuls and a strided conv's input gradient as one stride-1 conv "
                                     "(XLA's CPU paths are up to 11x slower), xla = XLA's own", choices=WEIGHT_GRADS)
     vector_hidden: int = setting(512, "vector encoder / decoder width (R2I on POPGym: one 512-wide layer)", ge=1)
     vector_layers: int = setting(1, "vector encoder / decoder layers", ge=1)

@@ -3,10 +3,11 @@
 XLA's CPU backend computes a conv's weight gradient ``dW[i, j] = sum_{n, y, x} X_pad[n, s y + i, s x + j]^T
 dY[n, y, x]`` as a convolution of ``X`` with ``dY`` as the kernel (a huge kernel, a ``k x k`` output) on a
 slow path: for the Drama decoder's 32 -> 4 x 16 channel layer at 32x32 (128 frames) 2.6 s, 21x its forward.
-The same sum is one matmul over im2col patches, ``dW = cols^T dY`` with ``cols [N Ho Wo, k k C_in]`` (the
-``k x k`` shifted, strided windows of the padded input side by side), 0.30 s. It wins when both channel
-counts are at least :data:`MATMUL_MIN_CHANNELS`; with 3 image channels on either side the matmul is too thin
-and XLA's own path is faster (``python bench/conv_grads.py`` times every Drama layer both ways).
+The same sum is ``k x k`` matmuls, one per kernel tap: ``dW[i, j] = X_ij^T dY`` with ``X_ij [N Ho Wo, C_in]`` the
+input's window shifted by the tap, 0.22 s. (One matmul over the im2col patches, all ``k x k`` windows side by
+side, computes the same in one product but pays for writing the patches: 1.0-2.6x slower per Drama and small
+preset layer.) It wins when both channel counts are at least :data:`MATMUL_MIN_CHANNELS`; with 3 image channels on
+either side XLA's own path is as fast or faster (``python bench/conv_grads.py`` times every layer both ways).
 
 The input gradient of a strided conv is a transposed conv, XLA's slow path again (155 ms for the small
 preset's 8 -> 16 channel stride-2 layer at 64x64, 128 frames; 458 ms for Drama's 16 -> 32). Each of its
@@ -41,15 +42,16 @@ def xla_conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
     return lax.conv_general_dilated(x, w, (stride, stride), _pads(x.shape, w.shape[0], stride), dimension_numbers=NHWC)
 
 
-def im2col_weight_grad(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.Array:
-    """``x [N, H, W, C], dy [N, Ho, Wo, O] -> dW [k, k, C, O]`` of the SAME conv, as one matmul."""
+def matmul_weight_grad(x: jax.Array, dy: jax.Array, k: int, stride: int) -> jax.Array:
+    """``x [N, H, W, C], dy [N, Ho, Wo, O] -> dW [k, k, C, O]`` of the SAME conv, one matmul per kernel tap."""
     (pt, pb), (pl, pr) = _pads(x.shape, k, stride)
     xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     n, ho, wo, o = dy.shape
     span_h, span_w = stride * (ho - 1) + 1, stride * (wo - 1) + 1
-    cols = jnp.concatenate([xp[:, i:i + span_h:stride, j:j + span_w:stride] for i in range(k) for j in range(k)], -1)
-    dw = cols.reshape(n * ho * wo, -1).T @ dy.reshape(n * ho * wo, o)
-    return dw.reshape(k, k, x.shape[-1], o)
+    dy = dy.reshape(n * ho * wo, o)
+    taps = [xp[:, i:i + span_h:stride, j:j + span_w:stride].reshape(n * ho * wo, -1).T @ dy
+            for i in range(k) for j in range(k)]
+    return jnp.stack(taps).reshape(k, k, x.shape[-1], o)
 
 
 def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
@@ -91,7 +93,7 @@ def xla_weight_grad(x: jax.Array, w: jax.Array, dy: jax.Array, stride: int) -> j
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv2d_matmul_grad(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
     """``x [N, H, W, C], w [k, k, C, O] -> [N, ceil(H / s), ceil(W / s), O]`` (SAME), its weight gradient an
-    im2col matmul on the CPU where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`, else XLA's."""
+    matmul per tap on the CPU where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`, else XLA's."""
     return xla_conv(x, w, stride)
 
 
@@ -105,7 +107,7 @@ def _backward(stride, residuals, dy):
     if min(c_in, c_out) < MATMUL_MIN_CHANNELS:
         dw = xla_weight_grad(x, w, dy, stride)
     else:
-        dw = lax.platform_dependent(x, dy, cpu=lambda x, dy: im2col_weight_grad(x, dy, k, stride),
+        dw = lax.platform_dependent(x, dy, cpu=lambda x, dy: matmul_weight_grad(x, dy, k, stride),
                                     default=lambda x, dy: xla_weight_grad(x, w, dy, stride))
     if stride == 1:
         dx = xla_input_grad(x, w, dy, stride)
@@ -120,7 +122,7 @@ conv2d_matmul_grad.defvjp(_forward, _backward)
 
 class Conv(nn.Module):
     """``nn.Conv`` (square kernel, SAME, NHWC) with the weight gradient chosen by ``weight_grad``: ``matmul``
-    (im2col, on the CPU, where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`) or ``xla``. Named
+    (a matmul per tap, on the CPU, where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`) or ``xla``. Named
     ``Conv`` so parameter trees keep ``nn.Conv``'s names and initialisation."""
 
     features: int

@@ -15,8 +15,8 @@ Two upsampling layers for the image decoder, chosen by ``decoder``:
 * ``conv_transpose``: ``nn.ConvTranspose`` with stride 2, the original formulation, kept as the
   baseline the benchmark compares against.
 
-Every other conv is :class:`~ssmrl.agents.world_model.conv.Conv`, whose weight gradient is an im2col
-matmul on the CPU (``weight_grad="matmul"``; XLA's own CPU path for it is up to 9x slower, see conv.py).
+Every other conv is :class:`~ssmrl.agents.world_model.conv.Conv`, whose gradients on the CPU are matmuls and
+stride-1 convs (``weight_grad="matmul"``; XLA's own CPU paths for them are up to 11x slower, see conv.py).
 """
 
 from __future__ import annotations
