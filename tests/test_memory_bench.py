@@ -62,10 +62,12 @@ def test_s5_world_model_remembers_the_cue():
     reward accuracy at the choice near 50% (41-55% on these held-out episodes). Trained offline on random-policy
     episodes, both seeds must predict the choice's reward far better than that, observing every frame and
     imagining from the cue on. The S5 timescales start in [0.1, 1] (default [0.001, 0.1]): with the default,
-    the memoryless plateau lasted from 750 to over 2,500 updates (4 seeds, unoptimised XLA); with these, 750-1,000."""
+    the memoryless plateau lasted from 750 to over 2,500 updates (4 seeds, unoptimised XLA); with these, 750-1,000,
+    and 250-500 / 1,500-1,750 for these two seeds once the conv weight gradient's summation order changed (per-tap
+    matmuls): where it ends depends on rounding, so the budget leaves room past it."""
     world_model = dict(hidden=32, num_layers=1, latent_groups=4, latent_classes=4, channels=(8, 8), mlp_hidden=32,
                        wm_lr=1e-2, layer_options=(("dt_max", 1.0), ("dt_min", 0.1)))
-    rows = mb.run("distracting", "s4wm_s5", {"width": 1, "size": 8}, seeds=2, updates=1500, train_episodes=256,
+    rows = mb.run("distracting", "s4wm_s5", {"width": 1, "size": 8}, seeds=2, updates=2000, train_episodes=256,
                   test_episodes=128, world_model=world_model)
     assert [r["seed"] for r in rows] == [0, 1]
     for r in rows:
