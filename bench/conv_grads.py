@@ -70,9 +70,10 @@ def main() -> None:
         fwd, dx_xla = ms(forward, x, w, stride), ms(input_grad, x, w, dy, stride)
         dx_phase = ms(phase_grad, x.shape, w, dy, stride) if stride > 1 else None  # stride 1 keeps XLA's
         dw_xla, dw_matmul = ms(xla_grad, x, w, dy, stride), ms(matmul_grad, x, dy, k, stride)
-        phase = f"{dx_phase:,.0f} | {dx_xla / dx_phase:.1f}" if dx_phase else "- | -"
+        phase = f"{dx_phase:,.0f} | {dx_xla / dx_phase:.1f}" if dx_phase is not None else "- | -"
         print(f"| {name} | k{k} s{stride}, {c_in} -> {c_out} at {size}x{size} | {fwd:,.0f} | {dx_xla:,.0f} | {phase} | "
               f"{dw_xla:,.0f} | {dw_matmul:,.0f} | {dw_xla / dw_matmul:.1f} |", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -92,8 +92,9 @@ def xla_weight_grad(x: jax.Array, w: jax.Array, dy: jax.Array, stride: int) -> j
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv2d_matmul_grad(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
-    """``x [N, H, W, C], w [k, k, C, O] -> [N, ceil(H / s), ceil(W / s), O]`` (SAME), its weight gradient an
-    matmul per tap on the CPU where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`, else XLA's."""
+    """``x [N, H, W, C], w [k, k, C, O] -> [N, ceil(H / s), ceil(W / s), O]`` (SAME). On the CPU its weight gradient
+    is a matmul per tap where both channel counts are >= :data:`MATMUL_MIN_CHANNELS` (else XLA's), and a strided
+    conv's input gradient is :func:`phase_input_grad`."""
     return xla_conv(x, w, stride)
 
 
@@ -121,9 +122,9 @@ conv2d_matmul_grad.defvjp(_forward, _backward)
 
 
 class Conv(nn.Module):
-    """``nn.Conv`` (square kernel, SAME, NHWC) with the weight gradient chosen by ``weight_grad``: ``matmul``
-    (a matmul per tap, on the CPU, where both channel counts are >= :data:`MATMUL_MIN_CHANNELS`) or ``xla``. Named
-    ``Conv`` so parameter trees keep ``nn.Conv``'s names and initialisation."""
+    """``nn.Conv`` (square kernel, SAME, NHWC) with the gradients chosen by ``weight_grad``: ``matmul``
+    (:func:`conv2d_matmul_grad`'s, on the CPU) or ``xla``. Named ``Conv`` so parameter trees keep ``nn.Conv``'s
+    names and initialisation."""
 
     features: int
     kernel_size: int
