@@ -25,7 +25,7 @@ from flax import struct
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.behavior import Actor, Critic, actor_critic_losses, imagine, make_actor_critic
 from ssmrl.agents.world_model.config import WorldModelConfig
-from ssmrl.agents.world_model.networks import postprocess
+from ssmrl.agents.world_model.networks import check_observation_shape, postprocess
 from ssmrl.agents.world_model.world_model import WorldModel, make_world_model, state, world_model_loss
 
 
@@ -81,11 +81,12 @@ def make_env(config: WorldModelConfig, num_envs: int):
 
 def observation_spec(env, env_params) -> tuple[tuple[int, ...], Any, int]:
     """``(obs_shape, obs_dtype, num_actions)`` of an env; raises ``ValueError`` unless its actions are
-    discrete."""
+    discrete and its observations of a rank the networks take."""
     action_space = env.action_space(env_params)
     if not hasattr(action_space, "n"):
         raise ValueError(f"world-model agents need discrete actions; the env has {action_space}")
     obs_space = env.observation_space(env_params)
+    check_observation_shape(tuple(obs_space.shape))
     return tuple(obs_space.shape), jnp.dtype(obs_space.dtype), int(action_space.n)
 
 

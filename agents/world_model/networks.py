@@ -1,4 +1,4 @@
-"""Observation encoders / decoders (convs for images of any size, MLPs for vectors) and the MLP heads
+"""Observation encoders / decoders (convs for images of any size, MLPs for vectors and small grids) and the MLP heads
 (LayerNorm + SiLU, DreamerV3 style).
 
 Observations enter the networks through :func:`preprocess`: uint8 pixels to [-0.5, 0.5], anything
@@ -133,8 +133,9 @@ class ImageDecoder(nn.Module):
 
 
 class VectorEncoder(nn.Module):
-    """``obs [..., D] -> features [..., hidden]``: ``layers`` x (Dense, LayerNorm, SiLU) on symlog inputs
-    (R2I on POPGym: one 512-wide layer)."""
+    """``obs [..., *obs_shape] -> features [..., hidden]``: ``layers`` x (Dense, LayerNorm, SiLU) on the
+    flattened symlog inputs (R2I on POPGym: one 512-wide layer). ``obs_shape`` is ``[D]``, or a small grid
+    such as bsuite Catch's ``[10, 5]``, read as its ``D1 * D2`` cells."""
 
     obs_shape: tuple[int, ...]
     hidden: int
@@ -143,13 +144,14 @@ class VectorEncoder(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = preprocess(obs)
+        x = x.reshape(*x.shape[:x.ndim - len(self.obs_shape)], math.prod(self.obs_shape))
         for _ in range(self.layers):
             x = nn.silu(nn.LayerNorm()(nn.Dense(self.hidden, use_bias=False)(x)))
         return x
 
 
 class VectorDecoder(nn.Module):
-    """``features [..., F] -> obs [..., D]`` in symlog space: the MLP mirror of :class:`VectorEncoder`."""
+    """``features [..., F] -> obs [..., *obs_shape]`` in symlog space: the MLP mirror of :class:`VectorEncoder`."""
 
     obs_shape: tuple[int, ...]
     hidden: int
@@ -157,7 +159,8 @@ class VectorDecoder(nn.Module):
 
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
-        return MLP(self.hidden, self.layers, self.obs_shape[0])(feat)
+        out = MLP(self.hidden, self.layers, math.prod(self.obs_shape))(feat)
+        return out.reshape(*feat.shape[:-1], *self.obs_shape)
 
 
 class MLP(nn.Module):
@@ -177,18 +180,21 @@ class MLP(nn.Module):
         return nn.Dense(self.out, kernel_init=init)(x)
 
 
+def check_observation_shape(obs_shape: tuple[int, ...]) -> None:
+    """Raises ``ValueError`` naming ``obs_shape`` unless the networks below support its rank."""
+    if len(obs_shape) not in (1, 2, 3):
+        raise ValueError(f"observations of shape {obs_shape} are not supported; valid: [D] vectors, [D1, D2] "
+                         "grids or [H, W, C] images")
+
+
 def make_observation_networks(obs_shape: tuple[int, ...], channels: Sequence[int], kernel: int, decoder: str,
                               vector_hidden: int, vector_layers: int,
                               conv_weight_grad: str) -> tuple[nn.Module, nn.Module]:
     """``(encoder, decoder)`` for observations of ``obs_shape``: convs for ``[H, W, C]`` images, MLPs
-    for ``[D]`` vectors; any other rank raises ``ValueError``."""
-    builders = {
-        1: lambda: (VectorEncoder(obs_shape, vector_hidden, vector_layers),
-                    VectorDecoder(obs_shape, vector_hidden, vector_layers)),
-        3: lambda: (ImageEncoder(obs_shape, tuple(channels), kernel, conv_weight_grad),
-                    ImageDecoder(obs_shape, tuple(channels), kernel, decoder, conv_weight_grad)),
-    }
-    if len(obs_shape) not in builders:
-        raise ValueError(f"observations of shape {obs_shape} are not supported; valid: [D] vectors or [H, W, C] "
-                         "images")
-    return builders[len(obs_shape)]()
+    for ``[D]`` vectors and ``[D1, D2]`` grids; any other rank raises ``ValueError``."""
+    check_observation_shape(obs_shape)
+    if len(obs_shape) == 3:
+        return (ImageEncoder(obs_shape, tuple(channels), kernel, conv_weight_grad),
+                ImageDecoder(obs_shape, tuple(channels), kernel, decoder, conv_weight_grad))
+    return (VectorEncoder(obs_shape, vector_hidden, vector_layers),
+            VectorDecoder(obs_shape, vector_hidden, vector_layers))
