@@ -152,7 +152,8 @@ def test_world_model_shapes_and_losses(model_parts):
 
 @pytest.mark.parametrize("reward_input", wmc.REWARD_INPUTS)
 def test_reward_head_reads_what_reward_input_names(reward_input):
-    """after_action: reward and continue from h_t only; state_action: the reward from [s_t, a_t] only."""
+    """after_action: reward and continue from h_t only; state_action and state_per_action: the reward from
+    [s_t, a_t] only."""
     parts = build(tiny("rssm", reward_input=reward_input), num_actions=A, obs_shape=(5,), obs_dtype=jnp.float32)
     params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
     leaves, tree = jax.tree.flatten(params)  # random weights: the reward head's output layer starts at zero
@@ -164,10 +165,25 @@ def test_reward_head_reads_what_reward_input_names(reward_input):
     reward, cont = heads(s, action, h)
     changed = {"s": heads(jax.random.normal(ks[2], s.shape), action, h),
                "action": heads(s, (action + 1) % A, h), "h": heads(s, action, jax.random.normal(ks[3], h.shape))}
-    reads = {"after_action": {"h"}, "state_action": {"s", "action"}}[reward_input]
+    reads = {"after_action": {"h"}, "state_action": {"s", "action"},
+             "state_per_action": {"s", "action"}}[reward_input]
     for name, (new_reward, new_cont) in changed.items():
         assert (not np.allclose(new_reward, reward)) == (name in reads), name
         assert (not np.allclose(new_cont, cont)) == (name == "h"), name
+
+
+def test_per_action_reward_head_picks_the_taken_actions_distribution():
+    """state_per_action: the reward logits of a_t are row a_t of one [A, bins] output read from s_t alone."""
+    parts = build(tiny("rssm", reward_input="state_per_action"), num_actions=A, obs_shape=(5,), obs_dtype=jnp.float32)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+    leaves, tree = jax.tree.flatten(params)
+    params = tree.unflatten([jax.random.normal(jax.random.PRNGKey(i), x.shape) for i, x in enumerate(leaves)])
+    s, h = jax.random.normal(jax.random.PRNGKey(1), (2, 16 + 16)), jnp.zeros((2, 16))
+    heads = jax.jit(lambda a: parts.wm.apply(params, s, a, h, method="heads")[0])
+    per_action = np.stack([heads(jnp.full((2,), a)) for a in range(A)], 1)  # [2, A, bins]
+    mixed = heads(jnp.array([2, 0]))
+    np.testing.assert_array_equal(mixed, per_action[[0, 1], [2, 0]])
+    assert per_action.shape[-1] == parts.config.reward_bins and not np.allclose(per_action[:, 0], per_action[:, 1])
 
 
 def test_observe_parallel_equals_step_mode(model_parts):
@@ -297,7 +313,8 @@ def test_phase_split_input_grad_equals_xla(size, c_in, c_out, k, stride):
                                rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("obs_shape,dtype", [((4,), jnp.float32), ((10, 10, 4), jnp.float32), ((9, 7, 3), jnp.uint8)])
+@pytest.mark.parametrize("obs_shape,dtype", [((4,), jnp.float32), ((10, 5), jnp.float32), ((10, 10, 4), jnp.float32),
+                                                   ((9, 7, 3), jnp.uint8)])
 def test_vector_and_image_observations_of_any_size(obs_shape, dtype):
     """MLP encoder/decoder for vectors, convs for images of any size (MinAtar 10x10xC, odd sizes):
     losses finite, reconstructions and open-loop predictions in the observation's shape and dtype."""
@@ -315,7 +332,7 @@ def test_vector_and_image_observations_of_any_size(obs_shape, dtype):
     pred = jax.jit(open_loop, static_argnums=(0, 5))(parts, params["wm"], b["obs"], b["action"], b["first"], 2,
                                                      jax.random.PRNGKey(0))
     assert pred.shape == (T, B, *obs_shape) and pred.dtype == dtype
-    first_layer = "Dense_0" if len(obs_shape) == 1 else "Conv_0"  # an MLP for vectors, convs for images
+    first_layer = "Dense_0" if len(obs_shape) < 3 else "Conv_0"  # an MLP for vectors and grids, convs for images
     assert first_layer in params["wm"]["params"]["encoder"], list(params["wm"]["params"]["encoder"])
 
 

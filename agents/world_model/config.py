@@ -17,7 +17,7 @@ from ssmrl.agents.world_model.conv import WEIGHT_GRADS
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
 SAMPLERS = ("uniform", "dfs")
-REWARD_INPUTS = ("after_action", "state_action")
+REWARD_INPUTS = ("after_action", "state_action", "state_per_action")
 
 
 def block_layer(model: str, s4wm_layer: str) -> str | None:
@@ -63,8 +63,9 @@ class WorldModelConfig:
     mlp_layers: int = setting(1, "layers of those heads", ge=1)
     reward_input: str = setting("after_action", "what the reward head reads: after_action = h_t, the sequence output "
                                 "after a_t (DreamerV3, Drama); state_action = [z_t, h_{t-1}, a_t], the actor's input "
-                                "and its action, so the features the actor reads must hold what the reward needs",
-                                choices=REWARD_INPUTS)
+                                "and its action, so the features the actor reads must hold what the reward needs; "
+                                "state_per_action = [z_t, h_{t-1}] to one reward distribution per action, a_t's "
+                                "taken", choices=REWARD_INPUTS)
     reward_bins: int = setting(255, "two-hot bins of reward and value", ge=1)
     twohot_range: float = setting(20.0, "the bins span symlog [-range, range] (DreamerV3: 20)", gt=0)
     free_bits: float = setting(1.0, "KL free nats", ge=0)
@@ -180,7 +181,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         vector_layers=1, mlp_hidden=128, mlp_layers=1, ac_hidden=128, ac_layers=2, imag_batch=128,
         imag_context=8, horizon=12, batch_size=16, batch_length=32, total_steps=4000, prefill=200,
         train_every=4, updates_per_chunk=50, eval_envs=32, eval_steps=520, wm_lr=3e-3, actor_lr=1e-3,
-        critic_lr=1e-3, gamma=0.99, free_bits=3.0, twohot_range=1.0, reward_input="state_action",
+        critic_lr=1e-3, gamma=0.99, free_bits=3.0, twohot_range=1.0, reward_input="state_per_action",
     ),
 }
 

@@ -59,7 +59,8 @@ class WorldModel(nn.Module):
             self.obs_shape, self.channels, self.kernel, self.decoder, self.vector_hidden, self.vector_layers,
             self.conv_weight_grad)
         self.sequence = self._sequence_model()
-        self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, self.reward_bins, zero_out=True)
+        per_action = self.num_actions if self.reward_input == "state_per_action" else 1
+        self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, per_action * self.reward_bins, zero_out=True)
         self.cont_head = MLP(self.mlp_hidden, self.mlp_layers, 1)
 
     @nn.nowrap
@@ -84,15 +85,22 @@ class WorldModel(nn.Module):
         """What action ``a_t`` led to: ``(reward logits [..., bins], continue logit [...])`` from the state
         ``s_t = [z_t, h_{t-1}] [..., L+H]``, ``action [...]`` int and ``h_t [..., H]`` (the output after ``a_t``).
 
-        The continue head reads ``h_t``; the reward head reads ``h_t`` (``reward_input="after_action"``) or
-        ``[s_t, a_t]`` (``"state_action"``). With an SSM backbone ``h_{t-1}`` is a readout of the state, trained
+        The continue head reads ``h_t``; the reward head reads ``h_t`` (``reward_input="after_action"``),
+        ``[s_t, a_t]`` (``"state_action"``), or ``s_t`` alone to ``[A, bins]`` logits of which row ``a_t`` is
+        taken (``"state_per_action"``). With an SSM backbone ``h_{t-1}`` is a readout of the state, trained
         only for what is predicted from it: after_action never asks it to hold what the *next* reward needs,
-        yet that is what the actor, which reads ``s_t``, must know to choose ``a_t``."""
-        if self.reward_input == "state_action":
-            reward_in = jnp.concatenate([s, jax.nn.one_hot(action, self.num_actions)], -1)
+        yet that is what the actor, which reads ``s_t``, must know to choose ``a_t``. Where the reward is
+        "does the action match something in the state", ``[s_t, a_t]`` leaves a product of the two for the
+        head's MLP to learn, and it sits at the action-blind optimum for hundreds of updates first; one
+        output per action is that product already (RESULTS.md, world models on POPGym)."""
+        if self.reward_input == "state_per_action":
+            logits = self.reward_head(s).reshape(*s.shape[:-1], self.num_actions, self.reward_bins)
+            reward_logits = jnp.take_along_axis(logits, action[..., None, None], -2)[..., 0, :]
+        elif self.reward_input == "state_action":
+            reward_logits = self.reward_head(jnp.concatenate([s, jax.nn.one_hot(action, self.num_actions)], -1))
         else:
-            reward_in = h
-        return self.reward_head(reward_in), self.cont_head(h)[..., 0]
+            reward_logits = self.reward_head(h)
+        return reward_logits, self.cont_head(h)[..., 0]
 
     def posterior(self, carry, obs_t, reset_t, key):
         return self.sequence.posterior(carry, self.embed(obs_t), reset_t, key)
