@@ -29,8 +29,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--twohot-range", type=float, default=1.0)
     parser.add_argument("--every", type=int, default=250)
-    parser.add_argument("--reward-input", default="state_action", choices=REWARD_INPUTS,
-                        help="what the reward head reads (the table in RESULTS.md predates it: after_action)")
+    parser.add_argument("--reward-input", default="state_per_action", choices=REWARD_INPUTS,
+                        help="what the reward head reads (the popgym preset's; the first table in RESULTS.md "
+                             "predates the choice: after_action)")
     args = parser.parse_args()
     from ssmrl.envs.popgym.cards import RepeatPrevious
 

@@ -4,9 +4,9 @@ bsuite MemoryChain shows a random bit on the first of 6 steps and pays +-1 on th
 without memory the best expected return is 0. A tiny drama agent (the ``popgym`` preset's choices,
 with its per-action reward head) trained for 300 updates from its own experience must score well above
 that on fresh episodes. The world model must remember the bit and predict the reward of each action, and
-the actor must learn from imagined returns. Measured on 5 seeds in docs/RESULTS.md. Fails if any part of
-the agent's learning (world model, imagination, actor-critic, replay, collection) stops working."""
-
+the actor must learn from imagined returns. 8 of 8 seeds pass; 1 of 8 with the ``[s_t, a_t]`` reward
+head (docs/RESULTS.md). Fails if any part of the agent's learning (world model, imagination,
+actor-critic, replay, collection) stops working."""
 
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.experiment.world_model import run_world_model
