@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--first", action="store_true",
                         help="RepeatFirst instead: the suit of the episode's first card, up to 51 steps back")
     parser.add_argument("--batch-length", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=300, help="random-policy steps of each of the 8 envs")
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--reward-scale", type=float, default=1.0)
     parser.add_argument("--free-bits", type=float, default=3.0)
@@ -41,9 +42,10 @@ def main() -> None:
     from ssmrl.envs.popgym.cards import RepeatFirst, RepeatPrevious
 
     env = RepeatFirst(num_decks=1) if args.first else RepeatPrevious(num_decks=1, k=args.k)
-    parts = small_parts(args.model, env=env, batch_length=args.batch_length, free_bits=args.free_bits,
-                        wm_lr=args.lr, twohot_range=args.twohot_range, reward_input=args.reward_input)
-    train, held_out = (random_policy_replay(parts, jax.random.PRNGKey(s), 300) for s in (0, 1))
+    parts = small_parts(args.model, env=env, batch_length=args.batch_length, prefill=max(16, args.batch_length),
+                        free_bits=args.free_bits, wm_lr=args.lr, twohot_range=args.twohot_range,
+                        reward_input=args.reward_input)
+    train, held_out = (random_policy_replay(parts, jax.random.PRNGKey(s), args.steps) for s in (0, 1))
 
     def report(i, params, metrics):
         model, chance = reward_errors(parts, params, held_out, jax.random.PRNGKey(2), args.k, args.reward_scale)
