@@ -14,7 +14,7 @@ from ssmrl.agents.params import count_params
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.agent import build, init_params, open_loop, train_step
+from ssmrl.agents.world_model.agent import build, init_params, observation_spec, open_loop, train_step
 from ssmrl.agents.world_model.behavior import actor_critic_losses, imagine, lambda_returns
 from ssmrl.agents.world_model.world_model import world_model_loss
 
@@ -436,6 +436,10 @@ def test_config_errors_name_bad_values():
         wmc.from_mapping({"hiden": 3})
     with pytest.raises(ValueError, match="prefill"):
         wmc.validate(wmc.WorldModelConfig(prefill=10))
+    video_env = SimpleNamespace(action_space=lambda p: SimpleNamespace(n=3),  # refused before anything compiles
+                                observation_space=lambda p: SimpleNamespace(shape=(2, 3, 4, 5), dtype=jnp.uint8))
+    with pytest.raises(ValueError, match=r"\(2, 3, 4, 5\) are not supported; valid: \[D\] vectors, \[D1, D2\] grids"):
+        observation_spec(video_env, None)
 
 
 @pytest.mark.parametrize("name", sorted(wmc.PRESETS))
