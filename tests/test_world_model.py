@@ -150,14 +150,19 @@ def test_world_model_shapes_and_losses(model_parts):
     assert decoded.shape == (T, B, 64, 64, 3)
 
 
+def vector_heads(reward_input: str):
+    """``(parts, wm params)`` of a tiny RSSM on 5-vectors with random weights everywhere (the reward head's
+    output layer starts at zero)."""
+    parts = build(tiny("rssm", reward_input=reward_input), num_actions=A, obs_shape=(5,), obs_dtype=jnp.float32)
+    leaves, tree = jax.tree.flatten(jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"])
+    return parts, tree.unflatten([jax.random.normal(jax.random.PRNGKey(i), x.shape) for i, x in enumerate(leaves)])
+
+
 @pytest.mark.parametrize("reward_input", wmc.REWARD_INPUTS)
 def test_reward_head_reads_what_reward_input_names(reward_input):
     """after_action: reward and continue from h_t only; state_action and state_per_action: the reward from
     [s_t, a_t] only."""
-    parts = build(tiny("rssm", reward_input=reward_input), num_actions=A, obs_shape=(5,), obs_dtype=jnp.float32)
-    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
-    leaves, tree = jax.tree.flatten(params)  # random weights: the reward head's output layer starts at zero
-    params = tree.unflatten([jax.random.normal(jax.random.PRNGKey(i), x.shape) for i, x in enumerate(leaves)])
+    parts, params = vector_heads(reward_input)
     ks = jax.random.split(jax.random.PRNGKey(1), 4)
     s, h = jax.random.normal(ks[0], (3, 16 + 16)), jax.random.normal(ks[1], (3, 16))
     action = jnp.array([0, 1, 2])
@@ -165,8 +170,7 @@ def test_reward_head_reads_what_reward_input_names(reward_input):
     reward, cont = heads(s, action, h)
     changed = {"s": heads(jax.random.normal(ks[2], s.shape), action, h),
                "action": heads(s, (action + 1) % A, h), "h": heads(s, action, jax.random.normal(ks[3], h.shape))}
-    reads = {"after_action": {"h"}, "state_action": {"s", "action"},
-             "state_per_action": {"s", "action"}}[reward_input]
+    reads = {"h"} if reward_input == "after_action" else {"s", "action"}
     for name, (new_reward, new_cont) in changed.items():
         assert (not np.allclose(new_reward, reward)) == (name in reads), name
         assert (not np.allclose(new_cont, cont)) == (name == "h"), name
@@ -174,10 +178,7 @@ def test_reward_head_reads_what_reward_input_names(reward_input):
 
 def test_per_action_reward_head_picks_the_taken_actions_distribution():
     """state_per_action: the reward logits of a_t are row a_t of one [A, bins] output read from s_t alone."""
-    parts = build(tiny("rssm", reward_input="state_per_action"), num_actions=A, obs_shape=(5,), obs_dtype=jnp.float32)
-    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
-    leaves, tree = jax.tree.flatten(params)
-    params = tree.unflatten([jax.random.normal(jax.random.PRNGKey(i), x.shape) for i, x in enumerate(leaves)])
+    parts, params = vector_heads("state_per_action")
     s, h = jax.random.normal(jax.random.PRNGKey(1), (2, 16 + 16)), jnp.zeros((2, 16))
     heads = jax.jit(lambda a: parts.wm.apply(params, s, a, h, method="heads")[0])
     per_action = np.stack([heads(jnp.full((2,), a)) for a in range(A)], 1)  # [2, A, bins]

@@ -14,13 +14,12 @@ from ssmrl.experiment.world_model import run_world_model
 UPDATES = 300
 
 
-def tiny_memory_chain_agent(**overrides) -> wmc.WorldModelConfig:
+def tiny_memory_chain_agent() -> wmc.WorldModelConfig:
     return wmc.validate(wmc.preset(
         "popgym", env_name="MemoryChain-bsuite", model="drama", hidden=32, num_layers=1, state_size=8,
         latent_groups=8, latent_classes=8, vector_hidden=64, mlp_hidden=64, ac_hidden=64, ac_layers=1,
         imag_batch=64, imag_context=8, horizon=8, batch_size=16, batch_length=16, prefill=50, train_every=2,
-        updates_per_chunk=25, total_steps=50 + 2 * UPDATES, eval_every=6, eval_envs=16, eval_steps=60,
-        **overrides))
+        updates_per_chunk=25, total_steps=50 + 2 * UPDATES, eval_every=6, eval_envs=16, eval_steps=60))
 
 
 def test_agent_return_rises_on_a_memory_task(tmp_path):
