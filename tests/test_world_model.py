@@ -234,6 +234,19 @@ def test_reset_inside_window_equals_two_windows(model_parts):
         np.testing.assert_allclose(second_after_first[name], second_half[name], atol=1e-4, err_msg=name)
 
 
+def test_episode_start_differs_from_window_start(model_parts):
+    """Both start from zeros; only the ``first`` input tells an episode's first frame from a window's
+    (a window of replay or an imagination context that begins mid-episode)."""
+    parts, params, fns = model_parts
+    b = batch()
+    keys = jax.random.split(jax.random.PRNGKey(5), 6)
+    fresh = parts.wm.initialize_carry(2)
+    _, episode = fns.observe(params["wm"], fresh, b["obs"], b["action"], b["first"], keys)
+    _, window = fns.observe(params["wm"], fresh, b["obs"], b["action"], jnp.zeros_like(b["first"]), keys)
+    np.testing.assert_allclose(episode["h_prev"][0], window["h_prev"][0])  # zeros either way
+    assert not np.allclose(episode["h"][0], window["h"][0], atol=1e-3)
+
+
 def fit_tiny_batch(model: str, B: int, lr: float, steps: int = 60, **config) -> list[dict]:
     """Metrics of each of ``steps`` Adam steps of a tiny world model fitting one batch of frames."""
     config = tiny(model, hidden=32, mlp_hidden=32, **config)

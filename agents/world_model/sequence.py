@@ -5,7 +5,9 @@ Time convention (STORM / Drama, and DreamerV3's RSSM re-indexed): the model stat
 sequence output after ``(z_{t-1}, a_{t-1})``. Feeding ``(z_t, a_t)`` gives ``h_t``, from which the
 world model predicts the reward and continuation of ``a_t`` and the prior of ``z_{t+1}``. A reset at
 step t (frame t starts an episode) clears everything carried into step t: the backbone state and
-``h_{t-1}`` (zeros).
+``h_{t-1}`` (zeros). The flag ``first_t`` is an input too: a replay window or an imagination context
+that starts inside an episode also starts from zeros, and without the flag the model could not tell
+its first frame from an episode's (on RepeatFirst the reward then names the wrong card).
 
 * ``drama``: in-projection (Dense, LayerNorm, SiLU), a stack of Mamba-2 blocks, final norm;
   posterior ``q(z_t | frame t)`` from the frame alone, so a whole window runs in parallel.
@@ -96,8 +98,10 @@ class SequenceModel(nn.Module):
     def _logp(self, logits: jax.Array) -> jax.Array:
         return unimix_logits(logits.reshape(*logits.shape[:-1], self.groups, self.classes), self.unimix)
 
-    def _inputs(self, z: jax.Array, action: jax.Array) -> jax.Array:
-        return nn.silu(self.in_norm(self.in_proj(jnp.concatenate([z, action], -1))))
+    def _inputs(self, z: jax.Array, action: jax.Array, first: jax.Array) -> jax.Array:
+        """``z [..., L]``, one-hot ``action [..., A]``, ``first [...]`` -> ``[..., H]``."""
+        x = jnp.concatenate([z, action, first[..., None].astype(z.dtype)], -1)
+        return nn.silu(self.in_norm(self.in_proj(x)))
 
     def prior(self, h: jax.Array) -> jax.Array:
         """``h [..., H] -> log p(z_{t+1} | h_t) [..., G, C]``."""
@@ -121,9 +125,10 @@ class SequenceModel(nn.Module):
         return sample_latent(key, logp), logp, h_prev
 
     def imagine_step(self, carry: dict, z_t: jax.Array, action_t: jax.Array, reset_t: jax.Array):
-        """Feed ``(z_t, a_t)``: ``(carry, h_t [B, H])``; ``reset_t [B]`` clears the carry first."""
+        """Feed ``(z_t, a_t, reset_t)``: ``(carry, h_t [B, H])``; ``reset_t [B]`` (frame t starts an episode)
+        clears the carry first."""
         chex.assert_rank([z_t, action_t], 2)
-        x = self._inputs(z_t, action_t)
+        x = self._inputs(z_t, action_t, reset_t)
         if self.parallel:
             seq, h = self.backbone.step(carry["seq"], x, reset_t)
         else:
@@ -143,7 +148,7 @@ class SequenceModel(nn.Module):
         if self.parallel:
             post = self._post_logp(embed, None)
             z = jax.vmap(sample_latent)(keys, post)
-            seq, h = self.backbone.scan(carry["seq"], self._inputs(z, action), resets)
+            seq, h = self.backbone.scan(carry["seq"], self._inputs(z, action, resets), resets)
             h_prev = _mask(jnp.concatenate([carry["h"][None], h[:-1]], 0), resets)
             carry = {"seq": seq, "h": h[-1]}
         else:
