@@ -8,7 +8,7 @@ RepeatPrevious(k) pays ``+-1 / (52 - k)`` for naming the suit of the card ``k - 
 the current card, no memory needed); ``--reward-scale`` multiplies the rewards the model sees and is
 judged on (a resolution ablation: ``+-1/48`` lies inside one bin of the 255-bin symlog two-hot head).
 ``--first`` probes RepeatFirst, whose every reward names the episode's first card; only steps of a window
-that also holds that card can be predicted, so its ratio cannot reach 0.
+that also holds that card can be predicted, so its ratio cannot reach 0 (about 0.36 with 64-step windows).
 """
 
 from __future__ import annotations
