@@ -182,6 +182,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         imag_context=8, horizon=12, batch_size=16, batch_length=32, total_steps=4000, prefill=200,
         train_every=4, updates_per_chunk=50, eval_envs=32, eval_steps=520, wm_lr=3e-3, actor_lr=1e-3,
         critic_lr=1e-3, gamma=0.99, free_bits=3.0, twohot_range=1.0, reward_input="state_per_action",
+        entropy=3e-3,
     ),
 }
 
