@@ -3,6 +3,7 @@ its reward predictions with the best memoryless guess (the mean reward) on held-
 
     python scripts/world_model_reward_probe.py --model drama --k 4 --updates 1500    # the popgym preset's losses
     python scripts/world_model_reward_probe.py --model drama --k 4 --twohot-range 20 --free-bits 1 --lr 1e-3
+    python scripts/world_model_reward_probe.py --model s4wm --layer s4 --option dt_min=0.01 --first --batch-length 64
 
 RepeatPrevious(k) pays ``+-1 / (52 - k)`` for naming the suit of the card ``k - 1`` steps back (``k = 1``:
 the current card, no memory needed); ``--reward-scale`` multiplies the rewards the model sees and is
@@ -21,9 +22,19 @@ from ssmrl.agents.world_model.config import REWARD_INPUTS
 from ssmrl.agents.world_model.probe import fit_world_model, random_policy_replay, reward_errors, small_parts
 
 
+def _option(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--option {text!r}: expected NAME=VALUE, e.g. dt_max=0.01")
+    return name, float(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="drama")
+    parser.add_argument("--layer", default="s4", help="the s4wm blocks' ssm registry layer (model.layer)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an ssm.make option of the drama / s4wm blocks (model.options), e.g. dt_max=0.01")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--first", action="store_true",
                         help="RepeatFirst instead: the suit of the episode's first card, up to 51 steps back")
@@ -44,7 +55,8 @@ def main() -> None:
     env = RepeatFirst(num_decks=1) if args.first else RepeatPrevious(num_decks=1, k=args.k)
     parts = small_parts(args.model, env=env, batch_length=args.batch_length, prefill=max(16, args.batch_length),
                         free_bits=args.free_bits, wm_lr=args.lr, twohot_range=args.twohot_range,
-                        reward_input=args.reward_input)
+                        reward_input=args.reward_input, s4wm_layer=args.layer,
+                        layer_options=tuple(_option(o) for o in args.option))
     train, held_out = (random_policy_replay(parts, jax.random.PRNGKey(s), args.steps) for s in (0, 1))
 
     def report(i, params, metrics):
