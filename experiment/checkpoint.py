@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
 from ssmrl.experiment.run_dir import RunDirError
@@ -23,7 +24,8 @@ class Checkpoints:
         if not create and not os.path.isdir(self.directory):
             raise RunDirError(f"no checkpoints in {self.directory}: the run stopped before its first checkpoint")
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        handlers = {"state": ocp.StandardCheckpointHandler(), "history": ocp.JsonCheckpointHandler()}
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -37,6 +39,16 @@ class Checkpoints:
         if not saved:
             raise RunDirError(f"checkpoint {step} was not saved in {self.directory} (its newest is "
                               f"{self.latest_step()}): the directory holds another run's checkpoints")
+
+    def shape(self, key: str, step: int | None = None) -> tuple[int, ...]:
+        """The stored shape of one state leaf, named as ``jax.tree_util.keystr`` names it (``"['replay']['action']"``),
+        read from the checkpoint's metadata (nothing restored)."""
+        step = self.latest_step() if step is None else step
+        leaves = jax.tree_util.tree_leaves_with_path(self.manager.item_metadata(step)["state"])
+        shapes = {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}
+        if key not in shapes:
+            raise RunDirError(f"checkpoint {os.path.join(self.directory, str(step))} holds no {key}")
+        return shapes[key]
 
     def restore(self, template: Any, step: int | None = None) -> tuple[int, Any, dict]:
         """``(step, state, record)`` restored into the structure of ``template`` (a freshly initialised state)."""

@@ -8,7 +8,10 @@
 ```
 A used directory is never silently reused: without ``resume`` it is refused; with ``resume`` the stored
 config is compared with the new one before anything is written, and only keys that cannot change the
-results (``RESULT_FREE``: progress display, logging, the resume flag itself) may differ.
+results (``RESULT_FREE``: progress display, logging, the resume flag itself) may differ. A trainer may
+also name ``extendable`` keys (a world model's ``total_steps``) that may grow on resume: the run goes on
+past its old end, ``run.json`` lists each extension and the old ``summary.json`` is kept beside the new
+one as ``summary.<key>=<old value>.json``.
 """
 
 from __future__ import annotations
@@ -108,21 +111,28 @@ def refuse_used(path: str) -> None:
 class RunDir:
     """An open run directory: checked, locked, ``run.json`` written. Use as a context manager.
 
-    ``RunDir(path, kind, config, resume)``: ``config`` is everything the run was started with (JSON-able).
-    ``resuming`` is True when ``resume`` found an earlier run of the same config to continue.
+    ``RunDir(path, kind, config, resume, extendable)``: ``config`` is everything the run was started with
+    (JSON-able); ``extendable``: dotted keys of ``config`` (integers) that may grow on resume.
+    ``resuming`` is True when ``resume`` found an earlier run of the same config to continue;
+    ``extensions`` lists every growth so far, ``[{"key", "from", "to"}]``, this one last.
     """
 
-    def __init__(self, path: str, kind: str, config: dict, resume: bool = False) -> None:
+    def __init__(self, path: str, kind: str, config: dict, resume: bool = False,
+                 extendable: tuple[str, ...] = ()) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown run kind {kind!r}; valid: {list(KINDS)}")
         self.path, self.kind, self.config = os.path.abspath(path), kind, config
         self.lock_path = os.path.join(self.path, LOCK_FILE)
         self.resuming = False
+        self.extensions: list[dict] = []
+        grown: list[dict] = []
         used = used_entries(self.path)
         if not resume:
             refuse_used(self.path)
         if resume and os.path.exists(os.path.join(self.path, RUN_FILE)):
-            self._check_same_run(read_run(self.path))  # before anything is written
+            stored = read_run(self.path)
+            grown = self._check_same_run(stored, extendable)  # before anything is written
+            self.extensions = list(stored.get("extensions", [])) + grown
             self.resuming = True
         elif used:
             raise RunDirError(f"cannot resume in {self.path}: it holds {', '.join(used[:5])} but no {RUN_FILE}; "
@@ -130,23 +140,43 @@ class RunDir:
         os.makedirs(self.path, exist_ok=True)
         self._lock()
         try:
+            self._keep_old_summary(grown)
             write_json(os.path.join(self.path, RUN_FILE),
-                       {"kind": kind, "version": ssmrl.__version__, "config": config})
+                       {"kind": kind, "version": ssmrl.__version__, "config": config,
+                        **({"extensions": self.extensions} if self.extensions else {})})
         except BaseException:
             self.close()
             raise
 
-    def _check_same_run(self, stored: dict) -> None:
+    def _keep_old_summary(self, grown: list[dict]) -> None:
+        """An extended run keeps the summary of its old end: ``summary.<key>=<old value>.json``."""
+        old = os.path.join(self.path, SUMMARY_FILE)
+        if grown and os.path.exists(old):
+            tags = ",".join(f"{g['key'].rsplit('.', 1)[-1]}={g['from']}" for g in grown)
+            os.replace(old, os.path.join(self.path, f"summary.{tags}.json"))
+
+    def _check_same_run(self, stored: dict, extendable: tuple[str, ...]) -> list[dict]:
+        """Refuse a changed config; return the ``extendable`` keys that grew, ``[{"key", "from", "to"}]``."""
         where = os.path.join(self.path, RUN_FILE)
         if stored["kind"] != self.kind:
             raise RunDirError(f"cannot resume: {where} is a {stored['kind']!r} run, not {self.kind!r}")
         changed = changed_keys(stored["config"], self.config)
+        old, new = flatten(stored["config"]), flatten(json.loads(json.dumps(self.config, default=str)))
+        grown = []
+        for key in [k for k in changed if k in extendable]:
+            if not (isinstance(old.get(key), int) and isinstance(new.get(key), int) and new[key] > old[key]):
+                raise RunDirError(f"cannot resume {self.path}: {key} may only grow on resume (to extend the run), "
+                                  f"but it is {old.get(key, '<absent>')!r} in {where} and {new.get(key, '<absent>')!r} "
+                                  "now")
+            grown.append({"key": key, "from": old[key], "to": new[key]})
+            changed.remove(key)
         if changed:
-            old, new = flatten(stored["config"]), flatten(json.loads(json.dumps(self.config, default=str)))
             diffs = "; ".join(f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in changed[:8])
             raise RunDirError(f"cannot resume {self.path}: the config differs from {where} in {changed} ({diffs}); "
-                              f"only {list(RESULT_FREE)} may change on resume. Resume with the stored config or "
-                              "choose another hydra.run.dir")
+                              f"only {list(RESULT_FREE)} may change on resume"
+                              f"{f' and {list(extendable)} grow' if extendable else ''}. Resume with the stored "
+                              "config or choose another hydra.run.dir")
+        return grown
 
     def _lock(self) -> None:
         """Create ``run.lock`` holding our pid; refuse while a live process holds it, replace a dead one's."""

@@ -6,7 +6,9 @@ Any registered env with discrete actions; Atari runs also report human-normalise
 Resume restores the whole state of a pure-JAX env's run bit for bit. Atari's emulators live in C++
 and cannot be saved, so a resumed Atari run resets its envs and the policy's carry (new episodes
 where the interrupted run was mid-episode); parameters, optimisers, replay, DFS counts, RNG key and
-step counters are restored.
+step counters are restored. ``total_steps`` may grow on resume: the replay (sized to the run) grows
+with it and a pure-JAX env's run goes on to the same state as one started with the larger value
+(sampling reads only the rows written, and an evaluation does not touch the run's RNG).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ssmrl.agents.world_model.agent import (
 )
 from ssmrl.agents.world_model.config import WorldModelConfig, from_mapping, validate
 from ssmrl.envs.atari.scores import GAMES, human_normalized_score
-from ssmrl.experiment.checkpoint import Checkpoints, restore_latest
+from ssmrl.experiment.checkpoint import Checkpoints
 from ssmrl.experiment.logger import make_writer
 from ssmrl.experiment.loop import LoopSpec, run_loop, stack_history
 from ssmrl.experiment.plots import learning_curve
@@ -43,6 +45,13 @@ from ssmrl.experiment.progress import Progress
 from ssmrl.experiment.run_dir import RunDir, write_json
 
 VIDEO_FILE = "imagination.gif"
+REPLAY_ROWS = "['replay']['action']"  # the checkpointed leaf whose first axis is the replay's capacity
+
+
+def _like_checkpoint(state, checkpoints: Checkpoints):
+    """``state`` with as many replay rows as the newest checkpoint's: an extended run (``total_steps`` grown on
+    resume) holds the replay of its old length until its first new chunk is saved."""
+    return state.replace(replay=rb.resize(state.replay, checkpoints.shape(REPLAY_ROWS)[0]))
 
 
 def _nanmean(x) -> float | None:
@@ -86,7 +95,7 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
     """
     validate(config)
     record = {"world_model": to_fields(config), "seed": seed, "progress": progress}
-    with RunDir(run_dir, "world_model", record, resume) as run:
+    with RunDir(run_dir, "world_model", record, resume, extendable=("world_model.total_steps",)) as run:
         return _train(config, run, seed, stop_after, progress)
 
 
@@ -95,6 +104,9 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
     game = atari_game(parts.env)
     state = init(parts, jax.random.PRNGKey(seed))
     checkpoints = Checkpoints(os.path.join(run.path, "checkpoints"))
+    resuming = run.resuming and checkpoints.latest_step() is not None
+    if resuming:
+        state = _like_checkpoint(state, checkpoints)
     writer = make_writer("tensorboard", run.path, run.config)
     prefill_steps = config.prefill_chunk_steps * config.num_envs
     bar = Progress(prefill_steps + config.num_chunks * config.updates_per_chunk * config.steps_per_update,
@@ -124,6 +136,7 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
         return None
 
     def restored(state, start: int):
+        state = state.replace(replay=rb.resize(state.replay, config.capacity))
         # Atari's emulators live in C++ and cannot be checkpointed: new episodes everywhere. Pure JAX envs
         # are in the state and resume exactly where they were.
         return fresh_env(parts, state, jax.random.fold_in(jax.random.PRNGKey(seed), start)) if game else state
@@ -140,7 +153,7 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
                     losses=("wm_loss", "actor_loss", "critic_loss"), sparse=("episode_return", "hns"),
                     step_offset=prefill_steps)
     try:
-        if not (run.resuming and checkpoints.latest_step() is not None):
+        if not resuming:
             state, _ = jax.jit(make_prefill(parts))(state)
         result = run_loop(chunk, state, spec, checkpoints, writer=writer, resume=run.resuming, stop_after=stop_after,
                           progress=bar, params=lambda s: s.params, run=run, restored=restored,
@@ -197,8 +210,11 @@ def evaluate_world_model_run(run_dir: str, run: dict, episodes: int, seed: int) 
     its policy finishes in ``eval_steps`` steps of ``max(episodes, eval_envs)`` fresh envs -> ``eval.json``."""
     config = config_from_run(run)
     parts = build(config)
-    template = init(parts, jax.random.PRNGKey(0))
-    step, state = restore_latest(os.path.join(run_dir, "checkpoints"), template)
+    checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"), create=False)
+    try:
+        step, state, _ = checkpoints.restore(_like_checkpoint(init(parts, jax.random.PRNGKey(0)), checkpoints))
+    finally:
+        checkpoints.close()
     envs_count = max(episodes, config.eval_envs)
     env, env_params = make_env(config, envs_count)
     evaluate = jax.jit(make_evaluate(parts, env, env_params, envs_count, config.eval_steps))

@@ -6,6 +6,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model.agent import build, init
@@ -51,20 +52,30 @@ def test_small_run_crash_resume_and_outputs(tmp_path):
     assert any(name.startswith("events") for name in os.listdir(os.path.join(run_dir, "tensorboard")))
 
 
-def test_pure_jax_env_resumes_bit_for_bit_and_evaluates(tmp_path):
+def test_pure_jax_env_resumes_bit_for_bit_extends_and_evaluates(tmp_path):
     """Unlike Atari's emulators, a pure-JAX env lives in the checkpointed state: a run cut after its first
-    chunk and resumed ends with exactly the parameters of an uninterrupted run; evaluate.py reads it."""
+    chunk, resumed to its end and then extended (``total_steps`` 120 -> 200 on resume) ends with exactly the
+    parameters, replay and RNG of a run started with 200; the extension keeps the old summary, is listed in
+    run.json and cannot shrink back; evaluate.py reads the run."""
     from ssmrl.experiment.evaluation import evaluate_run
+    from ssmrl.experiment.run_dir import RunDirError
 
-    config = wmc.validate(wmc.small(
-        env_name="RepeatPreviousEasy", model="rssm", hidden=16, latent_groups=4, latent_classes=4, mlp_hidden=16,
-        vector_hidden=16, ac_hidden=16, imag_batch=8, imag_context=3, horizon=4, batch_size=2, batch_length=8,
-        prefill=40, train_every=40, updates_per_chunk=1, total_steps=120, eval_steps=30, eval_envs=2,
-        video_context=4, video_horizon=4))
-    whole = run_world_model(config, str(tmp_path / "whole"), progress=False)
-    run_world_model(config, str(tmp_path / "cut"), stop_after=1, progress=False)
-    resumed = run_world_model(config, str(tmp_path / "cut"), resume=True, progress=False)
-    template = init(build(config), jax.random.PRNGKey(0))
+    def config(total_steps):
+        return wmc.validate(wmc.small(
+            env_name="RepeatPreviousEasy", model="rssm", hidden=16, latent_groups=4, latent_classes=4, mlp_hidden=16,
+            vector_hidden=16, ac_hidden=16, imag_batch=8, imag_context=3, horizon=4, batch_size=2, batch_length=8,
+            prefill=40, train_every=40, updates_per_chunk=1, total_steps=total_steps, eval_steps=30, eval_envs=2,
+            video_context=4, video_horizon=4))
+
+    short, long = config(120), config(200)
+    assert (short.num_chunks, long.num_chunks) == (2, 4)
+    whole = run_world_model(long, str(tmp_path / "whole"), progress=False)
+    cut = str(tmp_path / "cut")
+    run_world_model(short, cut, stop_after=1, progress=False)
+    ended = run_world_model(short, cut, resume=True, progress=False)
+    assert ended["finished"] and ended["updates"] == 2
+    extended = run_world_model(long, cut, resume=True, progress=False)
+    template = init(build(long), jax.random.PRNGKey(0))
     states = []
     for name in ("whole", "cut"):
         ckpt = Checkpoints(str(tmp_path / name / "checkpoints"))
@@ -72,7 +83,13 @@ def test_pure_jax_env_resumes_bit_for_bit_and_evaluates(tmp_path):
         ckpt.close()
     for a, b in zip(jax.tree_util.tree_leaves(states[0]), jax.tree_util.tree_leaves(states[1])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert resumed["score"] == whole["score"] and resumed["wm_loss_last_chunk"] == whole["wm_loss_last_chunk"]
-    report = evaluate_run(str(tmp_path / "whole"), episodes=2)
-    assert report["kind"] == "world_model" and report["checkpoint"] == 2
-    assert json.load(open(tmp_path / "whole" / "eval.json"))["splits"]["train"]["episodes"] >= 0
+    assert extended["score"] == whole["score"] and extended["wm_loss_last_chunk"] == whole["wm_loss_last_chunk"]
+    assert extended["updates"] == 4 and extended["env_steps"] == whole["env_steps"]
+    assert json.load(open(tmp_path / "cut" / "summary.total_steps=120.json"))["updates"] == 2
+    assert json.load(open(tmp_path / "cut" / "run.json"))["extensions"] == [
+        {"key": "world_model.total_steps", "from": 120, "to": 200}]
+    with pytest.raises(RunDirError, match="world_model.total_steps may only grow on resume"):
+        run_world_model(short, cut, resume=True, progress=False)
+    report = evaluate_run(cut, episodes=2)
+    assert report["kind"] == "world_model" and report["checkpoint"] == 4
+    assert json.load(open(tmp_path / "cut" / "eval.json"))["splits"]["train"]["episodes"] >= 0

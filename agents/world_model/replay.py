@@ -39,6 +39,22 @@ def init_replay(capacity: int, num_envs: int, obs_shape=(64, 64, 3), obs_dtype=j
         trained=jnp.zeros(rows, jnp.int32), imagined=jnp.zeros(rows, jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
+def resize(replay: Replay, capacity: int) -> Replay:
+    """The same rows in a replay of ``capacity`` rows per env: zero rows appended, or unwritten ones cut.
+    Sampling reads only written rows, so a grown replay draws the same windows as before (an extended run)."""
+    if capacity < int(replay.size):
+        raise ValueError(f"cannot resize a replay holding {int(replay.size)} rows to capacity {capacity}")
+    rows = replay.action.shape[0]
+
+    def fit(buf):
+        if capacity <= rows:
+            return buf[:capacity]
+        return jnp.concatenate([buf, jnp.zeros((capacity - rows, *buf.shape[1:]), buf.dtype)])
+
+    return replay.replace(**{name: fit(getattr(replay, name))
+                             for name in ("obs", "action", "reward", "term", "first", "trained", "imagined")})
+
+
 def add(replay: Replay, obs: jax.Array, action: jax.Array, reward: jax.Array, term: jax.Array,
         first: jax.Array) -> Replay:
     """Append one row: ``obs [E, *obs_shape]``, the rest ``[E]``. Writing past capacity is dropped."""
