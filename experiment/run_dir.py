@@ -113,8 +113,8 @@ class RunDir:
 
     ``RunDir(path, kind, config, resume, extendable)``: ``config`` is everything the run was started with
     (JSON-able); ``extendable``: dotted keys of ``config`` (integers) that may grow on resume.
-    ``resuming`` is True when ``resume`` found an earlier run of the same config to continue;
-    ``extensions`` lists every growth so far, ``[{"key", "from", "to"}]``, this one last.
+    ``resuming`` is True when ``resume`` found an earlier run of the same config to continue.
+    ``run.json`` lists every growth so far under ``extensions``, ``[{"key", "from", "to"}]``, the newest last.
     """
 
     def __init__(self, path: str, kind: str, config: dict, resume: bool = False,
@@ -124,7 +124,7 @@ class RunDir:
         self.path, self.kind, self.config = os.path.abspath(path), kind, config
         self.lock_path = os.path.join(self.path, LOCK_FILE)
         self.resuming = False
-        self.extensions: list[dict] = []
+        extensions: list[dict] = []
         grown: list[dict] = []
         used = used_entries(self.path)
         if not resume:
@@ -132,7 +132,7 @@ class RunDir:
         if resume and os.path.exists(os.path.join(self.path, RUN_FILE)):
             stored = read_run(self.path)
             grown = self._check_same_run(stored, extendable)  # before anything is written
-            self.extensions = list(stored.get("extensions", [])) + grown
+            extensions = list(stored.get("extensions", [])) + grown
             self.resuming = True
         elif used:
             raise RunDirError(f"cannot resume in {self.path}: it holds {', '.join(used[:5])} but no {RUN_FILE}; "
@@ -143,7 +143,7 @@ class RunDir:
             self._keep_old_summary(grown)
             write_json(os.path.join(self.path, RUN_FILE),
                        {"kind": kind, "version": ssmrl.__version__, "config": config,
-                        **({"extensions": self.extensions} if self.extensions else {})})
+                        **({"extensions": extensions} if extensions else {})})
         except BaseException:
             self.close()
             raise

@@ -45,6 +45,8 @@ def resize(replay: Replay, capacity: int) -> Replay:
     if capacity < int(replay.size):
         raise ValueError(f"cannot resize a replay holding {int(replay.size)} rows to capacity {capacity}")
     rows = replay.action.shape[0]
+    if capacity == rows:  # every resume passes here: no copy of a full-size (Atari: gigabytes) replay
+        return replay
 
     def fit(buf):
         if capacity <= rows:
