@@ -26,6 +26,8 @@ from ssmrl.agents.config import to_fields
 from ssmrl.agents.params import count_params
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import (
+    AgentState,
+    Parts,
     build,
     fresh_env,
     init,
@@ -205,16 +207,23 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
     return summary
 
 
-def evaluate_world_model_run(run_dir: str, run: dict, episodes: int, seed: int) -> dict:
-    """Evaluate a world-model run's newest checkpoint (``run``: its ``run.json``): the returns of the episodes
-    its policy finishes in ``eval_steps`` steps of ``max(episodes, eval_envs)`` fresh envs -> ``eval.json``."""
-    config = config_from_run(run)
-    parts = build(config)
+def restore_world_model_run(run_dir: str, parts: Parts) -> tuple[int, AgentState]:
+    """``(step, state)`` of a world-model run's newest checkpoint, read only, its replay as large as stored (an
+    extended run holds its old length until its first new chunk is saved)."""
     checkpoints = Checkpoints(os.path.join(run_dir, "checkpoints"), create=False)
     try:
         step, state, _ = checkpoints.restore(_like_checkpoint(init(parts, jax.random.PRNGKey(0)), checkpoints))
     finally:
         checkpoints.close()
+    return step, state
+
+
+def evaluate_world_model_run(run_dir: str, run: dict, episodes: int, seed: int) -> dict:
+    """Evaluate a world-model run's newest checkpoint (``run``: its ``run.json``): the returns of the episodes
+    its policy finishes in ``eval_steps`` steps of ``max(episodes, eval_envs)`` fresh envs -> ``eval.json``."""
+    config = config_from_run(run)
+    parts = build(config)
+    step, state = restore_world_model_run(run_dir, parts)
     envs_count = max(episodes, config.eval_envs)
     env, env_params = make_env(config, envs_count)
     evaluate = jax.jit(make_evaluate(parts, env, env_params, envs_count, config.eval_steps))

@@ -20,9 +20,8 @@ import jax
 import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.agent import build, init
-from ssmrl.experiment.checkpoint import restore_latest
-from ssmrl.experiment.world_model import config_from_run
+from ssmrl.agents.world_model.agent import build
+from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
 
 LAGS = (1, 2, 3, 4)
 
@@ -32,7 +31,7 @@ def features(run_dir: str, windows: int, length: int) -> tuple[dict, np.ndarray,
     with open(os.path.join(run_dir, "run.json")) as f:
         config = config_from_run(json.load(f))
     parts = build(config)
-    _, state = restore_latest(os.path.join(run_dir, "checkpoints"), init(parts, jax.random.PRNGKey(0)))
+    _, state = restore_world_model_run(run_dir, parts)
     _, batch = rb.sample(state.replay, jax.random.PRNGKey(1), windows, length)
     observe = jax.jit(lambda p, b: parts.wm.apply(p, parts.wm.initialize_carry(windows), b["obs"], b["action"],
                                                   b["first"], jax.random.split(jax.random.PRNGKey(2), length),

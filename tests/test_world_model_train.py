@@ -11,7 +11,7 @@ import pytest
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model.agent import build, init
 from ssmrl.experiment.checkpoint import Checkpoints
-from ssmrl.experiment.world_model import run_world_model
+from ssmrl.experiment.world_model import restore_world_model_run, run_world_model
 
 
 def test_small_run_crash_resume_and_outputs(tmp_path):
@@ -74,6 +74,8 @@ def test_pure_jax_env_resumes_bit_for_bit_extends_and_evaluates(tmp_path):
     run_world_model(short, cut, stop_after=1, progress=False)
     ended = run_world_model(short, cut, resume=True, progress=False)
     assert ended["finished"] and ended["updates"] == 2
+    step, stored = restore_world_model_run(cut, build(long))  # the larger config reads the shorter run's replay
+    assert step == 2 and stored.replay.action.shape[0] == short.capacity < long.capacity
     extended = run_world_model(long, cut, resume=True, progress=False)
     template = init(build(long), jax.random.PRNGKey(0))
     states = []
