@@ -15,7 +15,9 @@ minibatches, paper-sized models as in configs/ppo/model (S5: 4 layers, width 256
 * ``% peak``: those FLOPs per second over a 2048x2048 f32 matmul's rate measured first, in this process.
 * ``x popjaxrl``: env-steps/s over popjaxrl's at the same settings on this machine's CPU (S5 2,708,
   GRU 5,064; issue #14), a constant, so it says something only on that CPU.
-* ``N seeds``: time of N vmapped seeds over the time of one (<= N means seeds scale linearly or better).
+* ``N seeds``: time of N seeds over the time of one (<= N means seeds scale linearly or better), run as training
+  runs them (``experiment.seeds``: one after another on the CPU, vmapped elsewhere), and the same ratio with the
+  seeds vmapped, the baseline.
 * ``--breakdown``: the update timed again with 4 epochs; the difference is 2 epochs of minibatch
   gradients, the rest of the 2-epoch time is the rollout (with GAE).
 """
@@ -34,7 +36,9 @@ from hlo_flops import loop_aware_flops, matmul_peak  # sibling script module: be
 from ssmrl import envs
 from ssmrl.agents.params import count_params
 from ssmrl.agents.ppo.config import PPOConfig, validate
-from ssmrl.agents.ppo.train import build, make_chunk
+from ssmrl.agents.ppo.train import build
+from ssmrl.experiment.ppo import seeds_chunk
+from ssmrl.experiment.seeds import SeedMethod, over_seeds, resolve_seed_method
 
 PAPER_MODELS = {
     "s5": dict(num_layers=4, model_options=(("state_size", 256),)),
@@ -73,12 +77,13 @@ def xla_flops(compiled) -> float:
     return float((cost or {}).get("flops", float("nan")))
 
 
-def bench_agent(config: PPOConfig, seeds: int, repeats: int) -> dict:
-    """Compile and time ``config.chunk_updates`` updates of ``seeds`` vmapped seeds."""
+def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod = "auto") -> dict:
+    """Compile and time ``config.chunk_updates`` updates of ``seeds`` seeds, run as ``method`` says, as
+    training runs them (``experiment.ppo.seeds_chunk``)."""
     parts = build(config)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    state = jax.jit(jax.vmap(parts.init))(keys)
-    chunk = jax.jit(jax.vmap(make_chunk(parts)))
+    state = jax.jit(over_seeds(parts.init, method))(keys)
+    chunk = jax.jit(seeds_chunk(parts, method=method))
     t0 = time.perf_counter()
     compiled = chunk.lower(state).compile()
     compile_s = time.perf_counter() - t0
@@ -102,7 +107,8 @@ def bench_agent(config: PPOConfig, seeds: int, repeats: int) -> dict:
 
 def bench_model(model: str, precision: str, *, env: str = "RepeatPreviousEasy", updates: int = 4, repeats: int = 3,
                 seeds: int = 8, breakdown: bool = False, peak: float = float("nan"), **sizes) -> dict:
-    """One row: 1 seed (and ``seeds`` vmapped seeds when > 1, the 4-epoch breakdown when asked)."""
+    """One row: 1 seed (and ``seeds`` seeds when > 1, as training runs them and vmapped; the 4-epoch breakdown
+    when asked)."""
     config = bench_config(model, env, updates, precision, **sizes)
     row = dict(model=model, precision=precision, **bench_agent(config, 1, repeats))
     row["peak_fraction"] = row["gflops"] / peak
@@ -110,8 +116,10 @@ def bench_model(model: str, precision: str, *, env: str = "RepeatPreviousEasy", 
         row["x_popjaxrl"] = row["steps_per_s"] / POPJAXRL_STEPS_PER_S[model]
     if seeds > 1:
         many = bench_agent(config, seeds, repeats)
-        row.update(seeds=seeds, seeds_steps_per_s=many["steps_per_s"],
+        row.update(seeds=seeds, seed_method=resolve_seed_method("auto"), seeds_steps_per_s=many["steps_per_s"],
                    seeds_time_ratio=many["seconds"] / row["seconds"], seeds_compile_s=many["compile_s"])
+        if row["seed_method"] != "vmap":
+            row["seeds_vmap_time_ratio"] = bench_agent(config, seeds, repeats, "vmap")["seconds"] / row["seconds"]
     if breakdown:
         epochs = config.update_epochs
         longer = bench_agent(dataclasses.replace(config, update_epochs=2 * epochs), 1, repeats)
@@ -154,8 +162,10 @@ def format_row(r: dict) -> str:
     if "x_popjaxrl" in r:
         line += f"  {r['x_popjaxrl']:.2f}x popjaxrl"
     if "seeds" in r:
-        line += (f"  {r['seeds']} seeds: {r['seeds_time_ratio']:.2f}x the time of 1 "
+        line += (f"  {r['seeds']} seeds ({r['seed_method']}): {r['seeds_time_ratio']:.2f}x the time of 1 "
                  f"({r['seeds_steps_per_s']:,.0f} env-steps/s)")
+        if "seeds_vmap_time_ratio" in r:
+            line += f", vmapped {r['seeds_vmap_time_ratio']:.2f}x"
     if "gradient_s" in r:
         line += (f"  [per update: rollout {1e3 * r['rollout_s']:.0f} ms, gradients {1e3 * r['gradient_s']:.0f} ms "
                  f"at {r['gradient_gflops']:.0f} GFLOP/s]")

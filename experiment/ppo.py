@@ -1,4 +1,4 @@
-"""A complete PPO run in a directory: train seeds vmapped, log, checkpoint, resume, evaluate, plot."""
+"""A complete PPO run in a directory: train seeds together, log, checkpoint, resume, evaluate, plot."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ssmrl.experiment.loop import LoopResult, LoopSpec, run_loop, stack_history
 from ssmrl.experiment.plots import learning_curve
 from ssmrl.experiment.progress import Progress
 from ssmrl.experiment.run_dir import RunDir
+from ssmrl.experiment.seeds import SeedMethod, over_seeds
 
 
 def runner_shardings(state: RunnerState, mesh: Mesh) -> RunnerState:
@@ -44,16 +45,17 @@ def runner_shardings(state: RunnerState, mesh: Mesh) -> RunnerState:
     )
 
 
-def seeds_chunk(parts: PPOParts, on_update: Callable[[jax.Array], None] | None = None
-                ) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
-    """``config.chunk_updates`` updates of every seed at once: a state with a leading ``[seeds]`` axis ->
-    metrics ``[seeds, updates]``. The scan runs over the seed-vmapped update (not a vmap of the scan) so
-    that ``on_update(episode_return [seeds])`` can run on the host once per update, for the progress bar.
+def seeds_chunk(parts: PPOParts, on_update: Callable[[jax.Array], None] | None = None,
+                method: SeedMethod = "auto") -> Callable[[RunnerState], tuple[RunnerState, dict]]:
+    """``config.chunk_updates`` updates of every seed: a state with a leading ``[seeds]`` axis -> metrics
+    ``[seeds, updates]``, the seeds run as ``method`` says (``experiment.seeds``: one after another on the CPU).
+    The scan runs over the update of all seeds (not over seeds of the scan) so that
+    ``on_update(episode_return [seeds])`` can run on the host once per update, for the progress bar.
     """
-    update = jax.vmap(parts.update, in_axes=(0, None))
+    update = over_seeds(lambda runner: parts.update(runner, None), method)
 
     def body(runner: RunnerState, _):
-        runner, metrics = update(runner, None)
+        runner, metrics = update(runner)
         if on_update is not None:
             jax.debug.callback(on_update, metrics["episode_return"])
         return runner, metrics
@@ -75,7 +77,7 @@ def run_record(config: PPOConfig, seeds: int, seed: int, deterministic_eval: boo
 def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resume: bool = False,
             stop_after: int | None = None, progress: bool = True, deterministic_eval: bool = False,
             logger: str = "tensorboard") -> dict:
-    """Train ``seeds`` seeds of ``config`` in one vmapped run under ``run_dir``; returns the summary.
+    """Train ``seeds`` seeds of ``config`` in one run under ``run_dir``; returns the summary.
 
     ``stop_after`` ends the run after that many chunks (as a crash would); ``resume`` continues from
     the newest checkpoint in ``run_dir``; ``logger``: ``tensorboard`` or ``wandb`` (``experiment.logger``).
@@ -93,7 +95,7 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
 def _train(config: PPOConfig, run: RunDir, seeds: int, seed: int, stop_after: int | None, progress: bool,
            deterministic_eval: bool, logger: str) -> dict:
     parts = build(config)
-    init = jax.jit(jax.vmap(parts.init))
+    init = jax.jit(over_seeds(parts.init))
     bar = Progress(config.num_updates * config.steps_per_update * seeds, config.steps_per_update * seeds,
                    enabled=progress)
     # no host callback when nobody watches: executables with one stay out of the persistent compile cache
@@ -135,7 +137,7 @@ def _summarise(config: PPOConfig, parts: PPOParts, result: LoopResult, seeds: in
     returns = stack_history(result.history, "episode_return").reshape(seeds, -1)  # [seeds, updates]
     updates_done = result.updates
     env_steps = updates_done * steps_per_update
-    evaluate = jax.jit(jax.vmap(make_evaluate(parts, config.eval_envs, deterministic_eval)))
+    evaluate = jax.jit(over_seeds(make_evaluate(parts, config.eval_envs, deterministic_eval)))
     # [seeds, envs, trials] -> whole-episode returns [seeds, envs]
     eval_returns = np.asarray(evaluate(result.state.train_state.params,
                                        jax.random.split(jax.random.PRNGKey(seed + 1), seeds))).sum(-1)
