@@ -38,7 +38,7 @@ from ssmrl.agents.params import count_params
 from ssmrl.agents.ppo.config import PPOConfig, validate
 from ssmrl.agents.ppo.train import build
 from ssmrl.experiment.ppo import seeds_chunk
-from ssmrl.experiment.seeds import SeedMethod, over_seeds, resolve_seed_method
+from ssmrl.experiment.seeds import SeedMethod, over_seeds, resolve_seed_method, seed_method_for
 
 PAPER_MODELS = {
     "s5": dict(num_layers=4, model_options=(("state_size", 256),)),
@@ -77,9 +77,10 @@ def xla_flops(compiled) -> float:
     return float((cost or {}).get("flops", float("nan")))
 
 
-def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod = "auto") -> dict:
+def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod | None = None) -> dict:
     """Compile and time ``config.chunk_updates`` updates of ``seeds`` seeds, run as ``method`` says, as
-    training runs them (``experiment.ppo.seeds_chunk``)."""
+    training runs them (``experiment.ppo.seeds_chunk``; default: as training chooses)."""
+    method = method or seed_method_for(config.precision)
     parts = build(config)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     state = jax.jit(over_seeds(parts.init, method))(keys)
@@ -116,8 +117,9 @@ def bench_model(model: str, precision: str, *, env: str = "RepeatPreviousEasy", 
         row["x_popjaxrl"] = row["steps_per_s"] / POPJAXRL_STEPS_PER_S[model]
     if seeds > 1:
         many = bench_agent(config, seeds, repeats)
-        row.update(seeds=seeds, seed_method=resolve_seed_method("auto"), seeds_steps_per_s=many["steps_per_s"],
-                   seeds_time_ratio=many["seconds"] / row["seconds"], seeds_compile_s=many["compile_s"])
+        row.update(seeds=seeds, seed_method=resolve_seed_method(seed_method_for(precision)),
+                   seeds_steps_per_s=many["steps_per_s"], seeds_time_ratio=many["seconds"] / row["seconds"],
+                   seeds_compile_s=many["compile_s"])
         if row["seed_method"] != "vmap":
             row["seeds_vmap_time_ratio"] = bench_agent(config, seeds, repeats, "vmap")["seconds"] / row["seconds"]
     if breakdown:

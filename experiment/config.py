@@ -45,7 +45,7 @@ class PPORun:
     """``train/ppo.py``: the agent (``env.*``, ``model.*`` and the PPO keys at the top level) and the run."""
 
     ppo: PPOConfig = setting(PPOConfig(), "the PPO agent", key="")
-    seeds: int = setting(1, "seeds trained together in one vmapped run", ge=1)
+    seeds: int = setting(1, "seeds trained together in one run (one after another on the CPU, vmapped elsewhere)", ge=1)
     seed: int = setting(0, "first seed", ge=0)
     resume: bool = setting(False, "continue from the newest checkpoint in hydra.run.dir")
     progress: bool = setting(True, "print a progress bar")

@@ -1,7 +1,7 @@
 """Read any set of run directories into one score per (run, seed): the input of ``train/report.py``.
 
 Every ``summary.json`` under a folder is one run, wherever it sits (a Hydra multirun, separate runs,
-runs copied together). A PPO run trained ``seeds=N`` vmapped seeds and holds N final returns; every
+runs copied together). A PPO run trained ``seeds=N`` seeds together and holds N final returns; every
 other kind holds one. A seed is identified by its run directory and its index inside that run, so
 two runs never merge or overwrite each other's numbers, even when they share a ``seed=``.
 """
@@ -26,7 +26,7 @@ class SeedResult:
     env: str
     model: str
     run: str  # run directory, relative to the folder that was read
-    seed: int  # index of the seed inside its run (vmapped seeds) or the run's seed= for single-seed runs
+    seed: int  # index of the seed inside its run (seeds trained together) or the run's seed= for single-seed runs
     score: float  # the run's final figure: evaluation return (or score, for Atari)
     normalized: float | None  # Atari: human-normalised; POPGym: the return itself ([-1, 1]); else None
     curve_steps: tuple[float, ...] = ()  # learning curve of this seed: env steps ...
