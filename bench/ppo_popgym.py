@@ -100,7 +100,7 @@ def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod 
     updates = config.chunk_updates
     flops = loop_aware_flops(compiled.as_text()) / updates / seeds
     params = count_params(jax.tree_util.tree_map(lambda p: p[0], state.train_state.params))
-    return dict(compile_s=compile_s, seconds=seconds, update_s=seconds / updates,
+    return dict(method=resolve_seed_method(method), compile_s=compile_s, seconds=seconds, update_s=seconds / updates,
                 steps_per_s=updates * config.steps_per_update * seeds / seconds, params=params,
                 gflop_per_update=flops / 1e9, xla_gflop_per_call=xla_flops(compiled) / 1e9,
                 gflops=flops * updates * seeds / seconds / 1e9)
@@ -117,9 +117,8 @@ def bench_model(model: str, precision: str, *, env: str = "RepeatPreviousEasy", 
         row["x_popjaxrl"] = row["steps_per_s"] / POPJAXRL_STEPS_PER_S[model]
     if seeds > 1:
         many = bench_agent(config, seeds, repeats)
-        row.update(seeds=seeds, seed_method=resolve_seed_method(seed_method_for(precision)),
-                   seeds_steps_per_s=many["steps_per_s"], seeds_time_ratio=many["seconds"] / row["seconds"],
-                   seeds_compile_s=many["compile_s"])
+        row.update(seeds=seeds, seed_method=many["method"], seeds_steps_per_s=many["steps_per_s"],
+                   seeds_time_ratio=many["seconds"] / row["seconds"], seeds_compile_s=many["compile_s"])
         if row["seed_method"] != "vmap":
             row["seeds_vmap_time_ratio"] = bench_agent(config, seeds, repeats, "vmap")["seconds"] / row["seconds"]
     if breakdown:
