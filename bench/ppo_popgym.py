@@ -38,7 +38,7 @@ from ssmrl.agents.params import count_params
 from ssmrl.agents.ppo.config import PPOConfig, validate
 from ssmrl.agents.ppo.train import build
 from ssmrl.experiment.ppo import seeds_chunk
-from ssmrl.experiment.seeds import SeedMethod, over_seeds, resolve_seed_method, seed_method_for
+from ssmrl.experiment.seeds import SeedMethod, over_seeds, resolve_seed_method
 
 PAPER_MODELS = {
     "s5": dict(num_layers=4, model_options=(("state_size", 256),)),
@@ -77,10 +77,9 @@ def xla_flops(compiled) -> float:
     return float((cost or {}).get("flops", float("nan")))
 
 
-def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod | None = None) -> dict:
+def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod = "auto") -> dict:
     """Compile and time ``config.chunk_updates`` updates of ``seeds`` seeds, run as ``method`` says, as
     training runs them (``experiment.ppo.seeds_chunk``; default: as training chooses)."""
-    method = method or seed_method_for(config.precision)
     parts = build(config)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     state = jax.jit(over_seeds(parts.init, method))(keys)

@@ -30,7 +30,7 @@ from ssmrl.agents.ppo.train import build  # noqa: E402
 from ssmrl.experiment.checkpoint import restore_latest  # noqa: E402
 from ssmrl.experiment.offline_evaluation import OFFLINE_KINDS, evaluate_offline_run  # noqa: E402
 from ssmrl.experiment.run_dir import RunDirError, read_run  # noqa: E402
-from ssmrl.experiment.seeds import over_seeds, seed_method_for  # noqa: E402
+from ssmrl.experiment.seeds import over_seeds  # noqa: E402
 from ssmrl.experiment.statistics import curve_band  # noqa: E402
 from ssmrl.experiment.video import is_image, write_video  # noqa: E402
 
@@ -45,7 +45,7 @@ def load_run(run: dict) -> tuple[PPOConfig, int]:
 def restore_params(run_dir: str, config: PPOConfig, seeds: int) -> tuple[int, dict]:
     """``(checkpoint step, network params with a leading [seeds] axis)`` of a PPO run's newest checkpoint."""
     parts = build(config)
-    init = over_seeds(parts.init, seed_method_for(config.precision))
+    init = over_seeds(parts.init)
     template = jax.jit(init)(jax.random.split(jax.random.PRNGKey(0), seeds))
     step, state = restore_latest(os.path.join(run_dir, "checkpoints"), template)
     return step, state.train_state.params
@@ -112,8 +112,7 @@ def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False,
               "model": config.model, "episodes": per_seed * seeds, "splits": {}}
     for split, options in envs.evaluation_splits(config.env_name, **dict(config.env_options)).items():
         split_config = dataclasses.replace(config, env_options=tuple(sorted(options.items())))
-        evaluate = jax.jit(over_seeds(make_evaluate(build(split_config), per_seed, deterministic),
-                                      seed_method_for(config.precision)))
+        evaluate = jax.jit(over_seeds(make_evaluate(build(split_config), per_seed, deterministic)))
         returns = np.asarray(evaluate(params, jax.random.split(jax.random.PRNGKey(seed), seeds)))  # [S, E, trials]
         report["splits"][split] = {
             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},

@@ -23,7 +23,7 @@ from ssmrl.experiment.loop import LoopResult, LoopSpec, run_loop, stack_history
 from ssmrl.experiment.plots import learning_curve
 from ssmrl.experiment.progress import Progress
 from ssmrl.experiment.run_dir import RunDir
-from ssmrl.experiment.seeds import SeedMethod, over_seeds, seed_method_for
+from ssmrl.experiment.seeds import SeedMethod, over_seeds
 
 
 def runner_shardings(state: RunnerState, mesh: Mesh) -> RunnerState:
@@ -46,14 +46,14 @@ def runner_shardings(state: RunnerState, mesh: Mesh) -> RunnerState:
 
 
 def seeds_chunk(parts: PPOParts, on_update: Callable[[jax.Array], None] | None = None,
-                method: SeedMethod | None = None) -> Callable[[RunnerState], tuple[RunnerState, dict]]:
+                method: SeedMethod = "auto") -> Callable[[RunnerState], tuple[RunnerState, dict]]:
     """``config.chunk_updates`` updates of every seed: a state with a leading ``[seeds]`` axis -> metrics
-    ``[seeds, updates]``, the seeds run as ``method`` says (default: ``experiment.seeds.seed_method_for`` the
-    config's precision; one after another on the CPU in f32).
+    ``[seeds, updates]``, the seeds run as ``method`` says (``experiment.seeds``; ``auto``: one after another on the
+    CPU, vmapped elsewhere).
     The scan runs over the update of all seeds (not over seeds of the scan) so that
     ``on_update(episode_return [seeds])`` can run on the host once per update, for the progress bar.
     """
-    update = over_seeds(lambda runner: parts.update(runner, None), method or seed_method_for(parts.config.precision))
+    update = over_seeds(lambda runner: parts.update(runner, None), method)
 
     def body(runner: RunnerState, _):
         runner, metrics = update(runner)
@@ -96,7 +96,7 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
 def _train(config: PPOConfig, run: RunDir, seeds: int, seed: int, stop_after: int | None, progress: bool,
            deterministic_eval: bool, logger: str) -> dict:
     parts = build(config)
-    init = jax.jit(over_seeds(parts.init, seed_method_for(config.precision)))
+    init = jax.jit(over_seeds(parts.init))
     bar = Progress(config.num_updates * config.steps_per_update * seeds, config.steps_per_update * seeds,
                    enabled=progress)
     # no host callback when nobody watches: executables with one stay out of the persistent compile cache
@@ -138,8 +138,7 @@ def _summarise(config: PPOConfig, parts: PPOParts, result: LoopResult, seeds: in
     returns = stack_history(result.history, "episode_return").reshape(seeds, -1)  # [seeds, updates]
     updates_done = result.updates
     env_steps = updates_done * steps_per_update
-    evaluate = jax.jit(over_seeds(make_evaluate(parts, config.eval_envs, deterministic_eval),
-                                  seed_method_for(config.precision)))
+    evaluate = jax.jit(over_seeds(make_evaluate(parts, config.eval_envs, deterministic_eval)))
     # [seeds, envs, trials] -> whole-episode returns [seeds, envs]
     eval_returns = np.asarray(evaluate(result.state.train_state.params,
                                        jax.random.split(jax.random.PRNGKey(seed + 1), seeds))).sum(-1)

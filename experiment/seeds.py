@@ -27,13 +27,6 @@ def resolve_seed_method(method: SeedMethod) -> str:
     return method
 
 
-def seed_method_for(precision: str) -> SeedMethod:
-    """``auto``, but ``vmap`` with bf16 products: XLA's CPU runtime has no bf16 x bf16 -> f32 kernel for the dots
-    it leaves to Eigen (``UNIMPLEMENTED ... DotThunk``). Of the PPO programs, only one vmapped seed avoids them there;
-    the unvmapped update and 2+ seeds either way fail on the CPU in bf16 (a known gap, docs/RESULTS.md)."""
-    return "vmap" if precision == "bf16" else "auto"
-
-
 def over_seeds(fn: Callable, method: SeedMethod = "auto") -> Callable:
     """``fn(*args)`` for one seed -> the same function over a leading ``[seeds]`` axis of every argument (pytrees
     included) and of every output."""

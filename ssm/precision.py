@@ -10,6 +10,13 @@ stay float32. The backward products run in bf16 too (the incoming cotangent is c
 step costs bf16 matmuls only. On CPUs with AMX (``amx_bf16``) and on GPUs these are several times
 cheaper than f32 ones.
 
+One exception, on the CPU only: the weight gradient (a contraction over the batch axes) multiplies the
+same bf16 values in f32. The products of bf16 numbers are exact in f32, so the result is the same up to
+summation order. XLA's CPU backend computes such contractions in f32 anyway, but after it folds a
+transposed weight's gradient into the product it can leave one in bf16 for a runtime kernel that has
+no bf16 x bf16 -> f32 form (``UNIMPLEMENTED ... DotThunk``): that failed every CPU program with two or
+more PPO seeds, or without a vmap (docs/RESULTS.md, issue #14).
+
 The scope is read when a function is traced, so enter it inside the jitted function (a module
 method, a loss), never around a call of an already-compiled one.
 """
@@ -52,7 +59,13 @@ def _bf16_matmul_bwd(residuals, g):
     gb = g.astype(jnp.bfloat16)
     dx = _contract(gb, wb, (gb.ndim - 1,), (1,))  # [..., N] x [K, N] -> [..., K]
     lead = tuple(range(xb.ndim - 1))
-    dw = _contract(xb, gb, lead, lead)  # [..., K] x [..., N] -> [K, N]
+
+    def weight_gradient(a, b):  # [..., K] x [..., N] -> [K, N]
+        return _contract(a, b, lead, lead)
+
+    dw = jax.lax.platform_dependent(
+        xb, gb, cpu=lambda a, b: weight_gradient(a.astype(jnp.float32), b.astype(jnp.float32)),
+        default=weight_gradient)
     return dx, dw
 
 

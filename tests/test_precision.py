@@ -34,6 +34,27 @@ def test_bf16_matmul_gradients_match_f32():
             pass
 
 
+@pytest.mark.parametrize("over", ["one", "vmap", "map"])
+def test_bf16_weight_gradient_is_the_f32_product_of_the_rounded_operands(over):
+    """Through a rebuilt, transposed weight (as S5 and LRU build theirs), alone, vmapped and mapped. bf16 products
+    are exact in f32, so the weight gradient is the f32 product of the bf16-rounded operands up to summation order.
+    (The PPO programs that once failed on the CPU with these products are in tests/test_seeds.py.)"""
+    x = jax.random.normal(jax.random.PRNGKey(0), (16, 8))
+    c = jax.random.normal(jax.random.PRNGKey(1), (16, 256)).astype(jnp.bfloat16).astype(jnp.float32)
+    ws = jax.random.normal(jax.random.PRNGKey(2), (2, 256, 8))
+
+    def loss(w):  # [256, 8] -> []: y = x @ [w_top; -w_bottom].T, a linear loss so the cotangent is c exactly
+        return (bf16_matmul(x, jnp.concatenate([w[:128], -w[128:]], 0).T) * c).sum()
+
+    grad = jax.grad(loss)
+    got = {"one": lambda: jax.jit(grad)(ws[0])[None], "vmap": lambda: jax.jit(jax.vmap(grad))(ws),
+           "map": lambda: jax.jit(lambda w: jax.lax.map(grad, w))(ws)}[over]()
+    rounded = x.astype(jnp.bfloat16).astype(jnp.float32)
+    want = (c.T @ rounded) * jnp.concatenate([jnp.ones(128), -jnp.ones(128)])[:, None]  # [256, 8]
+    for g in got:
+        np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("model", ["s5", "gru"])
 def test_bf16_network_is_close_to_f32_and_modes_agree(model):
     config = PPOConfig(model=model, features=32, num_layers=1, encoder_hidden=16, head_hidden=16,
