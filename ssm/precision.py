@@ -12,10 +12,10 @@ cheaper than f32 ones.
 
 One exception, on the CPU only: the weight gradient (a contraction over the batch axes) multiplies the
 same bf16 values in f32. The products of bf16 numbers are exact in f32, so the result is the same up to
-summation order. XLA's CPU backend computes such contractions in f32 anyway, but after it folds a
-transposed weight's gradient into the product it can leave one in bf16 for a runtime kernel that has
-no bf16 x bf16 -> f32 form (``UNIMPLEMENTED ... DotThunk``): that failed every CPU program with two or
-more PPO seeds, or without a vmap (docs/RESULTS.md, issue #14).
+summation order. XLA's CPU backend computes such contractions in f32 anyway (standalone it converts
+the operands), but after it folds a transposed weight's gradient into the product it could leave one in
+bf16 for a runtime kernel that has no bf16 x bf16 -> f32 form (``UNIMPLEMENTED ... DotThunk``): PPO
+with S5 or LRU failed so on the CPU with two or more seeds, or without a vmap (docs/RESULTS.md, #14).
 
 The scope is read when a function is traced, so enter it inside the jitted function (a module
 method, a loss), never around a call of an already-compiled one.
