@@ -45,8 +45,7 @@ def load_run(run: dict) -> tuple[PPOConfig, int]:
 def restore_params(run_dir: str, config: PPOConfig, seeds: int) -> tuple[int, dict]:
     """``(checkpoint step, network params with a leading [seeds] axis)`` of a PPO run's newest checkpoint."""
     parts = build(config)
-    init = over_seeds(parts.init)
-    template = jax.jit(init)(jax.random.split(jax.random.PRNGKey(0), seeds))
+    template = jax.jit(over_seeds(parts.init))(jax.random.split(jax.random.PRNGKey(0), seeds))
     step, state = restore_latest(os.path.join(run_dir, "checkpoints"), template)
     return step, state.train_state.params
 
