@@ -21,6 +21,7 @@ from ssmrl.envs.popgym.cards import (
     HigherLower,
     RepeatFirst,
     RepeatPrevious,
+    count_recall_answers,
 )
 from ssmrl.envs.popgym.classic import ENVS, LEVELS, SETTINGS
 from ssmrl.envs.popgym.control import (
@@ -237,3 +238,37 @@ def test_deal_is_a_shuffled_deck():
     rem, cards = deal_all(jax.random.PRNGKey(0))
     assert int(rem.sum()) == 0
     np.testing.assert_array_equal(np.bincount(np.asarray(cards), minlength=13), 8)
+
+
+@pytest.mark.parametrize("level", ["Easy", "Medium"])
+def test_count_recall_answers_rebuilt_from_the_frames_are_what_pays(level):
+    """Over more than an episode (auto-reset included), with the count answered half the time and random
+    actions otherwise, the rebuilt answer is paid exactly when taken, and the rebuilt counts are the env's."""
+    env, params = ENVS["CountRecall" + level]()
+    n, steps = 4, env.max_episode_length + 20
+
+    @jax.jit
+    def play(key):
+        k_reset, k_run = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(k_reset, n), params)
+
+        def body(carry, k):
+            obs, state, first = carry
+            k_coin, k_act, k_step = jax.random.split(k, 3)
+            count = jax.vmap(partial(_count_recall, env))(state)
+            action = jnp.where(jax.random.bernoulli(k_coin, 0.5, (n,)), count,
+                               jax.random.randint(k_act, (n,), 0, env.max_card_count + 1))
+            new_obs, new_state, reward, term, trunc, _ = jax.vmap(env.step, (0, 0, 0, None))(
+                jax.random.split(k_step, n), state, action, params)
+            return (new_obs, new_state, term | trunc), (obs, first, action, reward, state.counts)
+
+        _, out = jax.lax.scan(body, (obs, state, jnp.ones(n, bool)), jax.random.split(k_run, steps))
+        return out
+
+    obs, first, action, reward, counts = play(jax.random.PRNGKey(3))
+    answer, dealt = count_recall_answers(obs, first)
+    assert first[1:].any()  # an episode ended inside the rollout
+    np.testing.assert_array_equal(dealt, counts)
+    paid = np.asarray(reward > 0)
+    np.testing.assert_array_equal(np.asarray(action == answer), paid)
+    assert 0.4 < paid.mean() < 0.7

@@ -257,6 +257,25 @@ class CountRecall(PopGymEnv):
         return _card_obs_space(2 * self.num_types)
 
 
+def count_recall_answers(obs: jax.Array, first: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """What pays in CountRecall, rebuilt from its frames (for probes of what an agent knows).
+
+    ``obs [T, ..., 2 * types]`` (value one-hot, then query one-hot) and ``first [T, ...]`` (the frame starts an
+    episode) give ``(answer [T, ...], dealt [T, ..., types])``: the action that frame t pays for (how many value
+    cards of its query's type were dealt, its own included) and the value cards of each type dealt so far.
+    """
+    types = obs.shape[-1] // 2
+    value, query = obs[..., :types].astype(jnp.int32), obs[..., types:].astype(jnp.int32)
+
+    def deal_one(dealt, frame):
+        value_t, first_t = frame
+        dealt = jnp.where(first_t[..., None], 0, dealt) + value_t
+        return dealt, dealt
+
+    _, dealt = jax.lax.scan(deal_one, jnp.zeros(value.shape[1:], jnp.int32), (value, first))
+    return jnp.sum(dealt * query, -1), dealt
+
+
 # --------------------------------------------------------------------------- HigherLower
 @struct.dataclass
 class HigherLowerState:

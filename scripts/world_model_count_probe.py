@@ -1,0 +1,148 @@
+"""What does a trained CountRecall world-model agent know of the count? Readouts on its own replay.
+
+    python scripts/world_model_count_probe.py RUN_DIR [--rows 2000]
+
+RUN_DIR is a `train/world_model.py` run on `CountRecall*` with the per-action reward head
+(``reward_input=state_per_action``, the `popgym` preset). The last ``--rows`` replay rows of every env are
+observed from a fresh carry (each env's first, partial episode is left out). Action ``a_t`` is paid for
+naming how many value cards of the query's type were dealt so far, the one in frame t included; that count
+is rebuilt from the frames (``envs.popgym.cards.count_recall_answers``). Two tables, by steps into the episode:
+
+* answers: how often the reward head's best answer (the action whose predicted reward is highest, read
+  from the actor's input ``s_t``), the actor's most likely answer and the answer taken are the count, the
+  actor's probability of it, and the step-number policy (the most common count at that step here);
+* memory: ridge probes from ``s_t = [z_t, h_{t-1}]`` and ``h_t`` to how many cards of each type were dealt,
+  fitted on half the envs and scored (RMSE) on the others, beside a probe that knows only the step number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssmrl.agents.world_model import replay as rb
+from ssmrl.agents.world_model.agent import Parts, build
+from ssmrl.agents.world_model.distributions import twohot_mean
+from ssmrl.agents.world_model.world_model import state, value_bins
+from ssmrl.envs.popgym.cards import count_recall_answers
+from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
+
+PHASES = ((0, 4), (5, 9), (10, 19), (20, 29), (30, 39), (40, 1000))
+
+
+def steps_into_episode(first: np.ndarray) -> np.ndarray:
+    """``[T, E]`` steps since the episode's first frame, from ``first [T, E]`` (``first[0]`` set)."""
+    step = np.zeros(first.shape, int)
+    for t in range(1, len(first)):
+        step[t] = np.where(first[t], 0, step[t - 1] + 1)
+    return step
+
+
+def load_run(run_dir: str):
+    """``(parts, agent state)`` of a CountRecall run's newest checkpoint with the per-action reward head."""
+    with open(os.path.join(run_dir, "run.json")) as f:
+        config = config_from_run(json.load(f))
+    if not config.env_name.startswith("CountRecall"):
+        raise SystemExit(f"{run_dir} trained on {config.env_name!r}; this probe reads CountRecall* runs")
+    if config.reward_input != "state_per_action":
+        raise SystemExit(f"{run_dir} has reward_input={config.reward_input!r}; the answers table needs "
+                         "'state_per_action' (one predicted reward per action)")
+    parts = build(config)
+    return parts, restore_world_model_run(run_dir, parts)[1]
+
+
+def readouts(parts: Parts, params: dict, replay: rb.Replay, rows: int) -> dict:
+    """The last ``rows`` rows of ``replay``: frames, actions, rewards and ``first`` ``[T, E]``, with the reward
+    head's predicted reward of every action and the actor's log-probabilities ``[T, E, A]``, and the features
+    ``s_t``, ``h_t`` ``[T, E, F]``, observed from a fresh carry (``first[0]`` is set)."""
+    size = int(replay.size)
+    if not 0 < rows <= size:
+        raise SystemExit(f"--rows {rows}: the replay holds {size} rows per env")
+    tail = {k: np.array(getattr(replay, k)[size - rows:size]) for k in ("obs", "action", "reward", "first")}
+    tail["first"][0] = True
+    wm, config = parts.wm, parts.config
+
+    @jax.jit
+    def observe(obs, action, first):
+        _, out = wm.apply(params["wm"], wm.initialize_carry(first.shape[1]), obs, action, first,
+                          jax.random.split(jax.random.PRNGKey(0), rows), method="observe")
+        s = state(out)
+        logits = wm.apply(params["wm"], s, method=lambda m, s: m.reward_head(s))
+        logits = logits.reshape(*s.shape[:-1], parts.num_actions, config.reward_bins)
+        return {"predicted": twohot_mean(logits, value_bins(config)), "s_t": s, "h_t": out["h"],
+                "log_pi": jax.nn.log_softmax(parts.actor.apply(params["actor"], s))}
+
+    out = observe(*(jnp.asarray(tail[k]) for k in ("obs", "action", "first")))
+    return {**tail, **{k: np.asarray(v) for k, v in out.items()}}
+
+
+def _after_first_reset(first: np.ndarray) -> np.ndarray:
+    """``[T, E]`` True from each env's second episode start on (``first[0]`` was forced)."""
+    later = first.copy()
+    later[0] = False
+    return np.cumsum(later, 0) > 0
+
+
+def ridge_rmse(x: np.ndarray, y: np.ndarray, fit: np.ndarray, score: np.ndarray) -> float:
+    """Ridge regression from ``x [N, F]`` to ``y [N, K]`` fitted on rows ``fit``, RMSE on rows ``score``."""
+    x = np.concatenate([x, np.ones((len(x), 1))], 1)
+    w = np.linalg.solve(x[fit].T @ x[fit] + 1e-2 * np.eye(x.shape[1]), x[fit].T @ y[fit])
+    return float(np.sqrt(np.mean((x[score] @ w - y[score]) ** 2)))
+
+
+def tables(r: dict) -> str:
+    """The answers and memory tables (Markdown) of ``readouts``."""
+    answer, dealt = (np.asarray(x) for x in count_recall_answers(r["obs"], r["first"]))
+    step = steps_into_episode(r["first"])
+    valid = _after_first_reset(r["first"])
+    paid = (r["action"] == answer) == (r["reward"] > 0)
+    if not paid[valid].all():
+        raise SystemExit(f"the rebuilt count disagrees with the reward sign on {np.mean(~paid[valid]):.1%} of rows")
+    mode = np.array([np.bincount(answer[valid & (step == k)]).argmax() if (valid & (step == k)).any() else 0
+                     for k in range(step.max() + 1)])
+    head = r["predicted"].argmax(-1)
+    actor = r["log_pi"].argmax(-1)
+    p_answer = np.exp(np.take_along_axis(r["log_pi"], answer[..., None], -1)[..., 0])
+    header = ("| steps into the episode | rows | reward head's best answer right | its mean abs error | actor's "
+              "likeliest answer right | its mean abs error | actor's probability of the count | answer taken right "
+              "| step-number policy right |")
+    lines = [f"{valid.sum()} rows of {valid.shape[1]} envs", "", header, "|---" * 9 + "|"]
+    for lo, hi in PHASES:
+        m = valid & (step >= lo) & (step <= hi)
+        lines.append(f"| {lo}-{min(hi, step.max())} | {m.sum()} | {np.mean(head[m] == answer[m]):.3f} | "
+                     f"{np.abs(head[m] - answer[m]).mean():.2f} | {np.mean(actor[m] == answer[m]):.3f} | "
+                     f"{np.abs(actor[m] - answer[m]).mean():.2f} | {p_answer[m].mean():.3f} | "
+                     f"{np.mean(r['action'][m] == answer[m]):.3f} | {np.mean(mode[step[m]] == answer[m]):.3f} |")
+
+    E = valid.shape[1]
+    fit, score = valid.copy(), valid.copy()
+    fit[:, E // 2:] = False
+    score[:, :E // 2] = False
+    steps = np.eye(step.max() + 1)[step]  # the step number alone, one-hot: the best it can do per step
+    lines += ["", "RMSE of ridge probes to the cards of each type dealt so far (fitted on envs "
+              f"0-{E // 2 - 1}, scored on the rest)", "",
+              "| steps into the episode | from s_t (actor's input) | from h_t | from the step number only |",
+              "|---|---|---|---|"]
+    for lo, hi in PHASES:
+        m = (step >= lo) & (step <= hi)
+        cells = [ridge_rmse(x[m], dealt[m], fit[m], score[m]) for x in (r["s_t"], r["h_t"], steps)]
+        lines.append(f"| {lo}-{min(hi, step.max())} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--rows", type=int, default=2000, help="replay rows per env, from the newest back")
+    args = parser.parse_args()
+    parts, agent = load_run(args.run_dir)
+    print(f"{args.run_dir}:", tables(readouts(parts, agent.params, agent.replay, args.rows)))
+
+
+if __name__ == "__main__":
+    main()
