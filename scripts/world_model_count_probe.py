@@ -1,6 +1,8 @@
 """What does a trained CountRecall world-model agent know of the count? Readouts on its own replay.
 
     python scripts/world_model_count_probe.py RUN_DIR [--rows 2000]
+    python scripts/world_model_count_probe.py RUN_DIR --refit 2000 --batch-length 128 --batch-size 8
+    python scripts/world_model_count_probe.py RUN_DIR --refit 2000 --option dt_max=0.01
 
 RUN_DIR is a `train/world_model.py` run on `CountRecall*` with the per-action reward head
 (``reward_input=state_per_action``, the `popgym` preset). The last ``--rows`` replay rows of every env are
@@ -13,11 +15,16 @@ is rebuilt from the frames (``envs.popgym.cards.count_recall_answers``). Two tab
   actor's probability of it, and the step-number policy (the most common count at that step here);
 * memory: ridge probes from ``s_t = [z_t, h_{t-1}]`` and ``h_t`` to how many cards of each type were dealt,
   fitted on half the envs and scored (RMSE) on the others, beside a probe that knows only the step number.
+
+``--refit N`` reads instead a fresh world model trained alone for N updates on the run's replay without those
+last rows (the run's settings, with ``--batch-length``, ``--batch-size`` and ``--option`` changed where given):
+an ablation on the agent's own data, without the actor (its columns are left out).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 
@@ -27,7 +34,9 @@ import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, build
+from ssmrl.agents.world_model.config import validate
 from ssmrl.agents.world_model.distributions import twohot_mean
+from ssmrl.agents.world_model.probe import fit_world_model
 from ssmrl.agents.world_model.world_model import state, value_bins
 from ssmrl.envs.popgym.cards import count_recall_answers
 from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
@@ -95,8 +104,9 @@ def ridge_rmse(x: np.ndarray, y: np.ndarray, fit: np.ndarray, score: np.ndarray)
     return float(np.sqrt(np.mean((x[score] @ w - y[score]) ** 2)))
 
 
-def tables(r: dict) -> str:
-    """The answers and memory tables (Markdown) of ``readouts``."""
+def tables(r: dict, with_actor: bool = True) -> str:
+    """The answers and memory tables (Markdown) of ``readouts``; ``with_actor=False`` leaves the actor's
+    columns out (a refitted world model's features are not the ones the actor learned to read)."""
     answer, dealt = (np.asarray(x) for x in count_recall_answers(r["obs"], r["first"]))
     step = steps_into_episode(r["first"])
     valid = _after_first_reset(r["first"])
@@ -108,16 +118,21 @@ def tables(r: dict) -> str:
     head = r["predicted"].argmax(-1)
     actor = r["log_pi"].argmax(-1)
     p_answer = np.exp(np.take_along_axis(r["log_pi"], answer[..., None], -1)[..., 0])
-    header = ("| steps into the episode | rows | reward head's best answer right | its mean abs error | actor's "
-              "likeliest answer right | its mean abs error | actor's probability of the count | answer taken right "
-              "| step-number policy right |")
-    lines = [f"{valid.sum()} rows of {valid.shape[1]} envs", "", header, "|---" * 9 + "|"]
+    columns = {"rows": lambda m: f"{m.sum()}",
+               "reward head's best answer right": lambda m: f"{np.mean(head[m] == answer[m]):.3f}",
+               "head's mean abs error": lambda m: f"{np.abs(head[m] - answer[m]).mean():.2f}"}
+    if with_actor:
+        columns |= {"actor's likeliest answer right": lambda m: f"{np.mean(actor[m] == answer[m]):.3f}",
+                    "actor's mean abs error": lambda m: f"{np.abs(actor[m] - answer[m]).mean():.2f}",
+                    "actor's probability of the count": lambda m: f"{p_answer[m].mean():.3f}"}
+    columns |= {"answer taken right": lambda m: f"{np.mean(r['action'][m] == answer[m]):.3f}",
+                "step-number policy right": lambda m: f"{np.mean(mode[step[m]] == answer[m]):.3f}"}
+    lines = [f"{valid.sum()} rows of {valid.shape[1]} envs", "",
+             "| steps into the episode | " + " | ".join(columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
     for lo, hi in PHASES:
         m = valid & (step >= lo) & (step <= hi)
-        lines.append(f"| {lo}-{min(hi, step.max())} | {m.sum()} | {np.mean(head[m] == answer[m]):.3f} | "
-                     f"{np.abs(head[m] - answer[m]).mean():.2f} | {np.mean(actor[m] == answer[m]):.3f} | "
-                     f"{np.abs(actor[m] - answer[m]).mean():.2f} | {p_answer[m].mean():.3f} | "
-                     f"{np.mean(r['action'][m] == answer[m]):.3f} | {np.mean(mode[step[m]] == answer[m]):.3f} |")
+        lines.append(f"| {lo}-{min(hi, step.max())} | " + " | ".join(cell(m) for cell in columns.values()) + " |")
 
     E = valid.shape[1]
     fit, score = valid.copy(), valid.copy()
@@ -135,14 +150,35 @@ def tables(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _option(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--option {text!r}: expected NAME=VALUE, e.g. dt_max=0.01")
+    return name, float(value)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir")
     parser.add_argument("--rows", type=int, default=2000, help="replay rows per env, from the newest back")
+    parser.add_argument("--refit", type=int, default=0, metavar="N",
+                        help="read a fresh world model trained alone for N updates on the rest of the replay")
+    parser.add_argument("--batch-length", type=int, help="with --refit: window length (default: the run's)")
+    parser.add_argument("--batch-size", type=int, help="with --refit: windows per update (default: the run's)")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=_option,
+                        help="with --refit: an ssm.make option of the drama / s4wm blocks, e.g. dt_max=0.01")
     args = parser.parse_args()
     parts, agent = load_run(args.run_dir)
-    print(f"{args.run_dir}:", tables(readouts(parts, agent.params, agent.replay, args.rows)))
-
+    params = agent.params
+    if args.refit:
+        changes = {"batch_length": args.batch_length, "batch_size": args.batch_size,
+                   "layer_options": tuple(args.option) or None}
+        parts = build(validate(dataclasses.replace(parts.config, **{k: v for k, v in changes.items() if v})))
+        held_out = agent.replay.replace(size=agent.replay.size - args.rows)
+        params = {**params, "wm": fit_world_model(parts, held_out, args.refit)[0]}
+    elif args.batch_length or args.batch_size or args.option:
+        raise SystemExit("--batch-length, --batch-size and --option change a --refit world model; add --refit N")
+    print(f"{args.run_dir}:", tables(readouts(parts, params, agent.replay, args.rows), with_actor=not args.refit))
 
 if __name__ == "__main__":
     main()
