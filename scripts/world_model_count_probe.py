@@ -36,7 +36,7 @@ from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, build
 from ssmrl.agents.world_model.config import validate
 from ssmrl.agents.world_model.distributions import twohot_mean
-from ssmrl.agents.world_model.probe import fit_world_model
+from ssmrl.agents.world_model.probe import fit_world_model, layer_option
 from ssmrl.agents.world_model.world_model import state, value_bins
 from ssmrl.envs.popgym.cards import count_recall_answers
 from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
@@ -150,13 +150,6 @@ def tables(r: dict, with_actor: bool = True) -> str:
     return "\n".join(lines)
 
 
-def _option(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise SystemExit(f"--option {text!r}: expected NAME=VALUE, e.g. dt_max=0.01")
-    return name, float(value)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir")
@@ -165,7 +158,7 @@ def main() -> None:
                         help="read a fresh world model trained alone for N updates on the rest of the replay")
     parser.add_argument("--batch-length", type=int, help="with --refit: window length (default: the run's)")
     parser.add_argument("--batch-size", type=int, help="with --refit: windows per update (default: the run's)")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=_option,
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=layer_option,
                         help="with --refit: an ssm.make option of the drama / s4wm blocks, e.g. dt_max=0.01")
     args = parser.parse_args()
     parts, agent = load_run(args.run_dir)

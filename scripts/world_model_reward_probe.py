@@ -19,21 +19,20 @@ import argparse
 import jax
 
 from ssmrl.agents.world_model.config import REWARD_INPUTS
-from ssmrl.agents.world_model.probe import fit_world_model, random_policy_replay, reward_errors, small_parts
-
-
-def _option(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise SystemExit(f"--option {text!r}: expected NAME=VALUE, e.g. dt_max=0.01")
-    return name, float(value)
+from ssmrl.agents.world_model.probe import (
+    fit_world_model,
+    layer_option,
+    random_policy_replay,
+    reward_errors,
+    small_parts,
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="drama")
     parser.add_argument("--layer", default="s4", help="the s4wm blocks' ssm registry layer (model.layer)")
-    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", type=layer_option,
                         help="an ssm.make option of the drama / s4wm blocks (model.options), e.g. dt_max=0.01")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--first", action="store_true",
@@ -56,7 +55,7 @@ def main() -> None:
     parts = small_parts(args.model, env=env, batch_length=args.batch_length, prefill=max(16, args.batch_length),
                         free_bits=args.free_bits, wm_lr=args.lr, twohot_range=args.twohot_range,
                         reward_input=args.reward_input, s4wm_layer=args.layer,
-                        layer_options=tuple(_option(o) for o in args.option))
+                        layer_options=tuple(args.option))
     train, held_out = (random_policy_replay(parts, jax.random.PRNGKey(s), args.steps) for s in (0, 1))
 
     def report(i, params, metrics):

@@ -1,7 +1,10 @@
-"""A world model trained alone, without the agent, on random-policy data: the reward-learning probe behind
-scripts/world_model_reward_probe.py and the CI learning test."""
+"""A world model trained alone, without the agent: the reward-learning probe behind
+scripts/world_model_reward_probe.py and the CI learning test (random-policy data), and the refits of
+scripts/world_model_count_probe.py (an agent's own replay)."""
 
 from __future__ import annotations
+
+import argparse
 
 import jax
 import jax.numpy as jnp
@@ -72,3 +75,12 @@ def reward_errors(parts: Parts, params, replay: rb.Replay, key: jax.Array, skip:
     model = jnp.mean((predicted - reward)[skip:] ** 2)
     chance = jnp.mean((reward - jnp.mean(reward))[skip:] ** 2)
     return float(model), float(chance)
+
+
+def layer_option(text: str) -> tuple[str, float]:
+    """A probe script's ``--option NAME=VALUE`` (an ssm.make option of the drama / s4wm blocks) as
+    ``(name, value)``; an argparse ``type``."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE, e.g. dt_max=0.01")
+    return name, float(value)
