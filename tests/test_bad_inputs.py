@@ -7,6 +7,7 @@ command line ends with one line and exit status 2 before any training. The layer
 (``jax.eval_shape``): the contract is checked while JAX traces, so nothing needs compiling.
 """
 
+import argparse
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from ssmrl import envs, ssm
 from ssmrl.agents.config import describe, from_fields
 from ssmrl.agents.ppo.config import PPOConfig, from_mapping, validate
 from ssmrl.agents.world_model.config import WorldModelConfig
+from ssmrl.agents.world_model.probe import layer_option
 from ssmrl.experiment import presets
 from ssmrl.experiment.config import CONFIGS, ENTRIES, SET_BY_SCRIPT, help_text, parse
 
@@ -225,6 +227,7 @@ API = [
     (lambda: from_fields(WorldModelConfig, {"channels": "wide"}), ValueError, r"channels must be a list, got 'wide'"),
     (lambda: from_fields(WorldModelConfig, {"env_options": 3}), ValueError,
      r"env_options must be a mapping of options, got 3"),
+    (lambda: layer_option("dt_max"), argparse.ArgumentTypeError, r"'dt_max': expected NAME=VALUE, e.g. dt_max=0.01"),
 ]
 
 
