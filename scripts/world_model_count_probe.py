@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.agent import Parts, build
+from ssmrl.agents.world_model.agent import AgentState, Parts, build
 from ssmrl.agents.world_model.config import validate
 from ssmrl.agents.world_model.distributions import twohot_mean
 from ssmrl.agents.world_model.probe import fit_world_model, layer_option
@@ -52,7 +52,7 @@ def steps_into_episode(first: np.ndarray) -> np.ndarray:
     return step
 
 
-def load_run(run_dir: str):
+def load_run(run_dir: str) -> tuple[Parts, AgentState]:
     """``(parts, agent state)`` of a CountRecall run's newest checkpoint with the per-action reward head."""
     with open(os.path.join(run_dir, "run.json")) as f:
         config = config_from_run(json.load(f))
@@ -162,16 +162,22 @@ def main() -> None:
                         help="with --refit: an ssm.make option of the drama / s4wm blocks, e.g. dt_max=0.01")
     args = parser.parse_args()
     parts, agent = load_run(args.run_dir)
-    params = agent.params
+    params, size = agent.params, int(agent.replay.size)
+    if not 0 < args.rows <= size:
+        raise SystemExit(f"--rows {args.rows}: the replay holds {size} rows per env")
     if args.refit:
         changes = {"batch_length": args.batch_length, "batch_size": args.batch_size,
                    "layer_options": tuple(args.option) or None}
         parts = build(validate(dataclasses.replace(parts.config, **{k: v for k, v in changes.items() if v})))
+        if size - args.rows < parts.config.batch_length:
+            raise SystemExit(f"--rows {args.rows} leaves {size - args.rows} rows to refit on, fewer than a "
+                             f"{parts.config.batch_length}-step window")
         held_out = agent.replay.replace(size=agent.replay.size - args.rows)
         params = {**params, "wm": fit_world_model(parts, held_out, args.refit)[0]}
     elif args.batch_length or args.batch_size or args.option:
         raise SystemExit("--batch-length, --batch-size and --option change a --refit world model; add --refit N")
     print(f"{args.run_dir}:", tables(readouts(parts, params, agent.replay, args.rows), with_actor=not args.refit))
+
 
 if __name__ == "__main__":
     main()
