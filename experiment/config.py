@@ -142,7 +142,7 @@ class EvaluateRun:
 
     run: str = setting("", "a run directory written by train/ppo.py, world_model.py, dt.py or meta_dt.py")
     episodes: int = setting(256, "evaluation episodes per split, spread over the run's seeds or tasks", ge=1)
-    deterministic: bool = setting(False, "PPO runs: act with the greedy action")
+    deterministic: bool = setting(False, "PPO and world-model runs: act with the greedy action")
     video: bool = setting(False, "PPO runs on image observations: episode.gif (and .mp4 with ffmpeg)")
     seed: int = setting(0, "evaluation seed", ge=0)
 

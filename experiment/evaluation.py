@@ -81,7 +81,8 @@ def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False,
     """Evaluate any run that has a policy (``kind`` in ``run.json``: ppo, world_model, dt, meta_dt).
 
     ``episodes``: per split (PPO, spread over seeds) or per split spread over its tasks (offline runs,
-    rounded up to whole episodes per task); ``deterministic`` concerns PPO only (DT policies are);
+    rounded up to whole episodes per task); ``deterministic``: PPO and world-model runs act with their
+    policy's likeliest action (DT policies are deterministic already);
     ``video``: also record an episode of an image-observation env (PPO runs)."""
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
@@ -97,7 +98,7 @@ def evaluate_run(run_dir: str, episodes: int = 256, deterministic: bool = False,
     if run["kind"] == "world_model":
         from ssmrl.experiment.world_model import evaluate_world_model_run
 
-        return evaluate_world_model_run(run_dir, run, episodes, seed)
+        return evaluate_world_model_run(run_dir, run, episodes, seed, deterministic)
     config, seeds = load_run(run)
     if video:
         env, env_params = envs.make(config.env_name, **dict(config.env_options))

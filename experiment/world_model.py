@@ -218,15 +218,16 @@ def restore_world_model_run(run_dir: str, parts: Parts) -> tuple[int, AgentState
     return step, state
 
 
-def evaluate_world_model_run(run_dir: str, run: dict, episodes: int, seed: int) -> dict:
+def evaluate_world_model_run(run_dir: str, run: dict, episodes: int, seed: int, deterministic: bool = False) -> dict:
     """Evaluate a world-model run's newest checkpoint (``run``: its ``run.json``): the returns of the episodes
-    its policy finishes in ``eval_steps`` steps of ``max(episodes, eval_envs)`` fresh envs -> ``eval.json``."""
+    its policy finishes in ``eval_steps`` steps of ``max(episodes, eval_envs)`` fresh envs -> ``eval.json``;
+    ``deterministic``: with the actor's likeliest actions."""
     config = config_from_run(run)
     parts = build(config)
     step, state = restore_world_model_run(run_dir, parts)
     envs_count = max(episodes, config.eval_envs)
     env, env_params = make_env(config, envs_count)
-    evaluate = jax.jit(make_evaluate(parts, env, env_params, envs_count, config.eval_steps))
+    evaluate = jax.jit(make_evaluate(parts, env, env_params, envs_count, config.eval_steps, deterministic))
     returns = np.asarray(evaluate(state.params, jax.random.PRNGKey(seed)))
     finished = returns[np.isfinite(returns)]
     game = atari_game(parts.env)
@@ -235,7 +236,7 @@ def evaluate_world_model_run(run_dir: str, run: dict, episodes: int, seed: int) 
     if game and finished.size:
         stats["hns"] = float(human_normalized_score(game, finished.mean()))
     report = {"run": os.path.abspath(run_dir), "kind": "world_model", "checkpoint": step, "env": config.env_name,
-              "model": config.model, "seed": seed, "splits": {"train": stats}}
+              "model": config.model, "seed": seed, "deterministic": deterministic, "splits": {"train": stats}}
     write_json(os.path.join(run_dir, "eval.json"), report)
     return report
 

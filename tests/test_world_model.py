@@ -14,7 +14,7 @@ from ssmrl.agents.params import count_params
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.agent import build, init_params, observation_spec, open_loop, train_step
+from ssmrl.agents.world_model.agent import build, init_params, observation_spec, open_loop, policy_step, train_step
 from ssmrl.agents.world_model.behavior import actor_critic_losses, imagine, lambda_returns
 from ssmrl.agents.world_model.world_model import world_model_loss
 
@@ -405,6 +405,20 @@ def test_imagination_and_actor_critic(model_parts):
     grads, m = jax.jit(jax.grad(loss, has_aux=True))({"actor": params["actor"], "critic": params["critic"]})
     assert all(np.isfinite(float(v)) for v in m.values())
     assert float(optax.tree.norm(grads["actor"])) > 0 and float(optax.tree.norm(grads["critic"])) > 0
+
+
+def test_deterministic_policy_step_takes_the_actors_likeliest_action(model_parts):
+    """Greedy acting (``train/evaluate.py deterministic=true``) is the argmax of the actor on the same sampled
+    latent; sampling, from the same key, differs from it somewhere (a near-uniform untrained actor)."""
+    parts, params, fns = model_parts
+    E = 16
+    obs, first = batch(T=1, B=E)["obs"][0], jnp.ones(E, bool)
+    carry, key = parts.wm.initialize_carry(E), jax.random.PRNGKey(3)
+    act = jax.jit(lambda p, k, d: policy_step(parts, p, carry, obs, first, k, d)[1], static_argnums=2)
+    z, _, h_prev = fns.posterior(params["wm"], carry, obs, first, jax.random.split(key)[0])
+    likeliest = jnp.argmax(parts.actor.apply(params["actor"], jnp.concatenate([z, h_prev], -1)), -1)
+    np.testing.assert_array_equal(act(params, key, True), likeliest)
+    assert (act(params, key, False) != likeliest).any()
 
 
 def test_train_step_and_open_loop():

@@ -92,6 +92,6 @@ def test_pure_jax_env_resumes_bit_for_bit_extends_and_evaluates(tmp_path):
         {"key": "world_model.total_steps", "from": 120, "to": 200}]
     with pytest.raises(RunDirError, match="world_model.total_steps may only grow on resume"):
         run_world_model(short, cut, resume=True, progress=False)
-    report = evaluate_run(cut, episodes=2)
-    assert report["kind"] == "world_model" and report["checkpoint"] == 4
+    report = evaluate_run(cut, episodes=2, deterministic=True)
+    assert report["kind"] == "world_model" and report["checkpoint"] == 4 and report["deterministic"]
     assert json.load(open(tmp_path / "cut" / "eval.json"))["splits"]["train"]["episodes"] >= 0

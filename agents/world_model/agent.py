@@ -152,11 +152,14 @@ def fresh_env(parts: Parts, state: AgentState, key: jax.Array) -> AgentState:
 
 # ----------------------------------------------------------------------------- acting
 
-def policy_step(parts: Parts, params: dict, carry: dict, obs: jax.Array, first: jax.Array, key: jax.Array):
-    """Posterior of the current frame, sample an action, advance the carry: ``(carry, action [E])``."""
+def policy_step(parts: Parts, params: dict, carry: dict, obs: jax.Array, first: jax.Array, key: jax.Array,
+                deterministic: bool = False):
+    """Posterior of the current frame, an action (sampled, or the actor's likeliest when ``deterministic``),
+    then advance the carry: ``(carry, action [E])``. The latent is sampled either way."""
     k_z, k_a = jax.random.split(key)
     z, _, h_prev = parts.wm.apply(params["wm"], carry, obs, first, k_z, method="posterior")
-    action = jax.random.categorical(k_a, parts.actor.apply(params["actor"], jnp.concatenate([z, h_prev], -1)))
+    logits = parts.actor.apply(params["actor"], jnp.concatenate([z, h_prev], -1))
+    action = jnp.argmax(logits, -1) if deterministic else jax.random.categorical(k_a, logits)
     carry, _ = parts.wm.apply(params["wm"], carry, z, action, first, method="imagine_step")
     return carry, action
 
@@ -283,9 +286,10 @@ def make_chunk(parts: Parts, on_update: Callable[[jax.Array], None] | None = Non
 
 # ----------------------------------------------------------------------------- evaluation
 
-def make_evaluate(parts: Parts, env, env_params, num_envs: int, steps: int):
+def make_evaluate(parts: Parts, env, env_params, num_envs: int, steps: int, deterministic: bool = False):
     """``evaluate(params, key) -> returns [steps, num_envs]`` of the episodes the policy finished in
-    ``steps`` steps of an env of its own (NaN elsewhere)."""
+    ``steps`` steps of an env of its own (NaN elsewhere); ``deterministic`` acts with the actor's likeliest
+    action instead of sampling it."""
 
     def evaluate(params: dict, key: jax.Array) -> jax.Array:
         k_reset, key = jax.random.split(key)
@@ -294,7 +298,7 @@ def make_evaluate(parts: Parts, env, env_params, num_envs: int, steps: int):
         def body(c, k):
             carry, obs, first, env_state, ep_return = c
             k_act, k_env = jax.random.split(k)
-            carry, action = policy_step(parts, params, carry, obs, first, k_act)
+            carry, action = policy_step(parts, params, carry, obs, first, k_act, deterministic)
             obs, env_state, reward, terminated, truncated, _ = _env_step(parts, env, env_params, env_state,
                                                                          action, k_env)
             done = jnp.logical_or(terminated, truncated)
