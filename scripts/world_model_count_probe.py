@@ -172,8 +172,8 @@ def main() -> None:
         if size - args.rows < parts.config.batch_length:
             raise SystemExit(f"--rows {args.rows} leaves {size - args.rows} rows to refit on, fewer than a "
                              f"{parts.config.batch_length}-step window")
-        held_out = agent.replay.replace(size=agent.replay.size - args.rows)
-        params = {**params, "wm": fit_world_model(parts, held_out, args.refit)[0]}
+        older_rows = agent.replay.replace(size=agent.replay.size - args.rows)  # the probed rows held out
+        params = {**params, "wm": fit_world_model(parts, older_rows, args.refit)[0]}
     elif args.batch_length or args.batch_size or args.option:
         raise SystemExit("--batch-length, --batch-size and --option change a --refit world model; add --refit N")
     print(f"{args.run_dir}:", tables(readouts(parts, params, agent.replay, args.rows), with_actor=not args.refit))
