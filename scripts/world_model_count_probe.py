@@ -68,10 +68,8 @@ def load_run(run_dir: str) -> tuple[Parts, AgentState]:
 def readouts(parts: Parts, params: dict, replay: rb.Replay, rows: int) -> dict:
     """The last ``rows`` rows of ``replay``: frames, actions, rewards and ``first`` ``[T, E]``, with the reward
     head's predicted reward of every action and the actor's log-probabilities ``[T, E, A]``, and the features
-    ``s_t``, ``h_t`` ``[T, E, F]``, observed from a fresh carry (``first[0]`` is set)."""
+    ``s_t``, ``h_t`` ``[T, E, F]``, observed from a fresh carry (``first[0]`` is set); ``0 < rows <= size``."""
     size = int(replay.size)
-    if not 0 < rows <= size:
-        raise SystemExit(f"--rows {rows}: the replay holds {size} rows per env")
     tail = {k: np.array(getattr(replay, k)[size - rows:size]) for k in ("obs", "action", "reward", "first")}
     tail["first"][0] = True
     wm, config = parts.wm, parts.config
@@ -81,8 +79,7 @@ def readouts(parts: Parts, params: dict, replay: rb.Replay, rows: int) -> dict:
         _, out = wm.apply(params["wm"], wm.initialize_carry(first.shape[1]), obs, action, first,
                           jax.random.split(jax.random.PRNGKey(0), rows), method="observe")
         s = state(out)
-        logits = wm.apply(params["wm"], s, method=lambda m, s: m.reward_head(s))
-        logits = logits.reshape(*s.shape[:-1], parts.num_actions, config.reward_bins)
+        logits = wm.apply(params["wm"], s, method="reward_per_action")
         return {"predicted": twohot_mean(logits, value_bins(config)), "s_t": s, "h_t": out["h"],
                 "log_pi": jax.nn.log_softmax(parts.actor.apply(params["actor"], s))}
 

@@ -94,13 +94,16 @@ class WorldModel(nn.Module):
         head's MLP to learn, and it sits at the action-blind optimum for hundreds of updates first; one
         output per action is that product already (RESULTS.md, world models on POPGym)."""
         if self.reward_input == "state_per_action":
-            logits = self.reward_head(s).reshape(*s.shape[:-1], self.num_actions, self.reward_bins)
-            reward_logits = jnp.take_along_axis(logits, action[..., None, None], -2)[..., 0, :]
+            reward_logits = jnp.take_along_axis(self.reward_per_action(s), action[..., None, None], -2)[..., 0, :]
         elif self.reward_input == "state_action":
             reward_logits = self.reward_head(jnp.concatenate([s, jax.nn.one_hot(action, self.num_actions)], -1))
         else:
             reward_logits = self.reward_head(h)
         return reward_logits, self.cont_head(h)[..., 0]
+
+    def reward_per_action(self, s: jax.Array) -> jax.Array:
+        """``reward_input="state_per_action"``: reward logits of every action ``[..., A, bins]`` from ``s_t``."""
+        return self.reward_head(s).reshape(*s.shape[:-1], self.num_actions, self.reward_bins)
 
     def posterior(self, carry, obs_t, reset_t, key):
         return self.sequence.posterior(carry, self.embed(obs_t), reset_t, key)
