@@ -29,7 +29,7 @@ from hlo_flops import loop_aware_flops  # the sibling script module: bench/ is t
 from ssmrl.agents.params import count_params
 from ssmrl.agents.world_model.agent import build, init_params
 from ssmrl.agents.world_model.behavior import imagine
-from ssmrl.agents.world_model.config import WorldModelConfig
+from ssmrl.agents.world_model.config import MODEL_DEFAULTS, WorldModelConfig
 from ssmrl.agents.world_model.world_model import world_model_loss
 
 
@@ -76,7 +76,7 @@ def world_model_config(model: str, networks: str, batch: int, length: int, start
     """Drama size (the ``WorldModelConfig`` defaults) unless ``overrides`` say otherwise; ``networks`` is
     ``decoder/conv_weight_grad``."""
     decoder, weight_grad = networks.split("/")
-    values = dict(model=model, state_size=64 if model == "s4wm" else 16, batch_size=batch, batch_length=length,
+    values = dict(model=model, **MODEL_DEFAULTS[model], batch_size=batch, batch_length=length,
                   imag_batch=starts, horizon=horizon, decoder=decoder, conv_weight_grad=weight_grad)
     return WorldModelConfig(**{**values, **overrides})
 

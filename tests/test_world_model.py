@@ -126,7 +126,7 @@ def test_drama_size_parameters():
     """The atari100k preset's world model is Drama-sized (~7M parameters) for every backbone."""
     counts = {}
     for model in MODELS:
-        parts = build(wmc.WorldModelConfig(model=model, state_size=64 if model == "s4wm" else 16), num_actions=6)
+        parts = build(wmc.WorldModelConfig(model=model, **wmc.MODEL_DEFAULTS[model]), num_actions=6)
         shapes = jax.eval_shape(lambda k: init_params(parts, k), jax.random.PRNGKey(0))
         counts[model] = count_params(shapes["wm"])
     assert 5e6 < counts["drama"] < 9e6, counts
@@ -477,6 +477,24 @@ def test_presets_yaml_match_python(name):
     with open(f"configs/world_model/preset/{name}.yaml") as f:
         values = yaml.safe_load(f)
     assert dataclasses.replace(wmc.preset(name)) == wmc.from_mapping(values)
+
+
+@pytest.mark.parametrize("preset", sorted(wmc.PRESETS))
+def test_python_presets_build_the_cli_model(preset):
+    """``wmc.preset(name, model=m)`` is the config the CLI composes from ``preset=name model=m``: the model
+    groups' own settings (S4WM's state size) included, which the Python presets once left at Drama's."""
+    from hydra import compose, initialize
+
+    from ssmrl.experiment.config import parse
+
+    with initialize(version_base="1.3", config_path="../configs/world_model"):
+        for model in wmc.MODELS:
+            cfg = compose("world_model", ["env=popgym", "env.name=RepeatPreviousEasy", f"preset={preset}",
+                                          f"model={model}"])
+            assert parse("world_model", cfg).agent == wmc.preset(preset, model=model, env_name="RepeatPreviousEasy")
+    assert wmc.preset(preset, model="s4wm").state_size == 64
+    with pytest.raises(ValueError, match=r"unknown world-model backbone 'dreamer'; valid: \['drama', 'rssm', 's4wm'\]"):
+        wmc.preset(preset, model="dreamer")
 
 
 def test_cli_names_envs_as_ppo_does():

@@ -166,10 +166,18 @@ def from_mapping(values: Mapping[str, Any]) -> WorldModelConfig:
     return from_fields(WorldModelConfig, values)
 
 
+# What each backbone sets of its own (configs/world_model/model/<name>.yaml; a test keeps them equal): the CLI's
+# model group and ``preset(..., model=name)`` build the same model.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "drama": dict(state_size=16),
+    "s4wm": dict(state_size=64),
+    "rssm": dict(state_size=16),
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # 2-core CPU, ~15 min on Atari; configs/world_model/preset/small.yaml
     "small": dict(
-        hidden=64, num_layers=1, state_size=16, latent_groups=8, latent_classes=8,
+        hidden=64, num_layers=1, latent_groups=8, latent_classes=8,
         channels=(8, 16, 16, 32, 32), kernel=4, mlp_hidden=64, mlp_layers=1, ac_hidden=64, ac_layers=1,
         imag_batch=64, imag_context=4, horizon=12, batch_size=4, batch_length=32,
         total_steps=4000, prefill=500, train_every=8, updates_per_chunk=25, eval_steps=2000,
@@ -188,10 +196,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(name: str, **overrides) -> WorldModelConfig:
-    """A named preset (``PRESETS``; its YAML twin in configs/world_model/preset/) with ``overrides``."""
+    """A named preset (``PRESETS``; its YAML twin in configs/world_model/preset/) with ``overrides``, over the
+    backbone's own settings (``MODEL_DEFAULTS``), as the CLI composes them."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid: {sorted(PRESETS)}")
-    return WorldModelConfig(**{**PRESETS[name], **overrides})
+    model = overrides.get("model", PRESETS[name].get("model", WorldModelConfig.model))
+    if model not in MODEL_DEFAULTS:
+        raise ValueError(f"unknown world-model backbone {model!r}; valid: {sorted(MODEL_DEFAULTS)}")
+    return WorldModelConfig(**{**MODEL_DEFAULTS[model], **PRESETS[name], **overrides})
 
 
 def small(**overrides) -> WorldModelConfig:
