@@ -134,7 +134,7 @@ class S4Layer(SequenceLayer):
 
     def _readout(self, c: jax.Array, h: jax.Array, u: jax.Array) -> jax.Array:
         """``y = Re(Σ_n C_n h_n) + D u`` for ``h [..., H, N]``, ``u [..., H]``."""
-        return jnp.einsum("hn,...hn->...h", c, h).real + self.d * u
+        return jnp.sum(c * h, axis=-1).real + self.d * u
 
     # ---- recurrent path ------------------------------------------------------------------------------
 
@@ -143,7 +143,9 @@ class S4Layer(SequenceLayer):
         """``h_t = Ā h_{t-1} + B̄ x_t`` with ``Ā = diag(a) + u v^T`` (``system = (a, u, v, B̄)``), ``O(N)``."""
         a_diag, u, v, b_bar = system
         h = jnp.where(reset_t[:, None, None], jnp.zeros_like(h), h)
-        return a_diag * h + u * jnp.einsum("hn,bhn->bh", v, h)[..., None] + b_bar * x_t.astype(h.dtype)[..., None]
+        # Products and sums rather than einsums: XLA fuses them into one loop over the state, where the einsums
+        # became complex batched dots (a step 1.5x faster on the CPU at B=H=128, N=64).
+        return a_diag * h + u * jnp.sum(v * h, axis=-1, keepdims=True) + b_bar * x_t.astype(h.dtype)[..., None]
 
     def _scan_path(self, carry, x, resets):
         *system, c = self._discrete_dplr()
