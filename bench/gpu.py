@@ -13,7 +13,8 @@ start after its share of ``--budget-s`` is skipped and says so, so the JSON is a
 2. ``ppo``: bench/ppo_popgym.py at the paper configuration (64 envs x 1024 steps, 30 epochs x 8
    minibatches, paper-sized models) for s5 / gru / mamba / mamba2 with 1 and 8 vmapped seeds:
    env-steps/s, loop-aware FLOPs, fraction of the matmul peak, 8-seed / 1-seed time, S5 / GRU speed.
-3. ``world_model``: one world-model update at Drama size with the full batch (16 x 128), bench/world_model.py.
+3. ``world_model``: one world-model update at Drama size with the full batch (16 x 128), bench/world_model.py, in
+   each of ``--precisions`` (bf16: the dense layers' matmuls).
 4. ``train``: a short PPO-S5 run at the paper configuration on RepeatPreviousEasy (training returns).
 
 Nothing here assumes a CPU: no host callbacks, float32 only, default device placement.
@@ -106,13 +107,19 @@ def run_ppo(s: dict, deadline: float, peak: float, precisions: list[str]) -> lis
     return rows
 
 
-def run_world_model(s: dict, deadline: float, peak: float) -> list[dict]:
-    if time.perf_counter() > deadline:
-        return [{"model": s["model"], "skipped": "budget"}]
-    row = wm_bench.bench_update(s["model"], "subpixel/matmul", s["batch"], s["length"], s["repeats"], **s["overrides"])
-    row.update(model=s["model"], batch=s["batch"], length=s["length"], peak_fraction=row["gflops"] / peak)
-    print(json.dumps(row), flush=True)
-    return [row]
+def run_world_model(s: dict, deadline: float, peak: float, precisions: list[str]) -> list[dict]:
+    rows = []
+    for precision in precisions:
+        if time.perf_counter() > deadline:
+            rows.append({"model": s["model"], "precision": precision, "skipped": "budget"})
+            continue
+        row = wm_bench.bench_update(s["model"], "subpixel/matmul", s["batch"], s["length"], s["repeats"],
+                                    **s["overrides"], precision=precision)
+        row.update(model=s["model"], precision=precision, batch=s["batch"], length=s["length"],
+                   peak_fraction=row["gflops"] / peak)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
 
 
 def run_train(s: dict, deadline: float) -> list[dict]:
@@ -177,12 +184,14 @@ def markdown(result: dict) -> str:
             lines += ["", f"S5 / GRU speed at this configuration: {speed:.2f}x "
                       "(popjaxrl reports S5 over five times faster than RNNs on a GPU)"]
         lines.append("")
-    for r in result.get("world_model", []):
+    if result.get("world_model"):
         lines += ["## World-model update (bench/world_model.py)", ""]
+    for r in result.get("world_model", []):
         if "skipped" in r:
-            lines.append(f"{r['model']}: skipped ({r['skipped']})")
+            lines.append(f"{r['model']} {r['precision']}: skipped ({r['skipped']})")
         else:
-            lines.append(f"{r['model']} batch {r['batch']}x{r['length']}: {r['s'] * 1e3:.1f} ms/update, compile "
+            lines.append(f"{r['model']} {r['precision']} batch {r['batch']}x{r['length']}: "
+                         f"{r['s'] * 1e3:.1f} ms/update, compile "
                          f"{r['compile_s']:.1f} s, {r['gflop']:.1f} GFLOP, {r['gflops']:.0f} GFLOP/s "
                          f"({100 * r['peak_fraction']:.1f}% of peak), {r['mb']:.0f} MB")
         lines.append("")
@@ -210,7 +219,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="wall-time budget: a section starting past its share is skipped (default 420 s; "
                              "--tiny: 1800 s, as a CPU compiles slowly)")
-    parser.add_argument("--precisions", nargs="+", default=["f32"], choices=["f32", "bf16"], help="PPO precisions")
+    parser.add_argument("--precisions", nargs="+", default=["f32"], choices=["f32", "bf16"],
+                        help="PPO and world-model precisions")
     parser.add_argument("--ppo-models", nargs="+", default=None, help="replace the PPO model list")
     parser.add_argument("--scan-models", nargs="+", default=None, help="replace the scan-benchmark model list")
     args = parser.parse_args(argv)
@@ -250,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
             elif name == "ppo":
                 result[name] = run_ppo(sizes["ppo"], deadline, peak, args.precisions)
             elif name == "world_model":
-                result[name] = run_world_model(sizes["world_model"], deadline, peak)
+                result[name] = run_world_model(sizes["world_model"], deadline, peak, args.precisions)
             else:
                 result[name] = run_train(sizes["train"], deadline)
         except Exception:  # keep the other sections' numbers; the JSON says what failed

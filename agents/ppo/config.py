@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import jax
 
 from ssmrl.agents.config import ConfigError, Options, check, env_names, from_fields, model_names, setting
+from ssmrl.ssm.precision import PRECISIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,7 @@ class PPOConfig:
                                      ge=1)
     eval_envs: int = setting(64, "envs of the final evaluation", ge=1)
     precision: str = setting("f32", "matmuls: f32, or bf16 operands with f32 accumulation (ssm/precision.py)",
-                             choices=("f32", "bf16"))
+                             choices=PRECISIONS)
 
     def check(self) -> None:
         """How the fields fit together and the registries' options (called by ``agents.config``)."""

@@ -14,6 +14,7 @@ is restored exactly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import chex
@@ -27,6 +28,7 @@ from ssmrl.agents.world_model.behavior import Actor, Critic, actor_critic_losses
 from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.agents.world_model.networks import check_observation_shape, postprocess
 from ssmrl.agents.world_model.world_model import WorldModel, make_world_model, state, world_model_loss
+from ssmrl.ssm.precision import matmul_precision
 
 
 @struct.dataclass
@@ -150,8 +152,21 @@ def fresh_env(parts: Parts, state: AgentState, key: jax.Array) -> AgentState:
                          carry=parts.wm.initialize_carry(E), ep_return=jnp.zeros((E,), jnp.float32))
 
 
+def at_precision(fn: Callable) -> Callable:
+    """``fn(parts, ...)`` traced with every dense layer's matmuls at ``parts.config.precision`` (ssm/precision.py):
+    acting, training and the open-loop predictions all run the networks as trained."""
+
+    @functools.wraps(fn)
+    def run(parts: Parts, *args, **kwargs):
+        with matmul_precision(parts.config.precision):
+            return fn(parts, *args, **kwargs)
+
+    return run
+
+
 # ----------------------------------------------------------------------------- acting
 
+@at_precision
 def policy_step(parts: Parts, params: dict, carry: dict, obs: jax.Array, first: jax.Array, key: jax.Array,
                 deterministic: bool = False):
     """Posterior of the current frame, an action (sampled, or the actor's likeliest when ``deterministic``),
@@ -200,6 +215,7 @@ def collect(parts: Parts, state: AgentState, steps: int, random_policy: bool) ->
 
 # ----------------------------------------------------------------------------- learning
 
+@at_precision
 def train_step(parts: Parts, state: AgentState) -> tuple[AgentState, dict]:
     """One world-model update on a replay batch, then one actor-critic update in imagination."""
     c = parts.config
@@ -314,6 +330,7 @@ def make_evaluate(parts: Parts, env, env_params, num_envs: int, steps: int, dete
     return evaluate
 
 
+@at_precision
 def open_loop_predictions(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,
                      key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Observe ``context`` frames, then imagine the rest open-loop from the recorded actions.

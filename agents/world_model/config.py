@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from ssmrl.agents.config import ConfigError, Options, check, env_names, from_fields, model_names, setting
 from ssmrl.agents.world_model.conv import WEIGHT_GRADS
+from ssmrl.ssm.precision import PRECISIONS
 
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
@@ -57,6 +58,8 @@ class WorldModelConfig:
     conv_weight_grad: str = setting("matmul", "image convs' gradients: matmul = on the CPU, the weight gradient as "
                                     "matmuls and a strided conv's input gradient as one stride-1 conv "
                                     "(XLA's CPU paths are up to 11x slower), xla = XLA's own", choices=WEIGHT_GRADS)
+    precision: str = setting("f32", "matmuls of every dense layer (world model, actor, critic; the convs stay f32): "
+                             "f32, or bf16 operands with f32 accumulation (ssm/precision.py)", choices=PRECISIONS)
     vector_hidden: int = setting(512, "vector encoder / decoder width (R2I on POPGym: one 512-wide layer)", ge=1)
     vector_layers: int = setting(1, "vector encoder / decoder layers", ge=1)
     mlp_hidden: int = setting(256, "width of the posterior, prior, reward and continue heads", ge=1)
