@@ -32,7 +32,7 @@ incoming carry; with ``C`` left out it gives the state vectors, so the final sta
 formed by repeated squaring of the dense ``N × N`` ``Ā``).
 
 Recurrent path: ``h_t = Ā h_{t-1} + B̄ u_t`` with ``Ā = diag + rank one`` per channel in ``lax.scan``, the
-carry replaced by zeros where ``resets`` is set. ``kernel_mode="auto"`` takes the convolution only for
+carry replaced by zeros where ``resets`` is set (``ssm.dplr``). ``kernel_mode="auto"`` takes the convolution only for
 windows without resets. Complex parameters are stored as real/imaginary float32 pairs.
 """
 
@@ -44,6 +44,7 @@ import numpy as np
 
 from ssmrl.ssm.base import SequenceLayer
 from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.dplr import dplr_recurrence, dplr_step
 from ssmrl.ssm.hippo import hippo_nplr
 from ssmrl.ssm.s4d import causal_conv, check_kernel_mode, constant, diagonal_params, run_windowed
 
@@ -132,37 +133,16 @@ class S4Layer(SequenceLayer):
     def initialize_carry(self, batch_size: int) -> jax.Array:
         return jnp.zeros((batch_size, self.features, self.state_size), jnp.complex64)
 
-    def _readout(self, c: jax.Array, h: jax.Array, u: jax.Array) -> jax.Array:
-        """``y = Re(Σ_n C_n h_n) + D u`` for ``h [..., H, N]``, ``u [..., H]``."""
-        return jnp.sum(c * h, axis=-1).real + self.d * u
-
     # ---- recurrent path ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _recur(system, h, x_t, reset_t):
-        """``h_t = Ā h_{t-1} + B̄ x_t`` with ``Ā = diag(a) + u v^T`` (``system = (a, u, v, B̄)``), ``O(N)``."""
-        a_diag, u, v, b_bar = system
-        h = jnp.where(reset_t[:, None, None], jnp.zeros_like(h), h)
-        # Products and sums rather than einsums: XLA fuses them into one loop over the state, where the einsums
-        # became complex batched dots (a step 1.5x faster on the CPU at B=H=128, N=64).
-        return a_diag * h + u * jnp.sum(v * h, axis=-1, keepdims=True) + b_bar * x_t.astype(h.dtype)[..., None]
-
     def _scan_path(self, carry, x, resets):
-        *system, c = self._discrete_dplr()
-
-        # The readout inside the loop: no [T, B, H, N] complex states are written and read back (on the CPU at
-        # T=64, B=128, H=128, N=64 the forward ran ~3x and forward + backward 1.4x faster, in half the memory).
-        def body(h, inputs):
-            h = self._recur(system, h, *inputs)
-            return h, self._readout(c, h, inputs[0])
-
-        return jax.lax.scan(body, carry, (x, resets.astype(bool)))
+        h, y = dplr_recurrence(self._discrete_dplr(), 1.0, carry, x, resets.astype(bool))
+        return h, y + self.d * x
 
     def step(self, carry, x_t, reset_t):
         """``x_t [B, H]``, ``reset_t [B]`` -> ``(carry [B, H, N], y_t [B, H])``."""
-        *system, c = self._discrete_dplr()
-        h = self._recur(system, carry, x_t, reset_t.astype(bool))
-        return h, self._readout(c, h, x_t)
+        h, y = dplr_step(self._discrete_dplr(), 1.0, carry, x_t, reset_t.astype(bool))
+        return h, y + self.d * x_t
 
     # ---- convolution path ----------------------------------------------------------------------------
 

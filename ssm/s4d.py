@@ -18,7 +18,8 @@ Two equivalent ways to run a window of length ``L``:
 * convolution: ``y = K * u + D u`` with the Vandermonde kernel ``K[l] = 2 Re(Σ_n C_n B̄_n Λ̄_n^l)``
   applied by FFT. A carry ``h_{-1}`` entering the window adds ``2 Re(C Λ̄^{t+1} h_{-1})`` to ``y_t``
   and the final state is ``Λ̄^L h_{-1} + Σ_s Λ̄^{L-1-s} B̄ u_s`` (another Vandermonde product);
-* recurrence: the reset-aware linear recurrence of ``ssm.scan``.
+* recurrence: the reset-aware linear recurrence, sequential (``ssm.dplr``, S4's loop without the rank-one term)
+  or associative (``ssm.scan``), by ``scan_method``.
 
 The convolution cannot express resets, so ``kernel_mode="auto"`` takes it only when the window holds
 none (``lax.cond``) and the recurrence otherwise. Complex parameters are stored as real/imaginary
@@ -36,8 +37,9 @@ import numpy as np
 
 from ssmrl.ssm.base import SequenceLayer
 from ssmrl.ssm.blocks import ssm_stack
+from ssmrl.ssm.dplr import dplr_recurrence, dplr_step
 from ssmrl.ssm.hippo import hippo_nplr
-from ssmrl.ssm.scan import SCAN_METHODS, linear_recurrence, linear_step, resolve_method
+from ssmrl.ssm.scan import SCAN_METHODS, linear_recurrence, resolve_method
 
 KERNEL_MODES = ("auto", "conv", "scan")
 S4D_INITS = ("legs", "lin", "inv")
@@ -187,12 +189,8 @@ class S4DLayer(SequenceLayer):
         lam_bar, b_bar, c, _ = self._system()
         if resolve_method(self.scan_method) == "sequential":
             # Input and readout formed inside the loop: no [T, B, H, N/2] arrays (bench/scan.py).
-            def body(h, inputs):
-                x_t, r_t = inputs
-                h = linear_step(lam_bar, x_t.astype(jnp.complex64)[..., None] * b_bar, r_t, h)
-                return h, self._readout(c, h, x_t)
-
-            return jax.lax.scan(body, carry, (x, resets))
+            h, y = dplr_recurrence((lam_bar, None, None, b_bar, c), 2.0, carry, x, resets.astype(bool))
+            return h, y + self.d * x
         bu = x.astype(jnp.complex64)[..., None] * b_bar  # [T, B, H, N/2]
         carry, h = linear_recurrence(lam_bar, bu, resets, carry, self.scan_method)
         return carry, self._readout(c, h, x)
@@ -222,8 +220,8 @@ class S4DLayer(SequenceLayer):
     def step(self, carry, x_t, reset_t):
         """``x_t [B, H]``, ``reset_t [B]`` -> ``(carry, y_t [B, H])``."""
         lam_bar, b_bar, c, _ = self._system()
-        h = linear_step(lam_bar, x_t.astype(jnp.complex64)[..., None] * b_bar, reset_t, carry)
-        return h, self._readout(c, h, x_t)
+        h, y = dplr_step((lam_bar, None, None, b_bar, c), 2.0, carry, x_t, reset_t.astype(bool))
+        return h, y + self.d * x_t
 
 
 def build(
