@@ -8,9 +8,9 @@ Per channel, with ``h [N]`` complex and ``Ā = diag(a) + u v^T`` (S4's bilinear 
     y_t = s Re(c · h_t)                  (s = 1 for S4; 2 for S4D, which keeps one of each conjugate pair)
 
 Written once for both layers' step mode and sequential scan. Every product is an elementwise product and a sum
-over the state: XLA fuses them into one loop over ``[B, H, N]``, where einsums became complex batched dots (S4:
-a step 1.5x faster on the CPU at B=H=128, N=64; S4D's einsum readout made its PPO update 1.5x slower,
-docs/RESULTS.md). The readout inside the loop means no ``[T, B, H, N]`` complex states are written and read
+over the state: XLA fuses them into one loop over ``[B, H, N]``, where einsums became complex batched dots (S4: a
+step 1.5x faster on the CPU at B=H=128, N=64; S4D's PPO update at paper size 0.99-1.21x faster than with its einsum
+readout, docs/RESULTS.md). The readout inside the loop means no ``[T, B, H, N]`` complex states are written and read
 back (S4 at T=64, B=128, H=128, N=64: forward ~3x, forward + backward 1.4x faster, in half the memory).
 """
 
