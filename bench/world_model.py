@@ -115,7 +115,7 @@ def bench_imagine(model: str, starts: int, horizon: int, repeats: int, precision
     reset0 = jnp.zeros((starts,), bool)
 
     def rollout(params, carry, z0, key):
-        with matmul_precision(precision):
+        with matmul_precision(config.precision):
             return imagine(parts.wm, params["wm"], parts.actor, params["actor"], carry, z0, reset0, horizon, key)
 
     key = jax.random.PRNGKey(1)
