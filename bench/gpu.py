@@ -37,6 +37,7 @@ import world_model as wm_bench
 from hlo_flops import matmul_peak
 
 from ssmrl.agents.ppo.train import build, make_chunk
+from ssmrl.ssm.precision import PRECISIONS
 
 SIZES = {
     "full": dict(
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="wall-time budget: a section starting past its share is skipped (default 420 s; "
                              "--tiny: 1800 s, as a CPU compiles slowly)")
-    parser.add_argument("--precisions", nargs="+", default=["f32"], choices=["f32", "bf16"],
+    parser.add_argument("--precisions", nargs="+", default=["f32"], choices=PRECISIONS,
                         help="PPO and world-model precisions")
     parser.add_argument("--ppo-models", nargs="+", default=None, help="replace the PPO model list")
     parser.add_argument("--scan-models", nargs="+", default=None, help="replace the scan-benchmark model list")

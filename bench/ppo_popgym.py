@@ -39,6 +39,7 @@ from ssmrl.agents.ppo.config import PPOConfig, validate
 from ssmrl.agents.ppo.train import build
 from ssmrl.experiment.ppo import seeds_chunk
 from ssmrl.experiment.seeds import SeedMethod, over_seeds, resolve_seed_method
+from ssmrl.ssm.precision import PRECISIONS
 
 PAPER_MODELS = {
     "s5": dict(num_layers=4, model_options=(("state_size", 256),)),
@@ -175,7 +176,7 @@ def format_row(r: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["gru", "s5"], choices=sorted(PAPER_MODELS))
-    parser.add_argument("--precisions", nargs="+", default=["f32"], choices=["f32", "bf16"])
+    parser.add_argument("--precisions", nargs="+", default=["f32"], choices=PRECISIONS)
     parser.add_argument("--env", default="RepeatPreviousEasy")
     parser.add_argument("--updates", type=int, default=4, help="updates per timed call")
     parser.add_argument("--repeats", type=int, default=3)

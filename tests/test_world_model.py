@@ -469,11 +469,11 @@ def test_bf16_precision_reaches_the_dense_layers_and_keeps_the_update():
     assert m32["recon_loss"] != m16["recon_loss"]
     for name in ("recon_loss", "reward_loss", "actor_loss"):
         np.testing.assert_allclose(m16[name], m32[name], rtol=2e-2, atol=1e-3, err_msg=name)
-    step = optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, new32.params["wm"], params["wm"]))
+    step_norm = optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, new32.params["wm"], params["wm"]))
     gap = optax.tree.norm(jax.tree_util.tree_map(jnp.subtract, new16.params["wm"], new32.params["wm"]))
     # Adam's first step is lr * sign(g) per parameter: rounding flips the signs of the near-zero gradients only
     # (the gap measured 24% of the step's norm)
-    assert 0.0 < float(gap) < 0.5 * float(step), (gap, step)
+    assert 0.0 < float(gap) < 0.5 * float(step_norm), (gap, step_norm)
 
 
 # ----------------------------------------------------------------------------- configuration
