@@ -3,6 +3,7 @@
     python bench/ppo_popgym.py                                  # gru and s5 at popjaxrl's settings, f32
     python bench/ppo_popgym.py --models s5 --precisions f32 bf16 --seeds 8 --breakdown
     python bench/ppo_popgym.py --json out.json                  # also write every row
+    python bench/ppo_popgym.py --popjaxrl ~/popjaxrl            # popjaxrl timed in this process (a checkout)
 
 Settings (popjaxrl's, docs/RESULTS.md): RepeatPreviousEasy, 16 envs x 128 steps, 2 epochs x 2
 minibatches, paper-sized models as in configs/ppo/model (S5: 4 layers, width 256, state 256; GRU: width
@@ -13,13 +14,16 @@ minibatches, paper-sized models as in configs/ppo/model (S5: 4 layers, width 256
   epochs, minibatches, the layers' scans) counted per iteration (bench/hlo_flops.py; XLA's own
   ``cost_analysis`` counts a loop body once and is printed in brackets).
 * ``% peak``: those FLOPs per second over a 2048x2048 f32 matmul's rate measured first, in this process.
-* ``x popjaxrl``: env-steps/s over popjaxrl's at the same settings on this machine's CPU (S5 2,708,
-  GRU 5,064; issue #14), a constant, so it says something only on that CPU.
+* ``x popjaxrl``: env-steps/s over popjaxrl's at the same settings. With ``--popjaxrl DIR`` (a checkout of its
+  repository) popjaxrl's S5 and GRU are timed in this process just before ours (bench/popjaxrl_baseline.py);
+  without it the ratio is over constants measured on issue #14's CPU (S5 2,708, GRU 5,064), which say something
+  only on that CPU (on a Zen 4 EPYC popjaxrl ran 2,900-3,200 and 6,500-6,900: docs/RESULTS.md).
 * ``N seeds``: time of N seeds over the time of one (<= N means seeds scale linearly or better), run as training
   runs them (``experiment.seeds``: one after another on the CPU, vmapped elsewhere), and the same ratio with the
   seeds vmapped, the baseline.
-* ``--breakdown``: the update timed again with 4 epochs; the difference is 2 epochs of minibatch
-  gradients, the rest of the 2-epoch time is the rollout (with GAE).
+* ``--breakdown``: the update timed again with no epochs: that is the rollout (with GAE), the rest of the
+  update's time the minibatch gradients. (It was the difference of a 4- and a 2-epoch update, which on a noisy
+  host came out negative for the rollout.)
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ import time
 
 import jax
 import numpy as np
-from hlo_flops import loop_aware_flops, matmul_peak  # sibling script module: bench/ is the script's path entry
+from hlo_flops import loop_aware_flops, matmul_peak  # sibling script modules: bench/ is the script's path entry
+from popjaxrl_baseline import MODELS as POPJAXRL_MODELS
+from popjaxrl_baseline import bench_popjaxrl, check_checkout, check_env
+from popjaxrl_baseline import load as load_popjaxrl
 
 from ssmrl import envs
 from ssmrl.agents.params import count_params
@@ -56,7 +63,7 @@ PAPER_MODELS = {
     "transformer": dict(num_layers=2, model_options=(("num_heads", 4), ("memory", 64))),
 }
 
-# popjaxrl at the same settings, measured side by side on this project's 2-core CPU (issue #14).
+# popjaxrl at the same settings, measured side by side on issue #14's 2-core CPU: used without --popjaxrl.
 POPJAXRL_STEPS_PER_S = {"s5": 2708.0, "gru": 5064.0}
 
 
@@ -107,14 +114,22 @@ def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod 
 
 
 def bench_model(model: str, precision: str, *, env: str = "RepeatPreviousEasy", updates: int = 4, repeats: int = 3,
-                seeds: int = 8, breakdown: bool = False, peak: float = float("nan"), **sizes) -> dict:
+                seeds: int = 8, breakdown: bool = False, peak: float = float("nan"),
+                popjaxrl: dict | None = None, **sizes) -> dict:
     """One row: 1 seed (and ``seeds`` seeds when > 1, as training runs them and vmapped; the 4-epoch breakdown
-    when asked)."""
+    when asked). ``popjaxrl``: bench_popjaxrl's result for this model, measured in this process."""
     config = bench_config(model, env, updates, precision, **sizes)
     row = dict(model=model, precision=precision, **bench_agent(config, 1, repeats))
     row["peak_fraction"] = row["gflops"] / peak
-    if model in POPJAXRL_STEPS_PER_S:
-        row["x_popjaxrl"] = row["steps_per_s"] / POPJAXRL_STEPS_PER_S[model]
+    if popjaxrl is not None:
+        row.update(popjaxrl_steps_per_s=popjaxrl["steps_per_s"], popjaxrl_compile_s=popjaxrl["compile_s"],
+                   popjaxrl_gflop_per_update=popjaxrl["gflop_per_update"], popjaxrl_source="this process",
+                   popjaxrl_peak_fraction=popjaxrl["gflop_per_update"] * popjaxrl["steps_per_s"]
+                   / config.steps_per_update / peak)
+    elif model in POPJAXRL_STEPS_PER_S:
+        row.update(popjaxrl_steps_per_s=POPJAXRL_STEPS_PER_S[model], popjaxrl_source="issue #14's constant")
+    if "popjaxrl_steps_per_s" in row:
+        row["x_popjaxrl"] = row["steps_per_s"] / row["popjaxrl_steps_per_s"]
     if seeds > 1:
         many = bench_agent(config, seeds, repeats)
         row.update(seeds=seeds, seed_method=many["method"], seeds_steps_per_s=many["steps_per_s"],
@@ -122,11 +137,11 @@ def bench_model(model: str, precision: str, *, env: str = "RepeatPreviousEasy", 
         if row["seed_method"] != "vmap":
             row["seeds_vmap_time_ratio"] = bench_agent(config, seeds, repeats, "vmap")["seconds"] / row["seconds"]
     if breakdown:
-        epochs = config.update_epochs
-        longer = bench_agent(dataclasses.replace(config, update_epochs=2 * epochs), 1, repeats)
-        gradients = longer["update_s"] - row["update_s"]  # `epochs` more epochs of minibatch gradients
-        row.update(gradient_s=gradients, rollout_s=row["update_s"] - gradients,
-                   gradient_gflops=(longer["gflop_per_update"] - row["gflop_per_update"]) / gradients)
+        # validation wants >= 1 epoch; with none, the update is the rollout and GAE alone
+        rollout = bench_agent(dataclasses.replace(config, update_epochs=0), 1, repeats)
+        gradients = row["update_s"] - rollout["update_s"]
+        row.update(gradient_s=gradients, rollout_s=rollout["update_s"],
+                   gradient_gflops=(row["gflop_per_update"] - rollout["gflop_per_update"]) / gradients)
     return row
 
 
@@ -161,7 +176,11 @@ def format_row(r: dict) -> str:
             f"({r['xla_gflop_per_call']:.2f} by cost_analysis, per call) GFLOP/s={r['gflops']:6.1f} "
             f"= {100 * r['peak_fraction']:4.1f}% of peak")
     if "x_popjaxrl" in r:
-        line += f"  {r['x_popjaxrl']:.2f}x popjaxrl"
+        line += f"  {r['x_popjaxrl']:.2f}x popjaxrl ({r['popjaxrl_steps_per_s']:,.0f}: {r['popjaxrl_source']}"
+        if "popjaxrl_compile_s" in r:
+            line += (f", compile {r['popjaxrl_compile_s']:.0f}s, {r['popjaxrl_gflop_per_update']:.2f} GFLOP/update "
+                     f"= {100 * r['popjaxrl_peak_fraction']:.1f}% of peak")
+        line += ")"
     if "seeds" in r:
         line += (f"  {r['seeds']} seeds ({r['seed_method']}): {r['seeds_time_ratio']:.2f}x the time of 1 "
                  f"({r['seeds_steps_per_s']:,.0f} env-steps/s)")
@@ -184,7 +203,16 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="split the update into rollout and gradients")
     parser.add_argument("--env-only", nargs="*", default=[], help="also time these envs alone (1024 envs x 256 steps)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--popjaxrl", default=None, metavar="DIR",
+                        help="a checkout of popjaxrl: time its S5 / GRU in this process for the x popjaxrl ratio")
     args = parser.parse_args()
+    popjaxrl = None
+    if args.popjaxrl is not None:
+        try:
+            check_env(args.env)
+            popjaxrl = load_popjaxrl(check_checkout(args.popjaxrl))
+        except ValueError as e:
+            parser.error(str(e))
     peak = matmul_peak()
     peak_bf16 = matmul_peak(dtype="bf16")
     print(f"backend={jax.default_backend()} device={jax.devices()[0].device_kind} env={args.env} 16 envs x 128 "
@@ -192,9 +220,12 @@ def main() -> None:
           f"{peak_bf16:.0f} GFLOP/s", flush=True)
     rows = []
     for model in args.models:
+        baseline = None
+        if popjaxrl is not None and model in POPJAXRL_MODELS:
+            baseline = bench_popjaxrl(popjaxrl, model, env_name=args.env, repeats=args.repeats)
         for precision in args.precisions:
             row = bench_model(model, precision, env=args.env, updates=args.updates, repeats=args.repeats,
-                              seeds=args.seeds, breakdown=args.breakdown, peak=peak)
+                              seeds=args.seeds, breakdown=args.breakdown, peak=peak, popjaxrl=baseline)
             rows.append(row)
             print(format_row(row), flush=True)
     base = {r["model"]: r for r in rows if r["precision"] == args.precisions[0]}

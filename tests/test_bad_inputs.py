@@ -256,6 +256,21 @@ def test_the_command_line_stops_with_one_line(tmp_path, script, override, messag
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "data" / "train").exists()
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--popjaxrl", "{tmp}"], "error: --popjaxrl '{tmp}': no algorithms/ppo_s5.py, algorithms/ppo_gru.py, "
+                              "envs/registration.py there; expected a checkout of https://github.com/luchris429/popjaxrl"),
+    (["--popjaxrl", "{tmp}", "--env", "CountRecallEasy"],
+     "error: the popjaxrl baseline runs 'RepeatPreviousEasy' only (the env whose step is adapted), not 'CountRecallEasy'"),
+])
+def test_the_ppo_bench_refuses_a_popjaxrl_baseline_it_cannot_run(tmp_path, args, message):
+    """Before the matmul peak or any model is timed: one line, exit status 2."""
+    out = subprocess.run([sys.executable, "bench/ppo_popgym.py", *(a.format(tmp=tmp_path) for a in args)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.splitlines()[-1] == "ppo_popgym.py: " + message.format(tmp=tmp_path)
+    assert "Traceback" not in out.stderr and "matmul peak" not in out.stdout
+
+
 @pytest.mark.parametrize("script", sorted(ENTRIES))
 def test_help_lists_only_the_scripts_own_keys_and_each_can_be_set(script):
     """``--help`` shows the script's own groups and keys; every key it shows is in the composed config,
