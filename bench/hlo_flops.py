@@ -3,9 +3,11 @@
 XLA's ``cost_analysis()`` counts a ``while`` body (``lax.scan``, ``nn.scan``) once, whatever its trip
 count: an RSSM update or an imagination rollout is undercounted by ~T or ~H. This walks the optimised
 HLO text instead: each ``dot`` costs ``2 * |out| * |contracted lhs dims|``, each ``convolution``
-``2 * |out| * |kernel| / kernel_out_features``; a computation's cost is its own ops plus the
-computations it calls (fusions), a ``while`` body times its ``known_trip_count``. Elementwise work is
-not counted: this is the arithmetic the matmul units do, the figure to hold against a matmul peak.
+``2 * |out| * |kernel| / kernel_out_features``, four times that for complex ones (a complex multiply-add is four
+real multiplies and four real adds, all executed: popjaxrl's S5 runs complex dots, ours the real ones they
+reduce to); a computation's cost is its own ops plus the computations it calls (fusions), a ``while`` body times
+its ``known_trip_count``. Elementwise work is not counted: this is the arithmetic the matmul units do, the figure
+to hold against a matmul peak.
 On GPUs, matmuls and convolutions become cuBLAS / cuDNN ``custom-call``s and are counted from their
 operand shapes and dimension numbers (written from XLA's HLO format, not yet checked on a GPU).
 """
@@ -18,6 +20,7 @@ import re
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$")
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (.*?) ([\w\-]+)\((.*)$")
 _ARRAY = re.compile(r"^\(?\w+\[([\d,]*)\]")  # an array, or a tuple's first element (GPU library calls)
+_COMPLEX = re.compile(r"^\(?c(64|128)\[")
 _OPERANDS = re.compile(r"%([\w.\-]+)")
 _TRIP_COUNT = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
 
@@ -53,7 +56,12 @@ def _conv_flops(out: list[int], kernel: list[int], rest: str) -> float:
     return 2.0 * math.prod(out) * math.prod(kernel) / kernel[labels.group(1).index("o")]
 
 
-def _op_flops(op: str, out: list[int], rest: str, shapes: dict[str, list[int]]) -> float:
+def _op_flops(op: str, kind: str, out: list[int], rest: str, shapes: dict[str, list[int]]) -> float:
+    """Real FLOPs of one instruction ``op`` whose result type is ``kind`` (``f32[16,768]{1,0}``, ``c64[...]``)."""
+    return (4.0 if _COMPLEX.match(kind) else 1.0) * _real_op_flops(op, out, rest, shapes)
+
+
+def _real_op_flops(op: str, out: list[int], rest: str, shapes: dict[str, list[int]]) -> float:
     operands = _OPERANDS.findall(rest.split(")", 1)[0])
     if op == "custom-call":  # GPU: cuBLAS matmuls and cuDNN convolutions are library calls, not dots
         target = re.search(r'custom_call_target="([^"]+)"', rest)
@@ -100,7 +108,7 @@ def loop_aware_flops(hlo: str) -> float:
             result, kind, op, rest = match.groups()
             array = _ARRAY.match(kind)
             shapes[result] = _dims(array.group(1)) if array else []
-            total += _op_flops(op, shapes[result], rest, shapes)
+            total += _op_flops(op, kind, shapes[result], rest, shapes)
             if op == "while":
                 body = re.search(r"body=%([\w.\-]+)", rest)
                 trips = _TRIP_COUNT.search(rest)

@@ -155,3 +155,18 @@ def test_loop_aware_flops_counts_gpu_library_matmuls():
         "}",
     ])
     assert flops(hlo) == 2 * 16 * 256 * 768
+
+
+def test_loop_aware_flops_counts_a_complex_matmul_as_four_real_ones():
+    """A complex dot executes four real products (popjaxrl's S5 multiplies complex ``B̄`` by activations cast to
+    complex); the real form of the same numbers (ours: ``[B̄_re; B̄_im] u``) half that, as it skips the zeros."""
+    import runpy
+
+    flops = runpy.run_path(os.path.join(ROOT, "bench", "hlo_flops.py"))["loop_aware_flops"]
+    b = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 32))
+    u = jax.random.normal(jax.random.PRNGKey(1), (32, 16))
+    as_complex = jax.jit(lambda b, u: (b[0] + 1j * b[1]) @ u.astype(jnp.complex64)).lower(b, u).compile()
+    as_real = jax.jit(lambda b, u: jnp.concatenate([b[0], b[1]], 0) @ u).lower(b, u).compile()
+    assert "c64[8,16]" in as_complex.as_text() and " dot(" in as_complex.as_text()
+    assert flops(as_complex.as_text()) == 4 * 2 * 8 * 16 * 32
+    assert flops(as_real.as_text()) == 2 * 16 * 16 * 32
