@@ -12,7 +12,9 @@ start after its share of ``--budget-s`` is skipped and says so, so the JSON is a
    choice and ``sequential``), the measurement ``ssm.scan.resolve_method`` is chosen by.
 2. ``ppo``: bench/ppo_popgym.py at the paper configuration (64 envs x 1024 steps, 30 epochs x 8
    minibatches, paper-sized models) for s5 / gru / mamba / mamba2 with 1 and 8 vmapped seeds:
-   env-steps/s, loop-aware FLOPs, fraction of the matmul peak, 8-seed / 1-seed time, S5 / GRU speed.
+   env-steps/s, loop-aware FLOPs, fraction of the matmul peak, 8-seed / 1-seed time, S5 / GRU speed; with
+   ``--popjaxrl DIR`` (a checkout of popjaxrl, bench/popjaxrl_baseline.py) popjaxrl's S5 and GRU at the same
+   sizes too, in this process, and our speed over theirs.
 3. ``world_model``: one world-model update at Drama size with the full batch (16 x 128), bench/world_model.py, in
    each of ``--precisions`` (bf16: the dense layers' matmuls).
 4. ``train``: a short PPO-S5 run at the paper configuration on RepeatPreviousEasy (training returns).
@@ -35,6 +37,9 @@ import ppo_popgym  # sibling script modules: bench/ is the script's path entry
 import scan as scan_bench
 import world_model as wm_bench
 from hlo_flops import matmul_peak
+from popjaxrl_baseline import MODELS as POPJAXRL_MODELS
+from popjaxrl_baseline import bench_popjaxrl, check_checkout
+from popjaxrl_baseline import load as load_popjaxrl
 
 from ssmrl.agents.ppo.train import build, make_chunk
 from ssmrl.ssm.precision import PRECISIONS
@@ -83,10 +88,17 @@ def run_scan(s: dict, deadline: float) -> list[dict]:
     return rows
 
 
-def run_ppo(s: dict, deadline: float, peak: float, precisions: list[str]) -> list[dict]:
+def run_ppo(s: dict, deadline: float, peak: float, precisions: list[str], popjaxrl: dict | None = None) -> list[dict]:
+    """``popjaxrl``: popjaxrl_baseline.load's result, to time its S5 / GRU (paper-sized models) at the same env,
+    step and epoch counts before our f32 one-seed row."""
     rows = []
     for model in s["models"]:
         sizes = dict(s["sizes"])
+        baseline = None
+        if popjaxrl is not None and model in POPJAXRL_MODELS and time.perf_counter() < deadline:
+            baseline = bench_popjaxrl(popjaxrl, model, updates=s["updates"], repeats=s["repeats"],
+                                      **{k: sizes[k] for k in ("num_envs", "num_steps", "epochs", "minibatches")})
+            print(json.dumps({"popjaxrl": model, **baseline}), flush=True)
         if "num_layers" in sizes:  # tiny: small state sizes too
             sizes["model_options"] = (("state_size", 8),) if model in ("s5", "mamba", "mamba2") else ()
         for precision in precisions:
@@ -101,6 +113,11 @@ def run_ppo(s: dict, deadline: float, peak: float, precisions: list[str]) -> lis
                 row["peak_fraction"] = row["gflops"] / peak
                 if seeds == 1:
                     one = row
+                    if baseline is not None and precision == "f32":
+                        row.update(popjaxrl_steps_per_s=baseline["steps_per_s"],
+                                   popjaxrl_compile_s=baseline["compile_s"])
+                        if "num_layers" not in s["sizes"]:  # tiny shrinks our models, not popjaxrl's: no ratio
+                            row["x_popjaxrl"] = row["steps_per_s"] / baseline["steps_per_s"]
                 elif one is not None:
                     row["time_vs_1_seed"] = row["seconds"] / one["seconds"]
                 rows.append(row)
@@ -170,15 +187,20 @@ def markdown(result: dict) -> str:
     if ppo_rows:
         lines += ["## PPO throughput (bench/ppo_popgym.py sizes: " + json.dumps(result["sizes"]["ppo"]["sizes"]) + ")",
                   "", "| model | precision | seeds | env-steps/s | compile s | GFLOP/update | GFLOP/s | % peak | "
-                  "time vs 1 seed |", "|---" * 9 + "|"]
+                  "time vs 1 seed | x popjaxrl (its env-steps/s, compile s) |", "|---" * 10 + "|"]
         for r in ppo_rows:
             if "skipped" in r:
-                lines.append(f"| {r['model']} | {r['precision']} | {r['seeds']} | skipped ({r['skipped']}) | | | | | |")
+                lines.append(f"| {r['model']} | {r['precision']} | {r['seeds']} | skipped ({r['skipped']}) "
+                             "| | | | | | |")
             else:
                 ratio = f"{r['time_vs_1_seed']:.2f}x" if "time_vs_1_seed" in r else ""
+                versus = ""
+                if "popjaxrl_steps_per_s" in r:
+                    versus = (f"{r['x_popjaxrl']:.2f}x" if "x_popjaxrl" in r else "(its models are paper-sized)")
+                    versus += f" ({r['popjaxrl_steps_per_s']:,.0f}, {r['popjaxrl_compile_s']:.0f})"
                 lines.append(f"| {r['model']} | {r['precision']} | {r['seeds']} | {r['steps_per_s']:,.0f} | "
                              f"{r['compile_s']:.1f} | {r['gflop_per_update']:.3g} | {r['gflops']:.3g} | "
-                             f"{100 * r['peak_fraction']:.1f} | {ratio} |")
+                             f"{100 * r['peak_fraction']:.1f} | {ratio} | {versus} |")
         one = {r["model"]: r for r in ppo_rows if r.get("seeds") == 1 and "skipped" not in r}
         if "s5" in one and "gru" in one:
             speed = one["s5"]["steps_per_s"] / one["gru"]["steps_per_s"]
@@ -224,7 +246,13 @@ def main(argv: list[str] | None = None) -> dict:
                         help="PPO and world-model precisions")
     parser.add_argument("--ppo-models", nargs="+", default=None, help="replace the PPO model list")
     parser.add_argument("--scan-models", nargs="+", default=None, help="replace the scan-benchmark model list")
+    parser.add_argument("--popjaxrl", default=None, metavar="DIR",
+                        help="a checkout of popjaxrl: time its S5 / GRU beside ours in the ppo section")
     args = parser.parse_args(argv)
+    try:
+        popjaxrl = load_popjaxrl(check_checkout(args.popjaxrl)) if args.popjaxrl is not None else None
+    except ValueError as e:
+        parser.error(str(e))
     mode = "tiny" if args.tiny else "full"
     budget = args.budget_s or (1800.0 if args.tiny else 420.0)
     sizes = json.loads(json.dumps(SIZES[mode]))  # a deep copy that also turns tuples into lists
@@ -259,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
             if name == "scan":
                 result[name] = run_scan(sizes["scan"], deadline)
             elif name == "ppo":
-                result[name] = run_ppo(sizes["ppo"], deadline, peak, args.precisions)
+                result[name] = run_ppo(sizes["ppo"], deadline, peak, args.precisions, popjaxrl)
             elif name == "world_model":
                 result[name] = run_world_model(sizes["world_model"], deadline, peak, args.precisions)
             else:

@@ -16,9 +16,9 @@ expects from those versions are given back for the run (the only changes, all in
   zeros, as before.
 
 Settings are ours (bench/ppo_popgym.py's, popjaxrl's paper sizes): RepeatPreviousEasy, 16 envs x 128 steps,
-2 epochs x 2 minibatches, lr 5e-5, gamma 0.99, lambda 1, clip 0.2, no entropy bonus, 4 S5 layers of width and state
-256. One call of popjaxrl's ``train`` is its initialisation and ``updates`` updates, jitted; env-steps/s is the
-median over ``repeats`` calls after one warm-up.
+2 epochs x 2 minibatches by default (bench/gpu.py: the paper's 64 x 1024, 30 x 8), lr 5e-5, gamma 0.99,
+lambda 1, clip 0.2, no entropy bonus, 4 S5 layers of width and state 256. One call of popjaxrl's ``train`` is
+its initialisation and ``updates`` updates, jitted; env-steps/s is the median over ``repeats`` calls after one warm-up.
 """
 
 from __future__ import annotations
@@ -111,18 +111,19 @@ def load(root: Path) -> dict:
                                 gru=ppo_gru.make_train))
 
 
-def _config(popjaxrl: dict, env_name: str, updates: int) -> dict:
+def _config(popjaxrl: dict, env_name: str, updates: int, num_envs: int, num_steps: int, epochs: int,
+            minibatches: int) -> dict:
     env, env_params = popjaxrl["make"](env_name)
-    return {"LR": 5e-5, "NUM_ENVS": 16, "NUM_STEPS": 128, "TOTAL_TIMESTEPS": 16 * 128 * updates,
-            "UPDATE_EPOCHS": 2, "NUM_MINIBATCHES": 2, "GAMMA": 0.99, "GAE_LAMBDA": 1.0, "CLIP_EPS": 0.2,
+    return {"LR": 5e-5, "NUM_ENVS": num_envs, "NUM_STEPS": num_steps, "TOTAL_TIMESTEPS": num_envs * num_steps * updates,
+            "UPDATE_EPOCHS": epochs, "NUM_MINIBATCHES": minibatches, "GAMMA": 0.99, "GAE_LAMBDA": 1.0, "CLIP_EPS": 0.2,
             "ENT_COEF": 0.0, "VF_COEF": 1.0, "MAX_GRAD_NORM": 0.5, "ENV": popjaxrl["wrapper"](env),
             "ENV_PARAMS": env_params, "ANNEAL_LR": False, "DEBUG": False, "S5_D_MODEL": 256, "S5_SSM_SIZE": 256,
             "S5_N_LAYERS": 4, "S5_BLOCKS": 1, "S5_ACTIVATION": "full_glu", "S5_DO_NORM": False,
             "S5_PRENORM": False, "S5_DO_GTRXL_NORM": False}
 
 
-def bench_popjaxrl(popjaxrl: dict, model: str, *, env_name: str = ENV, updates: int = 16,
-                   repeats: int = 3) -> dict:
+def bench_popjaxrl(popjaxrl: dict, model: str, *, env_name: str = ENV, updates: int = 16, repeats: int = 3,
+                   num_envs: int = 16, num_steps: int = 128, epochs: int = 2, minibatches: int = 2) -> dict:
     """``{"steps_per_s", "compile_s", "gflop_per_update"}`` of popjaxrl's one-seed ``train`` for ``model`` (``s5``
     or ``gru``); FLOPs counted as ours are (bench/hlo_flops.py, every loop body per iteration)."""
     import jax
@@ -130,7 +131,8 @@ def bench_popjaxrl(popjaxrl: dict, model: str, *, env_name: str = ENV, updates: 
     from hlo_flops import loop_aware_flops
 
     check_env(env_name)
-    train = jax.jit(popjaxrl["make_train"][model](_config(popjaxrl, env_name, updates)))
+    train = jax.jit(popjaxrl["make_train"][model](_config(popjaxrl, env_name, updates, num_envs, num_steps, epochs,
+                                                          minibatches)))
     t0 = time.perf_counter()
     compiled = train.lower(jax.random.PRNGKey(0)).compile()
     compile_s = time.perf_counter() - t0
@@ -140,5 +142,5 @@ def bench_popjaxrl(popjaxrl: dict, model: str, *, env_name: str = ENV, updates: 
         t0 = time.perf_counter()
         jax.block_until_ready(compiled(jax.random.PRNGKey(r + 1)))
         times.append(time.perf_counter() - t0)
-    return dict(steps_per_s=16 * 128 * updates / float(np.median(times)), compile_s=compile_s,
+    return dict(steps_per_s=num_envs * num_steps * updates / float(np.median(times)), compile_s=compile_s,
                 gflop_per_update=loop_aware_flops(compiled.as_text()) / updates / 1e9)

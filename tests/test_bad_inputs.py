@@ -256,19 +256,24 @@ def test_the_command_line_stops_with_one_line(tmp_path, script, override, messag
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "data" / "train").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--popjaxrl", "{tmp}"], "error: --popjaxrl '{tmp}': no algorithms/ppo_s5.py, algorithms/ppo_gru.py, "
-                              "envs/registration.py there; expected a checkout of https://github.com/luchris429/popjaxrl"),
-    (["--popjaxrl", "{tmp}", "--env", "CountRecallEasy"],
-     "error: the popjaxrl baseline runs 'RepeatPreviousEasy' only (the env whose step is adapted), not 'CountRecallEasy'"),
+NO_CHECKOUT = ("error: --popjaxrl '{tmp}': no algorithms/ppo_s5.py, algorithms/ppo_gru.py, envs/registration.py "
+               "there; expected a checkout of https://github.com/luchris429/popjaxrl")
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("ppo_popgym", ["--popjaxrl", "{tmp}"], NO_CHECKOUT),
+    ("ppo_popgym", ["--popjaxrl", "{tmp}", "--env", "CountRecallEasy"],
+     "error: the popjaxrl baseline runs 'RepeatPreviousEasy' only (the env whose step is adapted), "
+     "not 'CountRecallEasy'"),
+    ("gpu", ["--tiny", "--popjaxrl", "{tmp}", "--out", "{tmp}/out"], NO_CHECKOUT),
 ])
-def test_the_ppo_bench_refuses_a_popjaxrl_baseline_it_cannot_run(tmp_path, args, message):
+def test_the_benches_refuse_a_popjaxrl_baseline_they_cannot_run(tmp_path, script, args, message):
     """Before the matmul peak or any model is timed: one line, exit status 2."""
-    out = subprocess.run([sys.executable, "bench/ppo_popgym.py", *(a.format(tmp=tmp_path) for a in args)], cwd=ROOT,
+    out = subprocess.run([sys.executable, f"bench/{script}.py", *(a.format(tmp=tmp_path) for a in args)], cwd=ROOT,
                          capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert out.returncode == 2, out.stderr[-2000:]
-    assert out.stderr.splitlines()[-1] == "ppo_popgym.py: " + message.format(tmp=tmp_path)
-    assert "Traceback" not in out.stderr and "matmul peak" not in out.stdout
+    assert out.stderr.splitlines()[-1] == f"{script}.py: " + message.format(tmp=tmp_path)
+    assert "Traceback" not in out.stderr and "peak" not in out.stdout and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("script", sorted(ENTRIES))
