@@ -17,7 +17,7 @@ minibatches, paper-sized models as in configs/ppo/model (S5: 4 layers, width 256
 * ``x popjaxrl``: env-steps/s over popjaxrl's at the same settings. With ``--popjaxrl DIR`` (a checkout of its
   repository) popjaxrl's S5 and GRU are timed in this process just before ours (bench/popjaxrl_baseline.py);
   without it the ratio is over constants measured on issue #14's CPU (S5 2,708, GRU 5,064), which say something
-  only on that CPU (on a Zen 4 EPYC popjaxrl ran 2,900-3,200 and 6,500-6,900: docs/RESULTS.md).
+  only on that CPU (on a Zen 4 EPYC popjaxrl ran S5 2,910-3,290 and GRU 6,280-7,470: docs/RESULTS.md).
 * ``N seeds``: time of N seeds over the time of one (<= N means seeds scale linearly or better), run as training
   runs them (``experiment.seeds``: one after another on the CPU, vmapped elsewhere), and the same ratio with the
   seeds vmapped, the baseline.
