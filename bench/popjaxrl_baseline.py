@@ -95,8 +95,9 @@ def load(root: Path) -> dict:
             setattr(purerl, name, value)
     if not hasattr(jnp, "DeviceArray"):
         jnp.DeviceArray = jax.Array
-    # popjaxrl's training modules import wandb for their optional logging only (off here)
-    sys.modules.setdefault("wandb", types.ModuleType("wandb"))
+    # popjaxrl's training modules import wandb for their optional logging only (off here): a stub where it is absent
+    if importlib.util.find_spec("wandb") is None:
+        sys.modules.setdefault("wandb", types.ModuleType("wandb"))
     _import_package("envs", root)
     _import_package("algorithms", root)
     registry = importlib.import_module("envs")

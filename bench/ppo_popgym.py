@@ -22,8 +22,8 @@ minibatches, paper-sized models as in configs/ppo/model (S5: 4 layers, width 256
   runs them (``experiment.seeds``: one after another on the CPU, vmapped elsewhere), and the same ratio with the
   seeds vmapped, the baseline.
 * ``--breakdown``: the update timed again with no epochs: that is the rollout (with GAE), the rest of the
-  update's time the minibatch gradients. (It was the difference of a 4- and a 2-epoch update, which on a noisy
-  host came out negative for the rollout.)
+  update's time the minibatch gradients (timed directly: a difference of two longer timings drowns in a noisy
+  host's spread).
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod 
 def bench_model(model: str, precision: str, *, env: str = "RepeatPreviousEasy", updates: int = 4, repeats: int = 3,
                 seeds: int = 8, breakdown: bool = False, peak: float = float("nan"),
                 popjaxrl: dict | None = None, **sizes) -> dict:
-    """One row: 1 seed (and ``seeds`` seeds when > 1, as training runs them and vmapped; the 4-epoch breakdown
-    when asked). ``popjaxrl``: bench_popjaxrl's result for this model, measured in this process."""
+    """One row: 1 seed (and ``seeds`` seeds when > 1, as training runs them and vmapped; the rollout / gradients
+    breakdown when asked). ``popjaxrl``: bench_popjaxrl's result for this model, measured in this process."""
     config = bench_config(model, env, updates, precision, **sizes)
     row = dict(model=model, precision=precision, **bench_agent(config, 1, repeats))
     row["peak_fraction"] = row["gflops"] / peak
