@@ -133,7 +133,10 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
         return [steps, _nanmean(scores), len(scores)]
 
     def periodic_evaluation(state, index: int) -> list | None:
-        if config.eval_every and (index + 1) % config.eval_every == 0 and index + 1 < config.num_chunks:
+        # the last chunk's evaluation goes into the checkpoint like the others, so a run later extended
+        # (``total_steps`` raised on resume) keeps it in its history
+        last = index + 1 == config.num_chunks
+        if last or (config.eval_every and (index + 1) % config.eval_every == 0):
             return log_evaluation(state)
         return None
 
@@ -163,8 +166,8 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
         bar.close()
         state, finished = result.state, result.stopped == "finished"
         eval_history = list(result.after_chunk)
-        if finished:
-            eval_history.append(log_evaluation(state))
+        if finished and (not eval_history or eval_history[-1][0] != int(state.env_steps) * config.num_envs):
+            eval_history.append(log_evaluation(state))  # a run finished by a version that kept it out of checkpoints
     finally:
         checkpoints.close()
         bar.close()

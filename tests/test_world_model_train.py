@@ -56,7 +56,7 @@ def test_pure_jax_env_resumes_bit_for_bit_extends_and_evaluates(tmp_path):
     """Unlike Atari's emulators, a pure-JAX env lives in the checkpointed state: a run cut after its first
     chunk, resumed to its end and then extended (``total_steps`` 120 -> 200 on resume) ends with exactly the
     parameters, replay and RNG of a run started with 200; the extension keeps the old summary, is listed in
-    run.json and cannot shrink back; evaluate.py reads the run."""
+    run.json and cannot shrink back; the evaluation it ended with stays in its history; evaluate.py reads the run."""
     from ssmrl.experiment.evaluation import evaluate_run
     from ssmrl.experiment.run_dir import RunDirError
 
@@ -87,6 +87,10 @@ def test_pure_jax_env_resumes_bit_for_bit_extends_and_evaluates(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert extended["score"] == whole["score"] and extended["wm_loss_last_chunk"] == whole["wm_loss_last_chunk"]
     assert extended["updates"] == 4 and extended["env_steps"] == whole["env_steps"]
+    # the evaluation the short run ended with stays in the extended run's history
+    assert ended["eval_history"][-1][0] == 120 and ended["eval_history"][-1] in extended["eval_history"]
+    assert extended["eval_history"][-1] == whole["eval_history"][-1] == [200, extended["eval_return"],
+                                                                         extended["eval_episodes"]]
     assert json.load(open(tmp_path / "cut" / "summary.total_steps=120.json"))["updates"] == 2
     assert json.load(open(tmp_path / "cut" / "run.json"))["extensions"] == [
         {"key": "world_model.total_steps", "from": 120, "to": 200}]
