@@ -132,7 +132,7 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
                 writer.add_scalar("eval/hns", human_normalized_score(game, np.mean(scores)), steps)
         return [steps, _nanmean(scores), len(scores)]
 
-    def periodic_evaluation(state, index: int) -> list | None:
+    def scheduled_evaluation(state, index: int) -> list | None:
         # the last chunk's evaluation goes into the checkpoint like the others, so a run later extended
         # (``total_steps`` raised on resume) keeps it in its history
         last = index + 1 == config.num_chunks
@@ -162,7 +162,7 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
             state, _ = jax.jit(make_prefill(parts))(state)
         result = run_loop(chunk, state, spec, checkpoints, writer=writer, resume=run.resuming, stop_after=stop_after,
                           progress=bar, params=lambda s: s.params, run=run, restored=restored,
-                          after_chunk=periodic_evaluation)
+                          after_chunk=scheduled_evaluation)
         bar.close()
         state, finished = result.state, result.stopped == "finished"
         eval_history = list(result.after_chunk)
