@@ -31,7 +31,7 @@ from hlo_flops import loop_aware_flops, matmul_peak  # the sibling script module
 
 from ssmrl.agents.params import count_params
 from ssmrl.agents.world_model.agent import build, init_params
-from ssmrl.agents.world_model.behavior import imagine
+from ssmrl.agents.world_model.behavior import actor_policy, imagine
 from ssmrl.agents.world_model.config import MODEL_DEFAULTS, WorldModelConfig
 from ssmrl.agents.world_model.world_model import world_model_loss
 from ssmrl.ssm.precision import PRECISIONS, matmul_precision
@@ -116,7 +116,8 @@ def bench_imagine(model: str, starts: int, horizon: int, repeats: int, precision
 
     def rollout(params, carry, z0, key):
         with matmul_precision(config.precision):
-            return imagine(parts.wm, params["wm"], parts.actor, params["actor"], carry, z0, reset0, horizon, key)
+            return imagine(parts.wm, params["wm"], actor_policy(parts.actor, params["actor"]), carry, z0, reset0,
+                           horizon, key)
 
     key = jax.random.PRNGKey(1)
     t0 = time.perf_counter()

@@ -15,7 +15,7 @@ from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params, observation_spec, open_loop, policy_step, train_step
-from ssmrl.agents.world_model.behavior import actor_critic_losses, imagine, lambda_returns
+from ssmrl.agents.world_model.behavior import actor_critic_losses, actor_policy, imagine, lambda_returns
 from ssmrl.agents.world_model.world_model import world_model_loss
 
 MODELS = ("drama", "s4wm", "rssm")
@@ -391,8 +391,9 @@ def test_imagination_and_actor_critic(model_parts):
     N = 5
     carry = parts.wm.initialize_carry(N)
     z0 = jax.nn.one_hot(jnp.zeros((N, 4), int), 4).reshape(N, -1)
-    traj = jax.jit(lambda p, c, z, k: imagine(parts.wm, p["wm"], parts.actor, p["actor"], c, z, jnp.ones((N,), bool),
-                                              config.horizon, k))(params, carry, z0, jax.random.PRNGKey(0))
+    traj = jax.jit(lambda p, c, z, k: imagine(parts.wm, p["wm"], actor_policy(parts.actor, p["actor"]), c, z,
+                                              jnp.ones((N,), bool), config.horizon, k))(
+        params, carry, z0, jax.random.PRNGKey(0))
     H, S = config.horizon, config.latent_size + config.hidden
     assert traj["states"].shape == (H + 1, N, S) and traj["actions"].shape == (H, N)
     assert traj["reward"].shape == traj["cont"].shape == (H, N)

@@ -24,7 +24,14 @@ import optax
 from flax import struct
 
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.behavior import Actor, Critic, actor_critic_losses, imagine, make_actor_critic
+from ssmrl.agents.world_model.behavior import (
+    Actor,
+    Critic,
+    actor_critic_losses,
+    actor_policy,
+    imagine,
+    make_actor_critic,
+)
 from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.agents.world_model.networks import check_observation_shape, postprocess
 from ssmrl.agents.world_model.world_model import WorldModel, make_world_model, state, world_model_loss
@@ -179,7 +186,8 @@ def policy_step(parts: Parts, params: dict, carry: dict, obs: jax.Array, first: 
     return carry, action
 
 
-def _env_step(parts: Parts, env, env_params, env_state, action, key):
+def env_step(env, env_params, env_state, action: jax.Array, key: jax.Array):
+    """Step every copy of ``env`` with ``action [E]``: the gymnax step's outputs, each with a leading ``[E]``."""
     keys = jax.random.split(key, action.shape[0])
     return jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, env_state, action, env_params)
 
@@ -201,8 +209,8 @@ def collect(parts: Parts, state: AgentState, steps: int, random_policy: bool) ->
             carry = state.carry
         else:
             carry, action = policy_step(parts, state.params, state.carry, state.obs, state.first, k_act)
-        obs, env_state, reward, terminated, truncated, info = _env_step(
-            parts, parts.env, parts.env_params, state.env_state, action, k_env)
+        obs, env_state, reward, terminated, truncated, info = env_step(
+            parts.env, parts.env_params, state.env_state, action, k_env)
         replay = rb.add(state.replay, state.obs, action, reward, episode_ends(terminated, info), state.first)
         done = jnp.logical_or(terminated, truncated)
         ep_return = state.ep_return + reward
@@ -235,8 +243,8 @@ def train_step(parts: Parts, state: AgentState) -> tuple[AgentState, dict]:
                               ctx["action"][:-1], ctx["first"][:-1], jax.random.split(k_obs, n_ctx),
                               method="observe")
     z0, _, _ = parts.wm.apply(wm_params, carry, ctx["obs"][-1], ctx["first"][-1], k_start, method="posterior")
-    traj = imagine(parts.wm, wm_params, parts.actor, params["actor"], carry, z0, ctx["first"][-1], c.horizon,
-                   k_imag)
+    traj = imagine(parts.wm, wm_params, actor_policy(parts.actor, params["actor"]), carry, z0, ctx["first"][-1],
+                   c.horizon, k_imag)
 
     def ac_loss(ac_params):
         a_loss, c_loss, scale, metrics = actor_critic_losses(
@@ -315,7 +323,7 @@ def make_evaluate(parts: Parts, env, env_params, num_envs: int, steps: int, dete
             carry, obs, first, env_state, ep_return = c
             k_act, k_env = jax.random.split(k)
             carry, action = policy_step(parts, params, carry, obs, first, k_act, deterministic)
-            obs, env_state, reward, terminated, truncated, _ = _env_step(parts, env, env_params, env_state,
+            obs, env_state, reward, terminated, truncated, _ = env_step(env, env_params, env_state,
                                                                          action, k_env)
             done = jnp.logical_or(terminated, truncated)
             ep_return = ep_return + reward

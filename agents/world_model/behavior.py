@@ -7,6 +7,8 @@ the world model: world-model parameters are constants here.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import chex
 import flax.linen as nn
 import jax
@@ -55,9 +57,15 @@ def make_actor_critic(config: WorldModelConfig, num_actions: int) -> tuple[Actor
             Critic(config.ac_hidden, config.ac_layers, config.reward_bins))
 
 
-def imagine(wm: WorldModel, wm_params, actor: Actor, actor_params, carry: dict, z0: jax.Array,
-            reset0: jax.Array, horizon: int, key: jax.Array) -> dict:
-    """Roll the policy ``horizon`` steps in the model from ``s_0 = [z0 [N, L], h_prev]``.
+def actor_policy(actor: Actor, actor_params) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``policy(key, s [N, S]) -> actions [N]``: the actor's sampled actions, as :func:`imagine` takes a policy."""
+    return lambda key, s: jax.random.categorical(key, actor.apply(actor_params, s))
+
+
+def imagine(wm: WorldModel, wm_params, policy: Callable[[jax.Array, jax.Array], jax.Array], carry: dict,
+            z0: jax.Array, reset0: jax.Array, horizon: int, key: jax.Array) -> dict:
+    """Roll ``policy(key, s) -> actions [N]`` (the actor: :func:`actor_policy`) ``horizon`` steps in the model
+    from ``s_0 = [z0 [N, L], h_prev]``.
 
     ``carry`` is the sequence carry into the start step, ``reset0 [N]`` whether the start frame
     begins an episode. Returns ``states [H+1, N, S]``, ``actions [H, N]``, ``reward [H, N]``,
@@ -71,7 +79,7 @@ def imagine(wm: WorldModel, wm_params, actor: Actor, actor_params, carry: dict, 
         carry, z, h_prev, reset = c
         k_act, k_z = jax.random.split(inputs)
         s = jnp.concatenate([z, h_prev], -1)
-        action = jax.random.categorical(k_act, actor.apply(actor_params, s))
+        action = policy(k_act, s)
         carry, h = wm.apply(wm_params, carry, z, action, reset, method="imagine_step")
         z_next = sample_latent(k_z, wm.apply(wm_params, h, method="prior"))
         return (carry, z_next, h, jnp.zeros_like(reset)), (s, action, h)
