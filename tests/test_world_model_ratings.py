@@ -44,7 +44,7 @@ def test_env_ratings_count_what_a_plain_loop_counts(parts):
             np.testing.assert_array_equal(obs, first_obs[e])
             total, taken = 0.0, 0
             for _ in range(HORIZON):
-                obs, state, reward, terminated, truncated, _ = env.step(jax.random.PRNGKey(0), state, action, env_params)
+                _, state, reward, terminated, truncated, _ = env.step(jax.random.PRNGKey(0), state, action, env_params)
                 total, taken = total + float(reward), taken + 1
                 if terminated or truncated:
                     break
