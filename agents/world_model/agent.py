@@ -323,8 +323,7 @@ def make_evaluate(parts: Parts, env, env_params, num_envs: int, steps: int, dete
             carry, obs, first, env_state, ep_return = c
             k_act, k_env = jax.random.split(k)
             carry, action = policy_step(parts, params, carry, obs, first, k_act, deterministic)
-            obs, env_state, reward, terminated, truncated, _ = env_step(env, env_params, env_state,
-                                                                         action, k_env)
+            obs, env_state, reward, terminated, truncated, _ = env_step(env, env_params, env_state, action, k_env)
             done = jnp.logical_or(terminated, truncated)
             ep_return = ep_return + reward
             return (carry, obs, done, env_state, jnp.where(done, 0.0, ep_return)), jnp.where(done, ep_return,

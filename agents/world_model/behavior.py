@@ -57,13 +57,17 @@ def make_actor_critic(config: WorldModelConfig, num_actions: int) -> tuple[Actor
             Critic(config.ac_hidden, config.ac_layers, config.reward_bins))
 
 
-def actor_policy(actor: Actor, actor_params) -> Callable[[jax.Array, jax.Array], jax.Array]:
+# ``policy(key, s [N, S]) -> actions [N]``: what imagination rolls
+Policy = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def actor_policy(actor: Actor, actor_params) -> Policy:
     """``policy(key, s [N, S]) -> actions [N]``: the actor's sampled actions, as :func:`imagine` takes a policy."""
     return lambda key, s: jax.random.categorical(key, actor.apply(actor_params, s))
 
 
-def imagine(wm: WorldModel, wm_params, policy: Callable[[jax.Array, jax.Array], jax.Array], carry: dict,
-            z0: jax.Array, reset0: jax.Array, horizon: int, key: jax.Array) -> dict:
+def imagine(wm: WorldModel, wm_params, policy: Policy, carry: dict, z0: jax.Array, reset0: jax.Array, horizon: int,
+            key: jax.Array) -> dict:
     """Roll ``policy(key, s) -> actions [N]`` (the actor: :func:`actor_policy`) ``horizon`` steps in the model
     from ``s_0 = [z0 [N, L], h_prev]``.
 

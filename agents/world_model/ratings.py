@@ -10,15 +10,11 @@ what the env pays for it can settle on that policy: the ratings show which polic
 
 from __future__ import annotations
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 
 from ssmrl.agents.world_model.agent import Parts, at_precision, env_step, episode_ends, policy_step
-from ssmrl.agents.world_model.behavior import actor_policy, imagine
-
-Policy = Callable[[jax.Array, jax.Array], jax.Array]
+from ssmrl.agents.world_model.behavior import Policy, actor_policy, imagine
 
 
 def policy_names(num_actions: int) -> list[str]:
