@@ -16,14 +16,13 @@ RUN_DIR is a `train/world_model.py` run; its newest checkpoint is read. Two tabl
 from __future__ import annotations
 
 import argparse
-import json
-import os
 
 import jax
 import numpy as np
 
 from ssmrl.agents.world_model.agent import build, make_env
 from ssmrl.agents.world_model.ratings import ratings
+from ssmrl.experiment.run_dir import RunDirError, read_run
 from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
 
 
@@ -32,8 +31,9 @@ def replay_segments(replay, num_envs: int, num_actions: int, segments: int) -> l
     frequencies, return_per_episode, steps_per_episode}`` (the last two None where no episode ended)."""
     size = int(replay.size)
     action, reward, term, first = (np.asarray(getattr(replay, k)[:size]) for k in ("action", "reward", "term", "first"))
+    edges = np.linspace(0, size, segments + 1).astype(int)
     rows = []
-    for lo, hi in zip(*(np.linspace(0, size, segments + 1).astype(int)[i:] for i in (0, 1))):
+    for lo, hi in zip(edges[:-1], edges[1:]):
         ends, starts = int(term[lo:hi].sum()), int(first[lo:hi].sum())
         taken = action[lo:hi].ravel()
         rows.append({
@@ -61,13 +61,12 @@ def main(argv: list[str] | None = None) -> dict:
     for name in ("episodes", "horizon", "segments"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    run_json = os.path.join(args.run_dir, "run.json")
-    if not os.path.isfile(run_json):
-        parser.error(f"{args.run_dir!r} holds no run.json: not a run directory")
-    with open(run_json) as f:
-        run = json.load(f)
-    if run.get("kind") != "world_model":
-        parser.error(f"{args.run_dir!r} is a {run.get('kind')!r} run; this probe reads world-model runs")
+    try:
+        run = read_run(args.run_dir)
+    except RunDirError as error:
+        parser.error(str(error))
+    if run["kind"] != "world_model":
+        parser.error(f"{args.run_dir!r} is a {run['kind']!r} run; this probe reads world-model runs")
     config = config_from_run(run)
     parts = build(config)
     step, state = restore_world_model_run(args.run_dir, parts)

@@ -75,7 +75,7 @@ def test_probe_script_reads_a_run(tmp_path, capsys):
 
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nothing")])
-    assert "holds no run.json" in capsys.readouterr().err
+    assert "run.json not found: not a run directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([run_dir, "--horizon", "0"])
     assert "--horizon must be >= 1, got 0" in capsys.readouterr().err

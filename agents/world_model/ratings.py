@@ -50,7 +50,7 @@ def imagined_ratings(parts: Parts, params: dict, first_obs: jax.Array, horizon: 
 
 def env_ratings(parts: Parts, params: dict, env, env_params, episodes: int, horizon: int, key: jax.Array
                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The same policies in ``episodes = E`` copies of ``env`` (vmapped; an env stepping its copies together, as
+    """The same policies in ``E = episodes`` copies of ``env`` (vmapped; an env stepping its copies together, as
     Atari's, must have been made with ``E``): ``(first_obs [E, *obs_shape], returns [P, E],
     steps [P, E])``. Every policy starts from the same ``E`` resets; an episode ends where the agent's
     training signal ends it (:func:`~ssmrl.agents.world_model.agent.episode_ends`: termination or a lost
