@@ -15,9 +15,14 @@ start after its share of ``--budget-s`` is skipped and says so, so the JSON is a
    env-steps/s, loop-aware FLOPs, fraction of the matmul peak, 8-seed / 1-seed time, S5 / GRU speed; with
    ``--popjaxrl DIR`` (a checkout of popjaxrl, bench/popjaxrl_baseline.py) popjaxrl's S5 and GRU at the same
    sizes too, in this process, and our speed over theirs.
-3. ``world_model``: one world-model update at Drama size with the full batch (16 x 128), bench/world_model.py, in
-   each of ``--precisions`` (bf16: the dense layers' matmuls).
-4. ``train``: a short PPO-S5 run at the paper configuration on RepeatPreviousEasy (training returns).
+3. ``world_model``: bench/world_model.py at Drama size with the full batch: one world-model update on 16 x 64
+   windows (the agent's ``batch_size x batch_length``) in each of ``--precisions`` (bf16: the dense layers'
+   matmuls), one imagination rollout from 1024 starts for 16 steps, and the original ConvTranspose decoder's
+   update (f32; the ratio is its time over ours).
+4. ``atari``: a short timed Drama run on Atari Pong at the agent's Atari100k configuration (one env, one update
+   per agent step): prefill, then chunks of updates; seconds per agent step after compilation and the wall time
+   of one Atari100k game (100k agent steps) they imply.
+5. ``train``: a short PPO-S5 run at the paper configuration on RepeatPreviousEasy (training returns).
 
 Nothing here assumes a CPU: no host callbacks, float32 only, default device placement.
 """
@@ -41,9 +46,15 @@ from popjaxrl_baseline import MODELS as POPJAXRL_MODELS
 from popjaxrl_baseline import bench_popjaxrl, check_checkout
 from popjaxrl_baseline import load as load_popjaxrl
 
+from ssmrl.agents.params import count_params
 from ssmrl.agents.ppo.train import build, make_chunk
+from ssmrl.agents.world_model import agent as wm_agent
+from ssmrl.agents.world_model.config import MODEL_DEFAULTS, WorldModelConfig, validate
 from ssmrl.ssm.precision import PRECISIONS
 
+TINY_WORLD_MODEL = dict(hidden=32, num_layers=1, latent_groups=4, latent_classes=4, channels=(4, 4, 8, 8, 8), kernel=4,
+                        mlp_hidden=32, ac_hidden=32, ac_layers=1)
+ATARI100K_STEPS = 100_000
 SIZES = {
     "full": dict(
         scan=dict(models=["s5", "mamba", "mamba2", "gru", "s4d"], lengths=[64, 1024, 4096], batch=16,
@@ -51,7 +62,8 @@ SIZES = {
                                                               "mamba2": "associative"}),
         ppo=dict(models=["s5", "gru", "mamba", "mamba2"], seeds=[1, 8], updates=1, repeats=1,
                  sizes=dict(num_envs=64, num_steps=1024, epochs=30, minibatches=8, features=256)),
-        world_model=dict(model="drama", batch=16, length=128, repeats=3, overrides={}),
+        world_model=dict(model="drama", batch=16, length=64, starts=1024, horizon=16, repeats=3, overrides={}),
+        atari=dict(model="drama", game="Pong", updates_per_chunk=100, chunks=4, overrides={}),
         train=dict(model="s5", updates=16, updates_per_chunk=4,
                    sizes=dict(num_envs=64, num_steps=1024, epochs=30, minibatches=8, features=256)),
     ),
@@ -60,17 +72,17 @@ SIZES = {
                   alternative={"s5": "associative"}),
         ppo=dict(models=["s5", "gru", "mamba", "mamba2"], seeds=[1, 2], updates=1, repeats=1,
                  sizes=dict(num_envs=8, num_steps=16, epochs=1, minibatches=2, features=16, num_layers=1)),
-        world_model=dict(model="drama", batch=2, length=8, repeats=1,
-                         overrides=dict(hidden=32, num_layers=1, latent_groups=4, latent_classes=4,
-                                        channels=(4, 4, 8, 8, 8), kernel=4, mlp_hidden=32, ac_hidden=32,
-                                        ac_layers=1)),
+        world_model=dict(model="drama", batch=2, length=8, starts=8, horizon=4, repeats=1, overrides=TINY_WORLD_MODEL),
+        atari=dict(model="drama", game="Pong", updates_per_chunk=2, chunks=2,
+                   overrides=dict(TINY_WORLD_MODEL, batch_size=2, batch_length=8, imag_batch=8, imag_context=4,
+                                  horizon=4, prefill=16)),
         train=dict(model="s5", updates=4, updates_per_chunk=2,
                    sizes=dict(num_envs=8, num_steps=16, epochs=1, minibatches=2, features=16, num_layers=1)),
     ),
 }
-SECTIONS = ("scan", "ppo", "world_model", "train")
+SECTIONS = ("scan", "ppo", "world_model", "atari", "train")
 # Share of --budget-s by the end of each section: later sections are skipped rather than overrunning.
-BUDGET_SHARE = {"scan": 0.2, "ppo": 0.72, "world_model": 0.86, "train": 1.0}
+BUDGET_SHARE = {"scan": 0.12, "ppo": 0.55, "world_model": 0.72, "atari": 0.88, "train": 1.0}
 
 
 def run_scan(s: dict, deadline: float) -> list[dict]:
@@ -126,18 +138,85 @@ def run_ppo(s: dict, deadline: float, peak: float, precisions: list[str], popjax
 
 
 def run_world_model(s: dict, deadline: float, peak: float, precisions: list[str]) -> list[dict]:
+    """The update in each precision, imagination (f32), then the ConvTranspose decoder's update (f32)."""
     rows = []
-    for precision in precisions:
+    size = dict(batch=s["batch"], length=s["length"])
+    jobs = [("update", "subpixel/matmul", p) for p in precisions]
+    jobs += [("imagine", "subpixel/matmul", "f32"), ("update", "conv_transpose/xla", "f32")]
+    ours = None
+    for kind, networks, precision in jobs:
+        head = dict(model=s["model"], kind=kind, networks=networks, precision=precision)
         if time.perf_counter() > deadline:
-            rows.append({"model": s["model"], "precision": precision, "skipped": "budget"})
+            rows.append({**head, "skipped": "budget"})
             continue
-        row = wm_bench.bench_update(s["model"], "subpixel/matmul", s["batch"], s["length"], s["repeats"],
-                                    **s["overrides"], precision=precision)
-        row.update(model=s["model"], precision=precision, batch=s["batch"], length=s["length"],
-                   peak_fraction=row["gflops"] / peak)
+        if kind == "update":
+            row = {**head, **size, **wm_bench.bench_update(s["model"], networks, s["batch"], s["length"], s["repeats"],
+                                                          **s["overrides"], precision=precision)}
+            if networks == "subpixel/matmul" and precision == "f32":
+                ours = row
+            elif ours is not None and networks == "conv_transpose/xla":
+                row["x_ours"] = row["s"] / ours["s"]
+        else:
+            row = {**head, "starts": s["starts"], "horizon": s["horizon"],
+                   **wm_bench.bench_imagine(s["model"], s["starts"], s["horizon"], s["repeats"], precision,
+                                            **s["overrides"])}
+        row["peak_fraction"] = row["gflops"] / peak
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
+
+
+def run_atari(s: dict, deadline: float) -> list[dict]:
+    """A short world-model run on Atari at the agent's Atari100k configuration (``WorldModelConfig`` defaults: one
+    env, one update per agent step, Drama size): prefill with compilation, then ``chunks`` chunks of updates, the
+    first with compilation. The implied Atari100k wall time is the prefill as measured plus every later agent step
+    at the median chunk's rate. ALE runs on the host CPU; the env's XLA backend first, its callback backend if that
+    fails (the error is kept in the row)."""
+    if time.perf_counter() > deadline:
+        return [{"model": s["model"], "game": s["game"], "skipped": "budget"}]
+    rows, errors = [], {}
+    for backend in ("xla", "callback"):
+        steps = s["overrides"].get("prefill", WorldModelConfig.prefill) + s["chunks"] * s["updates_per_chunk"]
+        config = validate(WorldModelConfig(**{
+            **MODEL_DEFAULTS[s["model"]], "model": s["model"], "env_name": f"atari/{s['game']}",
+            "env_options": (("backend", backend),), "updates_per_chunk": s["updates_per_chunk"],
+            "total_steps": steps, **s["overrides"]}))
+        try:
+            rows.append(_time_atari(config, s["chunks"], deadline, backend))
+            break
+        except Exception:
+            errors[backend] = traceback.format_exc()
+            print(errors[backend], flush=True)
+    for row in rows:
+        row["errors"] = errors
+    return rows or [{"model": s["model"], "game": s["game"], "errors": errors}]
+
+
+def _time_atari(config: WorldModelConfig, chunks: int, deadline: float, backend: str) -> dict:
+    parts = wm_agent.build(config)
+    t0 = time.perf_counter()
+    state = wm_agent.init(parts, jax.random.PRNGKey(0))
+    state, _ = jax.block_until_ready(jax.jit(wm_agent.make_prefill(parts))(state))
+    prefill_s = time.perf_counter() - t0
+    chunk = wm_agent.make_chunk(parts)
+    times, returns = [], []
+    for i in range(chunks):
+        if i > 1 and time.perf_counter() > deadline:
+            break
+        t = time.perf_counter()
+        state, metrics = chunk(state)
+        metrics = jax.device_get(metrics)
+        times.append(time.perf_counter() - t)
+        returns += [float(x) for x in np.asarray(metrics["episode_return"]) if np.isfinite(x)]
+    steady = float(np.median(times[1:] if len(times) > 1 else times)) / config.updates_per_chunk
+    prefill = config.prefill_chunk_steps
+    row = dict(model=config.model, game=config.env_name, backend=backend, prefill_steps=prefill,
+               prefill_s_with_compile=prefill_s, chunk_s=times, updates_per_chunk=config.updates_per_chunk,
+               s_per_agent_step=steady, agent_steps_per_s=1 / steady,
+               atari100k_hours=(prefill_s + (ATARI100K_STEPS - prefill) * steady) / 3600,
+               episode_returns=returns, params_wm=count_params(state.params["wm"]))
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def run_train(s: dict, deadline: float) -> list[dict]:
@@ -208,15 +287,34 @@ def markdown(result: dict) -> str:
                       "(popjaxrl reports S5 over five times faster than RNNs on a GPU)"]
         lines.append("")
     if result.get("world_model"):
-        lines += ["## World-model update (bench/world_model.py)", ""]
+        lines += ["## World model at Drama size (bench/world_model.py)", "",
+                  "| what | networks | precision | size | ms | compile s | GFLOP | GFLOP/s | % peak | MB | "
+                  "time / ours |", "|---" * 11 + "|"]
     for r in result.get("world_model", []):
+        head = f"| {r['kind']} | {r['networks']} | {r['precision']} |"
         if "skipped" in r:
-            lines.append(f"{r['model']} {r['precision']}: skipped ({r['skipped']})")
-        else:
-            lines.append(f"{r['model']} {r['precision']} batch {r['batch']}x{r['length']}: "
-                         f"{r['s'] * 1e3:.1f} ms/update, compile "
-                         f"{r['compile_s']:.1f} s, {r['gflop']:.1f} GFLOP, {r['gflops']:.0f} GFLOP/s "
-                         f"({100 * r['peak_fraction']:.1f}% of peak), {r['mb']:.0f} MB")
+            lines.append(f"{head} skipped ({r['skipped']}) | | | | | | | |")
+            continue
+        size = (f"{r['batch']} x {r['length']} windows" if r["kind"] == "update"
+                else f"{r['starts']} starts x {r['horizon']} steps")
+        ratio = f"{r['x_ours']:.1f}x" if "x_ours" in r else ""
+        lines.append(f"{head} {size} | {r['s'] * 1e3:.1f} | {r['compile_s']:.1f} | {r['gflop']:.1f} | "
+                     f"{r['gflops']:.0f} | {100 * r['peak_fraction']:.1f} | {r['mb']:.0f} | {ratio} |")
+    if result.get("world_model"):
+        lines.append("")
+    for r in result.get("atari", []):
+        lines += ["## Short world-model run on Atari (the agent's Atari100k configuration)", ""]
+        if "skipped" in r:
+            lines.append(f"{r['model']} on {r['game']}: skipped ({r['skipped']})")
+        elif "s_per_agent_step" in r:
+            lines.append(f"{r['model']} on {r['game']} (ALE backend {r['backend']}, {r['params_wm']:,} world-model "
+                         f"params): prefill of {r['prefill_steps']:,} steps {r['prefill_s_with_compile']:.0f} s with "
+                         f"compilation; {r['updates_per_chunk']} updates per chunk in "
+                         + ", ".join(f"{t:.1f}" for t in r["chunk_s"]) + " s (the first compiles); "
+                         f"{1e3 * r['s_per_agent_step']:.1f} ms per agent step ({r['agent_steps_per_s']:.1f}/s): "
+                         f"**one Atari100k game in {r['atari100k_hours']:.2f} h**")
+        for backend, error in r.get("errors", {}).items():
+            lines += ["", f"ALE backend {backend} failed:", "", "```", error.strip()[-1500:], "```"]
         lines.append("")
     for r in result.get("train", []):
         lines += ["## Short PPO run (RepeatPreviousEasy)", ""]
@@ -256,7 +354,8 @@ def main(argv: list[str] | None = None) -> dict:
     mode = "tiny" if args.tiny else "full"
     budget = args.budget_s or (1800.0 if args.tiny else 420.0)
     sizes = json.loads(json.dumps(SIZES[mode]))  # a deep copy that also turns tuples into lists
-    sizes["world_model"]["overrides"] = dict(SIZES[mode]["world_model"]["overrides"])  # keep tuples for the config
+    for name in ("world_model", "atari"):  # keep tuples for the configs
+        sizes[name]["overrides"] = dict(SIZES[mode][name]["overrides"])
     if args.ppo_models:
         sizes["ppo"]["models"] = args.ppo_models
     if args.scan_models:
@@ -290,6 +389,8 @@ def main(argv: list[str] | None = None) -> dict:
                 result[name] = run_ppo(sizes["ppo"], deadline, peak, args.precisions, popjaxrl)
             elif name == "world_model":
                 result[name] = run_world_model(sizes["world_model"], deadline, peak, args.precisions)
+            elif name == "atari":
+                result[name] = run_atari(sizes["atari"], deadline)
             else:
                 result[name] = run_train(sizes["train"], deadline)
         except Exception:  # keep the other sections' numbers; the JSON says what failed

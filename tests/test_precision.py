@@ -101,8 +101,8 @@ def test_s5_learns_repeat_previous_in_bf16(tmp_path):
 
 
 def test_gpu_bench_tiny_writes_json_and_table(tmp_path):
-    """bench/gpu.py's PPO and training sections at toy sizes (the scan and world-model sections reuse
-    bench/scan.py and bench/world_model.py unchanged)."""
+    """bench/gpu.py's PPO and training sections at toy sizes (the scan section reuses bench/scan.py unchanged; the
+    world-model and Atari sections: the next test)."""
     out = run(["bench/gpu.py", "--tiny", "--out", str(tmp_path), "--sections", "ppo", "train", "--ppo-models", "gru"],
               optimised=False)  # conftest's unoptimised XLA: compiles fast, and speed is not the point
     assert out.returncode == 0, out.stderr[-3000:]
@@ -112,6 +112,26 @@ def test_gpu_bench_tiny_writes_json_and_table(tmp_path):
     assert all(r["steps_per_s"] > 0 and r["gflop_per_update"] > 0 for r in result["ppo"])
     assert result["train"][0]["updates"] == 4
     assert "| gru | f32 | 2 |" in (tmp_path / "gpu.md").read_text()
+
+
+def test_gpu_bench_tiny_world_model_and_atari(tmp_path):
+    """bench/gpu.py's world-model section (update, imagination, the ConvTranspose baseline) and its timed Atari run
+    at toy sizes, with the ALE's XLA backend: what #11 asks of a GPU, checked on the CPU."""
+    out = run(["bench/gpu.py", "--tiny", "--out", str(tmp_path), "--sections", "world_model", "atari"],
+              optimised=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    assert not result["errors"], result["errors"]
+    rows = result["world_model"]
+    assert [(r["kind"], r["networks"]) for r in rows] == [
+        ("update", "subpixel/matmul"), ("imagine", "subpixel/matmul"), ("update", "conv_transpose/xla")]
+    assert rows[2]["x_ours"] == rows[2]["s"] / rows[0]["s"] and rows[1]["starts"] == 8
+    (atari,) = result["atari"]
+    assert atari["backend"] == "xla" and not atari["errors"], atari["errors"]
+    assert len(atari["chunk_s"]) == 2 and atari["s_per_agent_step"] == atari["chunk_s"][1] / 2
+    assert atari["atari100k_hours"] > (100_000 - 16) * atari["s_per_agent_step"] / 3600
+    table = (tmp_path / "gpu.md").read_text()
+    assert "| update | conv_transpose/xla | f32 | 2 x 8 windows |" in table and "one Atari100k game in" in table
 
 
 def test_gru_sequence_backward_matches_autodiff():
