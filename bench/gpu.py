@@ -172,9 +172,10 @@ def run_atari(s: dict, deadline: float) -> list[dict]:
     first with compilation. The implied Atari100k wall time is the prefill as measured plus every later agent step
     at the median chunk's rate. ALE runs on the host CPU; the env's XLA backend first, its callback backend if that
     fails (the error is kept in the row)."""
+    head = {"model": s["model"], "game": s["game"]}
     if time.perf_counter() > deadline:
-        return [{"model": s["model"], "game": s["game"], "skipped": "budget"}]
-    rows, errors = [], {}
+        return [{**head, "skipped": "budget"}]
+    errors = {}
     for backend in ("xla", "callback"):
         steps = s["overrides"].get("prefill", WorldModelConfig.prefill) + s["chunks"] * s["updates_per_chunk"]
         config = validate(WorldModelConfig(**{
@@ -182,14 +183,11 @@ def run_atari(s: dict, deadline: float) -> list[dict]:
             "env_options": (("backend", backend),), "updates_per_chunk": s["updates_per_chunk"],
             "total_steps": steps, **s["overrides"]}))
         try:
-            rows.append(_time_atari(config, s["chunks"], deadline, backend))
-            break
+            return [{**_time_atari(config, s["chunks"], deadline, backend), "errors": errors}]
         except Exception:
             errors[backend] = traceback.format_exc()
             print(errors[backend], flush=True)
-    for row in rows:
-        row["errors"] = errors
-    return rows or [{"model": s["model"], "game": s["game"], "errors": errors}]
+    return [{**head, "errors": errors}]
 
 
 def _time_atari(config: WorldModelConfig, chunks: int, deadline: float, backend: str) -> dict:
@@ -208,7 +206,7 @@ def _time_atari(config: WorldModelConfig, chunks: int, deadline: float, backend:
         metrics = jax.device_get(metrics)
         times.append(time.perf_counter() - t)
         returns += [float(x) for x in np.asarray(metrics["episode_return"]) if np.isfinite(x)]
-    steady = float(np.median(times[1:] if len(times) > 1 else times)) / config.updates_per_chunk
+    steady = float(np.median(times[1:])) / config.updates_per_chunk  # at least two chunks ran
     prefill = config.prefill_chunk_steps
     row = dict(model=config.model, game=config.env_name, backend=backend, prefill_steps=prefill,
                prefill_s_with_compile=prefill_s, chunk_s=times, updates_per_chunk=config.updates_per_chunk,
