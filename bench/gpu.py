@@ -1,11 +1,12 @@
-"""One run of every benchmark that needs an accelerator, sized for one H100/H200 in under 8 minutes.
+"""One run of every benchmark that needs an accelerator, within a wall-time budget (default 420 s) on one H100/H200.
 
     python bench/gpu.py                         # on the GPU machine: writes runs/gpu_bench/<date>/gpu.{json,md}
     python bench/gpu.py --tiny                  # the same code path at toy sizes, on a CPU, in a few minutes
     SSMRL_BENCH_TINY=1 python bench/gpu.py      # the same as --tiny
 
 Sections, in this order (each writes its rows into the JSON as soon as it ends; a section that would
-start after its share of ``--budget-s`` is skipped and says so, so the JSON is always written):
+start after its share of ``--budget-s`` is skipped and says so, so the JSON is always written; on one H200 every
+row takes ~11 minutes, so a full table takes two calls, the second with ``--sections`` and ``--ppo-models``):
 
 1. ``scan``: bench/scan.py, forward+backward of one layer in parallel and in step mode, L up to 4096;
    for the layers with a ``scan_method`` option, the parallel mode both ways (the backend's ``auto``
@@ -24,7 +25,8 @@ start after its share of ``--budget-s`` is skipped and says so, so the JSON is a
    of one Atari100k game (100k agent steps) they imply.
 5. ``train``: a short PPO-S5 run at the paper configuration on RepeatPreviousEasy (training returns).
 
-Nothing here assumes a CPU: no host callbacks, float32 only, default device placement.
+Nothing here assumes a CPU: float32 only, default device placement, no host callbacks (but the Atari section's
+emulators, which run on the host by nature).
 """
 
 from __future__ import annotations
