@@ -32,6 +32,7 @@ emulators, which run on the host by nature).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -56,7 +57,6 @@ from ssmrl.ssm.precision import PRECISIONS
 
 TINY_WORLD_MODEL = dict(hidden=32, num_layers=1, latent_groups=4, latent_classes=4, channels=(4, 4, 8, 8, 8), kernel=4,
                         mlp_hidden=32, ac_hidden=32, ac_layers=1)
-ATARI100K_STEPS = 100_000
 SIZES = {
     "full": dict(
         scan=dict(models=["s5", "mamba", "mamba2", "gru", "s4d"], lengths=[64, 1024, 4096], batch=16,
@@ -171,21 +171,21 @@ def run_world_model(s: dict, deadline: float, peak: float, precisions: list[str]
 def run_atari(s: dict, deadline: float) -> list[dict]:
     """A short world-model run on Atari at the agent's Atari100k configuration (``WorldModelConfig`` defaults: one
     env, one update per agent step, Drama size): prefill with compilation, then ``chunks`` chunks of updates, the
-    first with compilation. The implied Atari100k wall time is the prefill as measured plus every later agent step
-    at the median chunk's rate. ALE runs on the host CPU; the env's XLA backend first, its callback backend if that
-    fails (the error is kept in the row)."""
+    first with compilation. The implied Atari100k wall time is the prefill as measured plus every later agent step of
+    the agent's default run (``WorldModelConfig.total_steps``, Atari100k's budget) at the median chunk's rate. ALE
+    runs on the host CPU; the env's XLA backend first, its callback backend if that fails (the error is kept in the
+    row)."""
     head = {"model": s["model"], "game": s["game"]}
     if time.perf_counter() > deadline:
         return [{**head, "skipped": "budget"}]
+    steps = s["overrides"].get("prefill", WorldModelConfig.prefill) + s["chunks"] * s["updates_per_chunk"]
+    config = WorldModelConfig(**{**MODEL_DEFAULTS[s["model"]], "model": s["model"], "env_name": f"atari/{s['game']}",
+                                 "updates_per_chunk": s["updates_per_chunk"], "total_steps": steps, **s["overrides"]})
     errors = {}
     for backend in ("xla", "callback"):
-        steps = s["overrides"].get("prefill", WorldModelConfig.prefill) + s["chunks"] * s["updates_per_chunk"]
-        config = validate(WorldModelConfig(**{
-            **MODEL_DEFAULTS[s["model"]], "model": s["model"], "env_name": f"atari/{s['game']}",
-            "env_options": (("backend", backend),), "updates_per_chunk": s["updates_per_chunk"],
-            "total_steps": steps, **s["overrides"]}))
         try:
-            return [{**_time_atari(config, s["chunks"], deadline, backend), "errors": errors}]
+            return [{**_time_atari(validate(dataclasses.replace(config, env_options=(("backend", backend),))),
+                                   s["chunks"], deadline, backend), "errors": errors}]
         except Exception:
             errors[backend] = traceback.format_exc()
             print(errors[backend], flush=True)
@@ -213,7 +213,7 @@ def _time_atari(config: WorldModelConfig, chunks: int, deadline: float, backend:
     row = dict(model=config.model, game=config.env_name, backend=backend, prefill_steps=prefill,
                prefill_s_with_compile=prefill_s, chunk_s=times, updates_per_chunk=config.updates_per_chunk,
                s_per_agent_step=steady, agent_steps_per_s=1 / steady,
-               atari100k_hours=(prefill_s + (ATARI100K_STEPS - prefill) * steady) / 3600,
+               atari100k_hours=(prefill_s + (WorldModelConfig.total_steps - prefill) * steady) / 3600,
                episode_returns=returns, params_wm=count_params(state.params["wm"]))
     print(json.dumps(row), flush=True)
     return row
