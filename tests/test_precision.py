@@ -101,13 +101,16 @@ def test_s5_learns_repeat_previous_in_bf16(tmp_path):
 
 
 def test_gpu_bench_tiny_writes_json_and_table(tmp_path):
-    """bench/gpu.py's PPO and training sections at toy sizes (the scan section reuses bench/scan.py unchanged; the
-    world-model and Atari sections: the next test)."""
-    out = run(["bench/gpu.py", "--tiny", "--out", str(tmp_path), "--sections", "ppo", "train", "--ppo-models", "gru"],
-              optimised=False)  # conftest's unoptimised XLA: compiles fast, and speed is not the point
+    """bench/gpu.py's scan, PPO and training sections at toy sizes (the world-model and Atari sections: the next
+    test). The scan rows go length by length, so a budget cut drops the longest lengths, not whole models."""
+    out = run(["bench/gpu.py", "--tiny", "--out", str(tmp_path), "--sections", "scan", "ppo", "train",
+               "--ppo-models", "gru"], optimised=False)  # unoptimised XLA: compiles fast; speed is not the point
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "gpu.json").read_text())
     assert not result["errors"], result["errors"]
+    assert [(r["model"], r["L"], r.get("scan_method", "auto")) for r in result["scan"]] == [
+        ("s5", 16, "auto"), ("s5", 16, "associative"), ("gru", 16, "auto"),
+        ("s5", 64, "auto"), ("s5", 64, "associative"), ("gru", 64, "auto")]
     assert [(r["model"], r["seeds"]) for r in result["ppo"]] == [("gru", 1), ("gru", 2)]
     assert all(r["steps_per_s"] > 0 and r["gflop_per_update"] > 0 for r in result["ppo"])
     assert result["train"][0]["updates"] == 4
