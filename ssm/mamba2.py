@@ -15,7 +15,7 @@ chunked SSD algorithm (:mod:`ssm.ssd`) evaluates with matmuls. ``scan_method`` p
 backend: on a shared 2-core CPU, forward+backward of the SSD core at B16 heads16 P64 N16 L256 took
 0.52 s chunked (Q=64; Q=32 0.65 s, Q=128 0.80 s), 4.9 s sequential and 1.6 s associative, and of
 the whole layer (features 512) 2.3 s / 5.7 s / 3.5 s. On one H200 (bench/gpu.py, the whole layer at
-batch 16, features 128) chunked beat associative 1.7x / 3.2x / 4.8x at L 64 / 1024 / 4096, in a third
+batch 16, features 128) chunked beat associative 1.7x / 3.2x / 4.8x at L 64 / 1024 / 4096, in 30-45%
 of the memory (docs/RESULTS.md).
 
 The carry is ``MambaCarry(state [B, heads, P, N], conv [B, K-1, d + 2N])``; resets clear both, as in
