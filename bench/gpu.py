@@ -10,7 +10,8 @@ row takes ~11 minutes, so a full table takes two calls, the second with ``--sect
 
 1. ``scan``: bench/scan.py, forward+backward of one layer in parallel and in step mode, L up to 4096;
    for the layers with a ``scan_method`` option, the parallel mode both ways (the backend's ``auto``
-   choice and ``sequential``), the measurement ``ssm.scan.resolve_method`` is chosen by.
+   choice and the alternative), the measurement ``ssm.scan.resolve_method`` is chosen by; the step mode,
+   which no ``scan_method`` changes, once.
 2. ``ppo``: bench/ppo_popgym.py at the paper configuration (64 envs x 1024 steps, 30 epochs x 8
    minibatches, paper-sized models) for s5 / gru / mamba / mamba2 with 1 and 8 vmapped seeds:
    env-steps/s, loop-aware FLOPs, fraction of the matmul peak, 8-seed / 1-seed time, S5 / GRU speed; with
@@ -98,7 +99,9 @@ def run_scan(s: dict, deadline: float) -> list[dict]:
                 if time.perf_counter() > deadline:
                     rows.append({"model": name, "L": length, **options, "skipped": "budget"})
                     continue
-                row = scan_bench.bench_layer(name, length, s["batch"], s["features"], s["p"], s["repeats"], **options)
+                modes = ("parallel",) if options else ("parallel", "step")  # the auto row has the step mode
+                row = scan_bench.bench_layer(name, length, s["batch"], s["features"], s["p"], s["repeats"], modes,
+                                             **options)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows
@@ -261,8 +264,9 @@ def markdown(result: dict) -> str:
                 lines.append(f"| {r['model']} | {r['L']} | {r.get('scan_method', 'auto')} | skipped ({r['skipped']}) "
                              "| | | |")
             else:
+                step = f"{r['step_ms']:.1f} | {r['ratio']:.2f}" if "step_ms" in r else "as auto's | "
                 lines.append(f"| {r['model']} | {r['L']} | {r.get('scan_method', 'auto')} | {r['parallel_ms']:.1f} | "
-                             f"{r['step_ms']:.1f} | {r['ratio']:.2f} | {r['parallel_mb']:.0f} |")
+                             f"{step} | {r['parallel_mb']:.0f} |")
         lines.append("")
     ppo_rows = result.get("ppo", [])
     if ppo_rows:

@@ -51,8 +51,10 @@ def peak_bytes(compiled) -> int:
     return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes)
 
 
-def bench_layer(name: str, length: int, batch: int, features: int, p: int, repeats: int, **options) -> dict:
-    """One row; ``options`` go to ``ssm.make`` on top of ``layer_options`` (e.g. ``scan_method="sequential"``)."""
+def bench_layer(name: str, length: int, batch: int, features: int, p: int, repeats: int,
+                modes: tuple[str, ...] = ("parallel", "step"), **options) -> dict:
+    """One row; ``options`` go to ``ssm.make`` on top of ``layer_options`` (e.g. ``scan_method="sequential"``).
+    ``modes=("parallel",)`` leaves out the step mode, which no ``scan_method`` changes."""
     model = ssm.make(name, features=features, **{**layer_options(name, p), **options})
     key = jax.random.PRNGKey(0)
     x = jax.random.normal(key, (length, batch, features))
@@ -67,14 +69,15 @@ def bench_layer(name: str, length: int, batch: int, features: int, p: int, repea
         return jnp.mean(step_mode_outputs(model, params, x, resets, carry)[1] ** 2)
 
     row = {"model": name, "L": length, **options}
-    for mode, loss in (("parallel", parallel_loss), ("step", step_loss)):
+    for mode, loss in ((m, {"parallel": parallel_loss, "step": step_loss}[m]) for m in modes):
         grad = jax.jit(jax.grad(loss))
         t0 = time.perf_counter()
         compiled = grad.lower(params, x).compile()
         row[f"{mode}_compile_s"] = time.perf_counter() - t0
         row[f"{mode}_ms"] = 1e3 * timed(compiled, params, x, repeats=repeats)
         row[f"{mode}_mb"] = peak_bytes(compiled) / 2**20
-    row["ratio"] = row["step_ms"] / row["parallel_ms"]
+    if "step" in modes and "parallel" in modes:
+        row["ratio"] = row["step_ms"] / row["parallel_ms"]
     return row
 
 

@@ -111,6 +111,8 @@ def test_gpu_bench_tiny_writes_json_and_table(tmp_path):
     assert [(r["model"], r["L"], r.get("scan_method", "auto")) for r in result["scan"]] == [
         ("s5", 16, "auto"), ("s5", 16, "associative"), ("gru", 16, "auto"),
         ("s5", 64, "auto"), ("s5", 64, "associative"), ("gru", 64, "auto")]
+    assert [("step_ms" in r) for r in result["scan"]] == [True, False, True] * 2  # step mode once per model and L
+    assert "| s5 | 16 | associative |" in (tmp_path / "gpu.md").read_text()
     assert [(r["model"], r["seeds"]) for r in result["ppo"]] == [("gru", 1), ("gru", 2)]
     assert all(r["steps_per_s"] > 0 and r["gflop_per_update"] > 0 for r in result["ppo"])
     assert result["train"][0]["updates"] == 4
