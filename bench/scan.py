@@ -69,8 +69,9 @@ def bench_layer(name: str, length: int, batch: int, features: int, p: int, repea
         return jnp.mean(step_mode_outputs(model, params, x, resets, carry)[1] ** 2)
 
     row = {"model": name, "L": length, **options}
-    for mode, loss in ((m, {"parallel": parallel_loss, "step": step_loss}[m]) for m in modes):
-        grad = jax.jit(jax.grad(loss))
+    losses = {"parallel": parallel_loss, "step": step_loss}
+    for mode in modes:
+        grad = jax.jit(jax.grad(losses[mode]))
         t0 = time.perf_counter()
         compiled = grad.lower(params, x).compile()
         row[f"{mode}_compile_s"] = time.perf_counter() - t0
