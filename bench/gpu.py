@@ -5,8 +5,9 @@
     SSMRL_BENCH_TINY=1 python bench/gpu.py      # the same as --tiny
 
 Sections, in this order (each writes its rows into the JSON as soon as it ends; a section that would
-start after its share of ``--budget-s`` is skipped and says so, so the JSON is always written; on one H200 every
-row takes ~11 minutes, so a full table takes two calls, the second with ``--sections`` and ``--ppo-models``):
+start after its share of ``--budget-s`` is skipped and says so, so the JSON is always written; on one H200 all the
+sections together take ~11 minutes, so a full table takes two calls, the second with ``--sections`` and
+``--ppo-models``):
 
 1. ``scan``: bench/scan.py, forward+backward of one layer in parallel and in step mode, L up to 4096;
    for the layers with a ``scan_method`` option, the parallel mode both ways (the backend's ``auto``

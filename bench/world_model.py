@@ -105,8 +105,7 @@ def bench_update(model: str, networks: str, batch: int, length: int, repeats: in
 
 
 def bench_imagine(model: str, starts: int, horizon: int, repeats: int, precision: str = "f32", **overrides) -> dict:
-    config = world_model_config(model, "subpixel/matmul", 1, 1, starts, horizon, **{"precision": precision,
-                                                                                     **overrides})
+    config = world_model_config(model, "subpixel/matmul", 1, 1, starts, horizon, precision=precision, **overrides)
     parts = build(config, num_actions=6)
     params = init_params(parts, jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
