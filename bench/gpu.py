@@ -27,6 +27,14 @@ sections together take ~11 minutes, so a full table takes two calls, the second 
    of one Atari100k game (100k agent steps) they imply.
 5. ``train``: a short PPO-S5 run at the paper configuration on RepeatPreviousEasy (training returns).
 
+And, only when named in ``--sections``:
+
+6. ``agent``: bench/world_model.py ``--agent``: one agent step of a training run, whole and piece by piece (collect,
+   world-model update, imagination starts, imagination, actor-critic update), for the Atari100k agent on Pong (what
+   the ``atari`` section's time per agent step is made of) and for the ``small`` agent on Breakout-MinAtar at the
+   Atari100k train ratio with 1 and 4 agents vmapped in one program (whether seeds share a GPU for less than their
+   sum).
+
 Nothing here assumes a CPU: float32 only, default device placement, no host callbacks (but the Atari section's
 emulators, which run on the host by nature).
 """
@@ -59,6 +67,10 @@ from ssmrl.ssm.precision import PRECISIONS
 
 TINY_WORLD_MODEL = dict(hidden=32, num_layers=1, latent_groups=4, latent_classes=4, channels=(4, 4, 8, 8, 8), kernel=4,
                         mlp_hidden=32, ac_hidden=32, ac_layers=1)
+# The agent's Atari100k train ratio (one update of 16 x 64 windows and 1024 imagination starts per env step)
+DRAMA_RATIO = dict(train_every=1, batch_size=16, batch_length=64, imag_batch=1024)
+TINY_AGENT = dict(TINY_WORLD_MODEL, batch_size=2, batch_length=8, imag_batch=8, imag_context=4, horizon=4, prefill=16,
+                  total_steps=64)
 SIZES = {
     "full": dict(
         scan=dict(models=["s5", "mamba", "mamba2", "gru", "s4d"], lengths=[64, 1024, 4096], batch=16,
@@ -70,6 +82,9 @@ SIZES = {
         atari=dict(model="drama", game="Pong", updates_per_chunk=100, chunks=4, overrides={}),
         train=dict(model="s5", updates=16, updates_per_chunk=4,
                    sizes=dict(num_envs=64, num_steps=1024, epochs=30, minibatches=8, features=256)),
+        agent=dict(model="drama", repeats=5, jobs=[
+            dict(preset="atari100k", env="atari/Pong", seeds=[1], overrides={}),
+            dict(preset="small", env="Breakout-MinAtar", seeds=[1, 4], overrides=DRAMA_RATIO)]),
     ),
     "tiny": dict(
         scan=dict(models=["s5", "gru"], lengths=[16, 64], batch=4, features=16, p=8, repeats=1,
@@ -82,11 +97,15 @@ SIZES = {
                                   horizon=4, prefill=16)),
         train=dict(model="s5", updates=4, updates_per_chunk=2,
                    sizes=dict(num_envs=8, num_steps=16, epochs=1, minibatches=2, features=16, num_layers=1)),
+        agent=dict(model="drama", repeats=1, jobs=[
+            dict(preset="atari100k", env="atari/Pong", seeds=[1], overrides=TINY_AGENT),
+            dict(preset="small", env="Breakout-MinAtar", seeds=[1, 2], overrides=TINY_AGENT)]),
     ),
 }
 SECTIONS = ("scan", "ppo", "world_model", "atari", "train")
+EXTRA_SECTIONS = ("agent",)  # run only when named in --sections
 # Share of --budget-s by the end of each section: later sections are skipped rather than overrunning.
-BUDGET_SHARE = {"scan": 0.12, "ppo": 0.55, "world_model": 0.72, "atari": 0.88, "train": 1.0}
+BUDGET_SHARE = {"scan": 0.12, "ppo": 0.55, "world_model": 0.72, "atari": 0.88, "train": 1.0, "agent": 1.0}
 
 
 def run_scan(s: dict, deadline: float) -> list[dict]:
@@ -225,6 +244,23 @@ def _time_atari(config: WorldModelConfig, chunks: int, deadline: float, backend:
     return row
 
 
+def run_agent(s: dict, deadline: float, peak: float) -> list[dict]:
+    """bench/world_model.py's ``--agent`` rows: a training run's agent step, whole and piece by piece, and several
+    agents vmapped in one program (``seeds``) against one."""
+    rows = []
+    for job in s["jobs"]:
+        head = {"model": s["model"], "preset": job["preset"], "env": job["env"]}
+        if time.perf_counter() > deadline:
+            rows.append({**head, "skipped": "budget"})
+            continue
+        config = wm_bench.agent_config(job["preset"], job["env"], s["model"], **job["overrides"])
+        row = {**head, **wm_bench.bench_agent(config, job["seeds"], s["repeats"])}
+        row["peak_fraction"] = row["gflops"] / peak
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def run_train(s: dict, deadline: float) -> list[dict]:
     """A short PPO run from scratch: the training return after every update (no evaluation episodes)."""
     if time.perf_counter() > deadline:
@@ -333,6 +369,22 @@ def markdown(result: dict) -> str:
                          f"updates {r['final_return']:.3f}; per update: "
                          + ", ".join(f"{x:.2f}" for x in r["episode_return"]))
         lines.append("")
+    if result.get("agent"):
+        lines += ["## A training run's agent step, whole and piece by piece (bench/world_model.py --agent)", "",
+                  "| preset | env | ms | ms per env step | % peak | " + " | ".join(wm_bench.AGENT_PIECES)
+                  + " | seeds vmapped: x one seed's time |", "|---" * (6 + len(wm_bench.AGENT_PIECES)) + "|"]
+    for r in result.get("agent", []):
+        if "skipped" in r:
+            lines.append(f"| {r['preset']} | {r['env']} | skipped ({r['skipped']}) |" + " |" * (3 + len(
+                wm_bench.AGENT_PIECES)))
+            continue
+        many = ", ".join(f"{k.split('_')[1]}: {v['time_vs_1_seed']:.2f}x" for k, v in r.items()
+                         if k.startswith("seeds_"))
+        lines.append(f"| {r['preset']} | {r['env']} | {r['ms']:.1f} | {r['ms_per_env_step']:.2f} | "
+                     f"{100 * r['peak_fraction']:.1f} | " + " | ".join(f"{r[p + '_ms']:.1f}" for p in
+                                                                       wm_bench.AGENT_PIECES) + f" | {many} |")
+    if result.get("agent"):
+        lines.append("")
     for name, error in result.get("errors", {}).items():
         lines += [f"## {name}: failed", "", "```", error.strip()[-2000:], "```", ""]
     return "\n".join(lines)
@@ -343,7 +395,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tiny", action="store_true", default=os.environ.get("SSMRL_BENCH_TINY", "") not in ("", "0"),
                         help="toy sizes (also SSMRL_BENCH_TINY=1): checks the whole path on a CPU in minutes")
     parser.add_argument("--out", default=None, help="directory for gpu.json and gpu.md (default runs/gpu_bench/<date>)")
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS + EXTRA_SECTIONS,
+                        help="default: all but " + ", ".join(EXTRA_SECTIONS))
     parser.add_argument("--budget-s", type=float, default=None,
                         help="wall-time budget: a section starting past its share is skipped (default 420 s; "
                              "--tiny: 1800 s, as a CPU compiles slowly)")
@@ -363,6 +416,8 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = json.loads(json.dumps(SIZES[mode]))  # a deep copy that also turns tuples into lists
     for name in ("world_model", "atari"):  # keep tuples for the configs
         sizes[name]["overrides"] = dict(SIZES[mode][name]["overrides"])
+    for job, original in zip(sizes["agent"]["jobs"], SIZES[mode]["agent"]["jobs"]):
+        job["overrides"] = dict(original["overrides"])
     if args.ppo_models:
         sizes["ppo"]["models"] = args.ppo_models
     if args.scan_models:
@@ -398,6 +453,8 @@ def main(argv: list[str] | None = None) -> dict:
                 result[name] = run_world_model(sizes["world_model"], deadline, peak, args.precisions)
             elif name == "atari":
                 result[name] = run_atari(sizes["atari"], deadline)
+            elif name == "agent":
+                result[name] = run_agent(sizes["agent"], deadline, peak)
             else:
                 result[name] = run_train(sizes["train"], deadline)
         except Exception:  # keep the other sections' numbers; the JSON says what failed

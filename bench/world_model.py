@@ -3,6 +3,7 @@
     python bench/world_model.py                                 # drama, s4wm, rssm; batch 16x128, 1024x16
     python bench/world_model.py --batch 4 --batch-length 32 --starts 256   # the 2-core CPU setting
     python bench/world_model.py --models drama --networks subpixel/matmul --precisions f32 bf16
+    python bench/world_model.py --agent small atari/Boxing --models drama --agent-seeds 1 4
 
 ``update``: one jitted world-model gradient step (loss, grads, Adam) on a batch ``B x T`` of 64x64
 frames, once per image-network variant ``decoder/conv_weight_grad``: ``subpixel/matmul`` (the default),
@@ -14,26 +15,38 @@ and the matmul + conv FLOPs with loop bodies counted per iteration (bench/hlo_fl
 over the time as GFLOP/s and as a fraction of a 2048x2048 f32 matmul's rate measured first, in this
 process. Memory is XLA's compiled estimate (arguments + outputs + temporaries). ``--precisions f32 bf16``: the
 update (first networks variant) and imagination again with the dense layers' matmuls in bf16 (the config's
-``precision``; the convs stay f32), each over the first precision's time, in this process.
+``precision``; the convs stay f32), each over the first precision's time, in this process. ``--agent PRESET ENV``:
+instead, a training run's whole agent step (collect, world-model update, imagination starts, imagination,
+actor-critic update), whole and piece by piece, and ``--agent-seeds`` agents vmapped in one program against one.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from hlo_flops import loop_aware_flops, matmul_peak  # the sibling script module: bench/ is the script's path entry
 
 from ssmrl.agents.params import count_params
-from ssmrl.agents.world_model.agent import build, init_params
+from ssmrl.agents.world_model import replay as rb
+from ssmrl.agents.world_model.agent import (
+    actor_critic_update,
+    agent_update,
+    build,
+    collect,
+    imagination_starts,
+    init,
+    init_params,
+    make_prefill,
+    world_model_update,
+)
 from ssmrl.agents.world_model.behavior import actor_policy, imagine
-from ssmrl.agents.world_model.config import MODEL_DEFAULTS, WorldModelConfig
-from ssmrl.agents.world_model.world_model import world_model_loss
+from ssmrl.agents.world_model.config import MODEL_DEFAULTS, PRESETS, WorldModelConfig, preset, validate
 from ssmrl.ssm.precision import PRECISIONS, matmul_precision
 
 
@@ -89,13 +102,7 @@ def bench_update(model: str, networks: str, batch: int, length: int, repeats: in
             "term": jnp.zeros((length, batch), bool),
             "first": jnp.asarray(rng.random((length, batch)) < 0.01).at[0].set(True)}
     opt = parts.wm_tx.init(params)
-
-    def update(wm_params, opt, data, key):
-        with matmul_precision(config.precision):
-            (loss, _), grads = jax.value_and_grad(world_model_loss, has_aux=True)(wm_params, parts.wm, config, data,
-                                                                                  key)
-        updates, opt = parts.wm_tx.update(grads, opt, wm_params)
-        return optax.apply_updates(wm_params, updates), opt, loss
+    update = functools.partial(world_model_update, parts)
 
     key = jax.random.PRNGKey(1)
     t0 = time.perf_counter()
@@ -125,6 +132,111 @@ def bench_imagine(model: str, starts: int, horizon: int, repeats: int, precision
     return {"compile_s": time.perf_counter() - t0, **measure(compiled, params, carry, z0, key, repeats=repeats)}
 
 
+def timed_donated(step, state, repeats: int) -> tuple[float, object]:
+    """``(median seconds, last state)`` of ``repeats`` calls of a jitted ``step(state) -> (state, out)`` that donates
+    its state, each call fed the last one's state, after one warm-up call."""
+    state, out = step(state)
+    jax.block_until_ready(out)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, out = step(state)
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), state
+
+
+def agent_config(preset_name: str, env_name: str, model: str, **overrides) -> WorldModelConfig:
+    """``preset_name``: a preset (``PRESETS``) or ``atari100k`` (the ``WorldModelConfig`` defaults, Drama size)."""
+    if preset_name == "atari100k":
+        return validate(WorldModelConfig(**{**MODEL_DEFAULTS[model], "model": model, "env_name": env_name,
+                                            **overrides}))
+    return validate(preset(preset_name, env_name=env_name, model=model, **overrides))
+
+
+def bench_agent(config: WorldModelConfig, seeds: list[int], repeats: int) -> dict:
+    """One agent step of a training run (``agent_update``: collect ``train_every`` env steps, a world-model update,
+    imagination from fresh context windows, an actor-critic update) after a prefill, timed whole and piece by piece
+    for one seed, and whole for each ``n`` of ``seeds`` > 1 agents vmapped in one program (their own weights, replay
+    and envs: what training seeds together in one process would run). ``ms_per_env_step``: per env step of each
+    seed (an update takes ``train_every x num_envs`` of them).
+
+    The pieces are timed apart, each on its own inputs, so they need not add up to the whole (XLA fuses across
+    them in the whole step)."""
+    c = config
+    parts = build(c)
+    prefill = jax.jit(make_prefill(parts))
+    states = [prefill(init(parts, jax.random.PRNGKey(seed)))[0] for seed in range(max(seeds))]
+    state = states[0]
+    update = jax.jit(functools.partial(agent_update, parts), donate_argnums=0)
+    t0 = time.perf_counter()
+    compiled = update.lower(state).compile()
+    row = {"model": c.model, "env": c.env_name, "params_wm": count_params(state.params["wm"]),
+           "env_steps_per_update": c.steps_per_update, "compile_s": time.perf_counter() - t0,
+           "gflop": loop_aware_flops(compiled.as_text()) / 1e9}
+    # the pieces read the state before the whole step donates it
+    _, batch = rb.sample(state.replay, jax.random.PRNGKey(1), c.batch_size, c.batch_length, c.sampler,
+                         c.dfs_temperature)
+    _, context = rb.sample(state.replay, jax.random.PRNGKey(2), c.imag_batch, c.imag_context, c.sampler,
+                           c.dfs_temperature, imagination=True)
+    keys = jax.random.split(jax.random.PRNGKey(3), 3)
+    params, opt = state.params, state.opt
+    carry, z0 = jax.jit(functools.partial(imagination_starts, parts))(params["wm"], context, keys[0], keys[1])
+
+    def rollout(params, carry, z0, key):
+        with matmul_precision(c.precision):
+            return imagine(parts.wm, params["wm"], actor_policy(parts.actor, params["actor"]), carry, z0,
+                           context["first"][-1], c.horizon, key)
+
+    traj = jax.jit(rollout)(params, carry, z0, keys[2])
+    pieces = {
+        "world_model_update": (functools.partial(world_model_update, parts), (params["wm"], opt["wm"], batch, keys[0])),
+        "imagination_starts": (functools.partial(imagination_starts, parts), (params["wm"], context, keys[0], keys[1])),
+        "imagine": (rollout, (params, carry, z0, keys[2])),
+        "actor_critic_update": (functools.partial(actor_critic_update, parts), (params, opt, traj, state.return_scale)),
+    }
+    for name, (fn, args) in pieces.items():
+        row[f"{name}_ms"] = 1e3 * timed(jax.jit(fn).lower(*args).compile(), *args, repeats=repeats)
+    collect_steps = jax.jit(lambda s: collect(parts, s, c.train_every, random_policy=False), donate_argnums=0)
+    seconds, states[0] = timed_donated(collect_steps, states[0], repeats)
+    row["collect_ms"] = 1e3 * seconds
+    one, states[0] = timed_donated(compiled, states[0], repeats)
+    row.update(ms=1e3 * one, ms_per_env_step=1e3 * one / c.steps_per_update, gflops=row["gflop"] / one)
+    for n in (n for n in seeds if n > 1):
+        stacked = jax.tree.map(lambda *x: jnp.stack(x), *states[:n])
+        many = jax.jit(jax.vmap(functools.partial(agent_update, parts)), donate_argnums=0)
+        seconds, _ = timed_donated(many, stacked, repeats)
+        row[f"seeds_{n}"] = {"ms": 1e3 * seconds, "time_vs_1_seed": seconds / one,
+                             "ms_per_env_step": 1e3 * seconds / (n * c.steps_per_update)}
+    return row
+
+
+AGENT_PIECES = ("collect", "world_model_update", "imagination_starts", "imagine", "actor_critic_update")
+
+
+def agent_table(args) -> None:
+    peak = matmul_peak()
+    rows = []
+    for model in args.models:
+        row = bench_agent(agent_config(*args.agent, model), args.agent_seeds, max(args.repeats, 3))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print(f"\ndevice: {jax.devices()[0].device_kind}; preset {args.agent[0]} on {args.agent[1]}; ms: median after a "
+          f"warm-up; matmul peak {peak:.1f} GFLOP/s; pieces timed apart (XLA fuses across them in the whole step)")
+    many = [n for n in args.agent_seeds if n > 1]
+    print("| model | WM params | agent update (ms) | per env step (ms) | GFLOP | % of peak |"
+          + "".join(f" {p} (ms) |" for p in AGENT_PIECES) + "".join(f" {n} seeds vmapped: x one seed's time |"
+                                                                  for n in many))
+    print("|---" * (6 + len(AGENT_PIECES) + len(many)) + "|")
+    for r in rows:
+        print(f"| {r['model']} | {r['params_wm']:,} | {r['ms']:.1f} | {r['ms_per_env_step']:.2f} | {r['gflop']:.2f} "
+              f"| {100 * r['gflops'] / peak:.1f} |" + "".join(f" {r[p + '_ms']:.1f} |" for p in AGENT_PIECES)
+              + "".join(f" {r[f'seeds_{n}']['time_vs_1_seed']:.2f} |" for n in many))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"matmul_peak_gflops": peak, "args": vars(args), "rows": rows}, f, indent=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["drama", "s4wm", "rssm"])
@@ -139,8 +251,19 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["f32"], choices=PRECISIONS,
                         help="dense-layer precisions: the first is the one measured in full, the others timed "
                              "against it")
+    parser.add_argument("--agent", nargs=2, default=None, metavar=("PRESET", "ENV"),
+                        help="instead: one agent step of a training run with a preset (" + ", ".join(PRESETS)
+                             + ", atari100k) on an env, whole and piece by piece, for each of --models")
+    parser.add_argument("--agent-seeds", nargs="+", type=int, default=[1],
+                        help="with --agent: also time this many agents vmapped in one program (e.g. 1 4)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args()
+    if args.agent is not None:
+        if args.agent[0] not in (*PRESETS, "atari100k"):
+            parser.error(f"unknown preset {args.agent[0]!r}; valid: {[*PRESETS, 'atari100k']}")
+        if min(args.agent_seeds) < 1:
+            parser.error(f"--agent-seeds must be positive, got {args.agent_seeds}")
+        return agent_table(args)
     peak = matmul_peak()
     peak_bf16 = matmul_peak(dtype="bf16")
     print(f"matmul peak (2048x2048): f32 {peak:.1f} GFLOP/s, bf16->f32 {peak_bf16:.1f} GFLOP/s", flush=True)

@@ -119,10 +119,11 @@ def test_gpu_bench_tiny_writes_json_and_table(tmp_path):
     assert "| gru | f32 | 2 |" in (tmp_path / "gpu.md").read_text()
 
 
-def test_gpu_bench_tiny_world_model_and_atari(tmp_path):
-    """bench/gpu.py's world-model section (update, imagination, the ConvTranspose baseline) and its timed Atari run
-    at toy sizes, with the ALE's XLA backend: what #11 asks of a GPU, checked on the CPU."""
-    out = run(["bench/gpu.py", "--tiny", "--out", str(tmp_path), "--sections", "world_model", "atari"],
+def test_gpu_bench_tiny_world_model_atari_and_agent(tmp_path):
+    """bench/gpu.py's world-model section (update, imagination, the ConvTranspose baseline), its timed Atari run
+    with the ALE's XLA backend and its agent section (a training run's agent step piece by piece; agents vmapped) at
+    toy sizes: what #11 asks of a GPU, checked on the CPU."""
+    out = run(["bench/gpu.py", "--tiny", "--out", str(tmp_path), "--sections", "world_model", "atari", "agent"],
               optimised=False)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads((tmp_path / "gpu.json").read_text())
@@ -137,6 +138,14 @@ def test_gpu_bench_tiny_world_model_and_atari(tmp_path):
     assert atari["atari100k_hours"] > (100_000 - 16) * atari["s_per_agent_step"] / 3600
     table = (tmp_path / "gpu.md").read_text()
     assert "| update | conv_transpose/xla | f32 | 2 x 8 windows |" in table and "one Atari100k game in" in table
+    pong, minatar = result["agent"]
+    assert (pong["env"], minatar["env"]) == ("atari/Pong", "Breakout-MinAtar")
+    for row in (pong, minatar):
+        assert all(row[f"{piece}_ms"] > 0 for piece in ("collect", "world_model_update", "imagination_starts",
+                                                         "imagine", "actor_critic_update")), row
+        assert row["ms_per_env_step"] == row["ms"] / row["env_steps_per_update"] and row["gflop"] > 0
+    assert "seeds_2" not in pong and minatar["seeds_2"]["time_vs_1_seed"] == minatar["seeds_2"]["ms"] / minatar["ms"]
+    assert "| small | Breakout-MinAtar |" in table and "2: " in table
 
 
 def test_gru_sequence_backward_matches_autodiff():

@@ -1,8 +1,9 @@
 """The world-model agent as pure functions over an explicit state pytree.
 
 ``build(config) -> Parts``; ``init(parts, key) -> AgentState``; ``prefill(parts)(state)`` (random
-policy); ``make_chunk(parts)(state) -> (state, metrics [updates])``, each update collecting
-``train_every`` env steps with the policy then doing one world-model and one actor-critic update;
+policy); ``make_chunk(parts)(state) -> (state, metrics [updates])``, each update (``agent_update``) collecting
+``train_every`` env steps with the policy then doing one world-model and one actor-critic update
+(``train_step``: ``world_model_update``, ``imagination_starts``, ``imagine``, ``actor_critic_update``);
 ``make_evaluate(parts, env)(params, key)``; ``open_loop(...)`` for the imagined-vs-real video.
 
 The env is any registered one with discrete actions (``config.env_name``). The Atari env lives in
@@ -224,44 +225,71 @@ def collect(parts: Parts, state: AgentState, steps: int, random_policy: bool) ->
 # ----------------------------------------------------------------------------- learning
 
 @at_precision
-def train_step(parts: Parts, state: AgentState) -> tuple[AgentState, dict]:
-    """One world-model update on a replay batch, then one actor-critic update in imagination."""
-    c = parts.config
-    key, k_batch, k_wm, k_ctx, k_obs, k_start, k_imag = jax.random.split(state.key, 7)
-    params, opt = state.params, state.opt
-    replay, batch = rb.sample(state.replay, k_batch, c.batch_size, c.batch_length, c.sampler, c.dfs_temperature)
+def world_model_update(parts: Parts, wm_params, wm_opt, batch: dict, key: jax.Array) -> tuple[Any, Any, dict]:
+    """One gradient step of the world model on a replay batch (``batch[name] [T, B, ...]``):
+    ``(wm_params, wm_opt, metrics)``."""
     grad_fn = jax.value_and_grad(world_model_loss, has_aux=True)
-    (_, (_, wm_metrics)), grads = grad_fn(params["wm"], parts.wm, c, batch, k_wm)
-    updates, wm_opt = parts.wm_tx.update(grads, opt["wm"], params["wm"])
-    wm_params = optax.apply_updates(params["wm"], updates)
+    (_, (_, metrics)), grads = grad_fn(wm_params, parts.wm, parts.config, batch, key)
+    updates, wm_opt = parts.wm_tx.update(grads, wm_opt, wm_params)
+    return optax.apply_updates(wm_params, updates), wm_opt, metrics
 
-    # imagination starts: posterior after imag_context - 1 frames of a fresh context window
-    replay, ctx = rb.sample(replay, k_ctx, c.imag_batch, c.imag_context, c.sampler, c.dfs_temperature,
-                            imagination=True)
+
+@at_precision
+def imagination_starts(parts: Parts, wm_params, context: dict, k_obs: jax.Array, k_start: jax.Array
+                       ) -> tuple[dict, jax.Array]:
+    """Where imagination starts: the sequence carry after the first ``imag_context - 1`` frames of each context
+    window (``context[name] [imag_context, N, ...]``) and a posterior sample ``z0 [N, L]`` of its last frame."""
+    c = parts.config
     n_ctx = c.imag_context - 1
-    carry, _ = parts.wm.apply(wm_params, parts.wm.initialize_carry(c.imag_batch), ctx["obs"][:-1],
-                              ctx["action"][:-1], ctx["first"][:-1], jax.random.split(k_obs, n_ctx),
+    carry, _ = parts.wm.apply(wm_params, parts.wm.initialize_carry(c.imag_batch), context["obs"][:-1],
+                              context["action"][:-1], context["first"][:-1], jax.random.split(k_obs, n_ctx),
                               method="observe")
-    z0, _, _ = parts.wm.apply(wm_params, carry, ctx["obs"][-1], ctx["first"][-1], k_start, method="posterior")
-    traj = imagine(parts.wm, wm_params, actor_policy(parts.actor, params["actor"]), carry, z0, ctx["first"][-1],
-                   c.horizon, k_imag)
+    z0, _, _ = parts.wm.apply(wm_params, carry, context["obs"][-1], context["first"][-1], k_start, method="posterior")
+    return carry, z0
+
+
+@at_precision
+def actor_critic_update(parts: Parts, params: dict, opt: dict, traj: dict, return_scale: jax.Array
+                        ) -> tuple[dict, dict, jax.Array, dict]:
+    """One step of the actor and the critic on an imagined trajectory (:func:`imagine`'s), and the slow critic's
+    EMA: ``(params, opt, return_scale, metrics)`` with ``params`` / ``opt`` the ``actor``, ``critic`` and
+    ``slow_critic`` entries (``opt``: the first two) updated, other entries kept."""
+    c = parts.config
 
     def ac_loss(ac_params):
         a_loss, c_loss, scale, metrics = actor_critic_losses(
             ac_params["actor"], ac_params["critic"], params["slow_critic"], parts.actor, parts.critic, traj,
-            state.return_scale, c)
+            return_scale, c)
         return a_loss + c_loss, (scale, metrics)
 
     ac_params = {"actor": params["actor"], "critic": params["critic"]}
-    (_, (return_scale, ac_metrics)), ac_grads = jax.value_and_grad(ac_loss, has_aux=True)(ac_params)
-    a_up, actor_opt = parts.actor_tx.update(ac_grads["actor"], opt["actor"], params["actor"])
-    c_up, critic_opt = parts.critic_tx.update(ac_grads["critic"], opt["critic"], params["critic"])
+    (_, (return_scale, metrics)), grads = jax.value_and_grad(ac_loss, has_aux=True)(ac_params)
+    a_up, actor_opt = parts.actor_tx.update(grads["actor"], opt["actor"], params["actor"])
+    c_up, critic_opt = parts.critic_tx.update(grads["critic"], opt["critic"], params["critic"])
     critic_params = optax.apply_updates(params["critic"], c_up)
     slow = optax.incremental_update(critic_params, params["slow_critic"], c.slow_critic_rate)
-    params = {"wm": wm_params, "actor": optax.apply_updates(params["actor"], a_up), "critic": critic_params,
+    params = {**params, "actor": optax.apply_updates(params["actor"], a_up), "critic": critic_params,
               "slow_critic": slow}
-    state = state.replace(params=params, opt={"wm": wm_opt, "actor": actor_opt, "critic": critic_opt},
-                          return_scale=return_scale, replay=replay, key=key, updates=state.updates + 1)
+    return params, {**opt, "actor": actor_opt, "critic": critic_opt}, return_scale, metrics
+
+
+@at_precision
+def train_step(parts: Parts, state: AgentState) -> tuple[AgentState, dict]:
+    """One world-model update on a replay batch, then one actor-critic update in imagination from fresh context
+    windows."""
+    c = parts.config
+    key, k_batch, k_wm, k_ctx, k_obs, k_start, k_imag = jax.random.split(state.key, 7)
+    replay, batch = rb.sample(state.replay, k_batch, c.batch_size, c.batch_length, c.sampler, c.dfs_temperature)
+    wm_params, wm_opt, wm_metrics = world_model_update(parts, state.params["wm"], state.opt["wm"], batch, k_wm)
+    replay, context = rb.sample(replay, k_ctx, c.imag_batch, c.imag_context, c.sampler, c.dfs_temperature,
+                                imagination=True)
+    carry, z0 = imagination_starts(parts, wm_params, context, k_obs, k_start)
+    traj = imagine(parts.wm, wm_params, actor_policy(parts.actor, state.params["actor"]), carry, z0,
+                   context["first"][-1], c.horizon, k_imag)
+    params, opt, return_scale, ac_metrics = actor_critic_update(
+        parts, {**state.params, "wm": wm_params}, {**state.opt, "wm": wm_opt}, traj, state.return_scale)
+    state = state.replace(params=params, opt=opt, return_scale=return_scale, replay=replay, key=key,
+                          updates=state.updates + 1)
     return state, {**wm_metrics, **ac_metrics}
 
 
@@ -270,19 +298,19 @@ def make_prefill(parts: Parts) -> Callable[[AgentState], AgentState]:
     return lambda state: collect(parts, state, steps, random_policy=True)
 
 
+def agent_update(parts: Parts, state: AgentState) -> tuple[AgentState, dict]:
+    """Collect ``train_every`` steps with the policy, then one world-model and one actor-critic update
+    (:func:`train_step`): one agent step of a run, not jitted (:func:`make_update` jits it)."""
+    state, returns = collect(parts, state, parts.config.train_every, random_policy=False)
+    state, metrics = train_step(parts, state)
+    metrics["episode_return"] = jnp.nanmean(returns)
+    return state, metrics
+
+
 def make_update(parts: Parts) -> Callable[[AgentState], tuple[AgentState, dict]]:
-    """``update(state) -> (state, metrics)``: collect ``train_every`` steps with the policy, then one
-    world-model and one actor-critic update. Jitted with the state donated, so the replay buffer (the
-    whole run's frames) is updated in place instead of copied on every call."""
-    c = parts.config
-
-    def update(state: AgentState) -> tuple[AgentState, dict]:
-        state, returns = collect(parts, state, c.train_every, random_policy=False)
-        state, metrics = train_step(parts, state)
-        metrics["episode_return"] = jnp.nanmean(returns)
-        return state, metrics
-
-    return jax.jit(update, donate_argnums=0)
+    """``update(state) -> (state, metrics)``: :func:`agent_update` jitted with the state donated, so the replay
+    buffer (the whole run's frames) is updated in place instead of copied on every call."""
+    return jax.jit(functools.partial(agent_update, parts), donate_argnums=0)
 
 
 def make_chunk(parts: Parts, on_update: Callable[[jax.Array], None] | None = None
