@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from hlo_flops import loop_aware_flops, matmul_peak  # the sibling script module: bench/ is the script's path entry
 
+from ssmrl import envs
 from ssmrl.agents.params import count_params
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import (
@@ -239,7 +240,7 @@ def agent_table(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["drama", "s4wm", "rssm"])
+    parser.add_argument("--models", nargs="+", default=list(MODEL_DEFAULTS), choices=list(MODEL_DEFAULTS))
     parser.add_argument("--networks", nargs="+", default=["subpixel/matmul", "conv_transpose/xla", "subpixel/xla"],
                         help="decoder/conv_weight_grad variants: the first is the one measured in full, the others "
                              "only for the update-time ratio")
@@ -261,6 +262,8 @@ def main() -> None:
     if args.agent is not None:
         if args.agent[0] not in (*PRESETS, "atari100k"):
             parser.error(f"unknown preset {args.agent[0]!r}; valid: {[*PRESETS, 'atari100k']}")
+        if args.agent[1] not in envs.available():
+            parser.error(f"unknown env {args.agent[1]!r}; valid: {envs.available()}")
         if min(args.agent_seeds) < 1:
             parser.error(f"--agent-seeds must be positive, got {args.agent_seeds}")
         return agent_table(args)
