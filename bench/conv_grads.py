@@ -17,7 +17,7 @@ import argparse
 import math
 
 import jax
-from world_model import timed  # the sibling script module: bench/ is the script's path entry
+from timing import timed  # the sibling script module: bench/ is the script's path entry
 
 from ssmrl.agents.world_model.config import PRESETS, WorldModelConfig, preset
 from ssmrl.agents.world_model.conv import (

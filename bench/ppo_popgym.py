@@ -34,11 +34,11 @@ import json
 import time
 
 import jax
-import numpy as np
 from hlo_flops import loop_aware_flops, matmul_peak  # sibling script modules: bench/ is the script's path entry
 from popjaxrl_baseline import MODELS as POPJAXRL_MODELS
 from popjaxrl_baseline import bench_popjaxrl, check_checkout, check_env
 from popjaxrl_baseline import load as load_popjaxrl
+from timing import timed_steps
 
 from ssmrl import envs
 from ssmrl.agents.params import count_params
@@ -95,15 +95,7 @@ def bench_agent(config: PPOConfig, seeds: int, repeats: int, method: SeedMethod 
     t0 = time.perf_counter()
     compiled = chunk.lower(state).compile()
     compile_s = time.perf_counter() - t0
-    state, _ = compiled(state)
-    jax.block_until_ready(state)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        state, metrics = compiled(state)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - t0)
-    seconds = float(np.median(times))
+    seconds, state = timed_steps(compiled, state, repeats)
     updates = config.chunk_updates
     flops = loop_aware_flops(compiled.as_text()) / updates / seeds
     params = count_params(jax.tree_util.tree_map(lambda p: p[0], state.train_state.params))

@@ -15,7 +15,7 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from timing import timed  # the sibling script module: bench/ is the script's path entry
 
 from ssmrl import ssm
 from ssmrl.ssm.base import step_mode_outputs
@@ -32,16 +32,6 @@ def layer_options(name: str, p: int) -> dict:
         "mamba": dict(state_size=16),
         "mamba2": dict(head_dim=p, state_size=16),
     }.get(name, {})
-
-
-def timed(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def peak_bytes(compiled) -> int:

@@ -30,7 +30,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hlo_flops import loop_aware_flops, matmul_peak  # the sibling script module: bench/ is the script's path entry
+from hlo_flops import loop_aware_flops, matmul_peak  # sibling script modules: bench/ is the script's path entry
+from timing import timed, timed_steps
 
 from ssmrl import envs
 from ssmrl.agents.params import count_params
@@ -56,17 +57,6 @@ def peak_mb(compiled) -> float:
     if stats is None:
         return float("nan")
     return (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes) / 2**20
-
-
-def timed(compiled, *args, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up call."""
-    jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def xla_flops(compiled) -> float:
@@ -133,20 +123,6 @@ def bench_imagine(model: str, starts: int, horizon: int, repeats: int, precision
     return {"compile_s": time.perf_counter() - t0, **measure(compiled, params, carry, z0, key, repeats=repeats)}
 
 
-def timed_donated(step, state, repeats: int) -> tuple[float, object]:
-    """``(median seconds, last state)`` of ``repeats`` calls of a jitted ``step(state) -> (state, out)`` that donates
-    its state, each call fed the last one's state, after one warm-up call."""
-    state, out = step(state)
-    jax.block_until_ready(out)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        state, out = step(state)
-        jax.block_until_ready(out)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), state
-
-
 def agent_config(preset_name: str, env_name: str, model: str, **overrides) -> WorldModelConfig:
     """``preset_name``: a preset (``PRESETS``) or ``atari100k`` (the ``WorldModelConfig`` defaults, Drama size)."""
     if preset_name == "atari100k":
@@ -199,14 +175,14 @@ def bench_agent(config: WorldModelConfig, seeds: list[int], repeats: int) -> dic
     for name, (fn, args) in pieces.items():
         row[f"{name}_ms"] = 1e3 * timed(jax.jit(fn).lower(*args).compile(), *args, repeats=repeats)
     collect_steps = jax.jit(lambda s: collect(parts, s, c.train_every, random_policy=False), donate_argnums=0)
-    seconds, states[0] = timed_donated(collect_steps, states[0], repeats)
+    seconds, states[0] = timed_steps(collect_steps, states[0], repeats)
     row["collect_ms"] = 1e3 * seconds
-    one, states[0] = timed_donated(compiled, states[0], repeats)
+    one, states[0] = timed_steps(compiled, states[0], repeats)
     row.update(ms=1e3 * one, ms_per_env_step=1e3 * one / c.steps_per_update, gflops=row["gflop"] / one)
     for n in (n for n in seeds if n > 1):
         stacked = jax.tree.map(lambda *x: jnp.stack(x), *states[:n])
         many = jax.jit(jax.vmap(functools.partial(agent_update, parts)), donate_argnums=0)
-        seconds, _ = timed_donated(many, stacked, repeats)
+        seconds, _ = timed_steps(many, stacked, repeats)
         row[f"seeds_{n}"] = {"ms": 1e3 * seconds, "time_vs_1_seed": seconds / one,
                              "ms_per_env_step": 1e3 * seconds / (n * c.steps_per_update)}
     return row
