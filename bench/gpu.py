@@ -35,8 +35,8 @@ And, only when named in ``--sections``:
    Atari100k train ratio with 1 and 4 agents vmapped in one program (whether seeds share a GPU for less than their
    sum).
 
-Nothing here assumes a CPU: float32 only, default device placement, no host callbacks (but the Atari section's
-emulators, which run on the host by nature).
+Nothing here assumes a CPU: float32 only, default device placement, no host callbacks (but the Atari emulators of
+the ``atari`` and ``agent`` sections, which run on the host by nature).
 """
 
 from __future__ import annotations
