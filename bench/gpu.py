@@ -42,6 +42,7 @@ the ``atari`` and ``agent`` sections, which run on the host by nature).
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import datetime
 import json
@@ -62,7 +63,7 @@ from popjaxrl_baseline import load as load_popjaxrl
 from ssmrl.agents.params import count_params
 from ssmrl.agents.ppo.train import build, make_chunk
 from ssmrl.agents.world_model import agent as wm_agent
-from ssmrl.agents.world_model.config import MODEL_DEFAULTS, WorldModelConfig, validate
+from ssmrl.agents.world_model.config import WorldModelConfig, validate
 from ssmrl.ssm.precision import PRECISIONS
 
 TINY_WORLD_MODEL = dict(hidden=32, num_layers=1, latent_groups=4, latent_classes=4, channels=(4, 4, 8, 8, 8), kernel=4,
@@ -204,8 +205,8 @@ def run_atari(s: dict, deadline: float) -> list[dict]:
     if time.perf_counter() > deadline:
         return [{**head, "skipped": "budget"}]
     steps = s["overrides"].get("prefill", WorldModelConfig.prefill) + s["chunks"] * s["updates_per_chunk"]
-    config = WorldModelConfig(**{**MODEL_DEFAULTS[s["model"]], "model": s["model"], "env_name": f"atari/{s['game']}",
-                                 "updates_per_chunk": s["updates_per_chunk"], "total_steps": steps, **s["overrides"]})
+    config = wm_bench.agent_config("atari100k", f"atari/{s['game']}", s["model"],
+                                   updates_per_chunk=s["updates_per_chunk"], total_steps=steps, **s["overrides"])
     errors = {}
     for backend in ("xla", "callback"):
         try:
@@ -413,11 +414,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(str(e))
     mode = "tiny" if args.tiny else "full"
     budget = args.budget_s or (1800.0 if args.tiny else 420.0)
-    sizes = json.loads(json.dumps(SIZES[mode]))  # a deep copy that also turns tuples into lists
-    for name in ("world_model", "atari"):  # keep tuples for the configs
-        sizes[name]["overrides"] = dict(SIZES[mode][name]["overrides"])
-    for job, original in zip(sizes["agent"]["jobs"], SIZES[mode]["agent"]["jobs"]):
-        job["overrides"] = dict(original["overrides"])
+    sizes = copy.deepcopy(SIZES[mode])
     if args.ppo_models:
         sizes["ppo"]["models"] = args.ppo_models
     if args.scan_models:

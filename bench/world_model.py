@@ -41,15 +41,15 @@ from ssmrl.agents.world_model.agent import (
     agent_update,
     build,
     collect,
+    imagination,
     imagination_starts,
     init,
     init_params,
     make_prefill,
     world_model_update,
 )
-from ssmrl.agents.world_model.behavior import actor_policy, imagine
 from ssmrl.agents.world_model.config import MODEL_DEFAULTS, PRESETS, WorldModelConfig, preset, validate
-from ssmrl.ssm.precision import PRECISIONS, matmul_precision
+from ssmrl.ssm.precision import PRECISIONS
 
 
 def peak_mb(compiled) -> float:
@@ -113,9 +113,7 @@ def bench_imagine(model: str, starts: int, horizon: int, repeats: int, precision
     reset0 = jnp.zeros((starts,), bool)
 
     def rollout(params, carry, z0, key):
-        with matmul_precision(config.precision):
-            return imagine(parts.wm, params["wm"], actor_policy(parts.actor, params["actor"]), carry, z0, reset0,
-                           horizon, key)
+        return imagination(parts, params["wm"], params["actor"], carry, z0, reset0, key)
 
     key = jax.random.PRNGKey(1)
     t0 = time.perf_counter()
@@ -158,22 +156,17 @@ def bench_agent(config: WorldModelConfig, seeds: list[int], repeats: int) -> dic
                            c.dfs_temperature, imagination=True)
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
     params, opt = state.params, state.opt
-    carry, z0 = jax.jit(functools.partial(imagination_starts, parts))(params["wm"], context, keys[0], keys[1])
 
-    def rollout(params, carry, z0, key):
-        with matmul_precision(c.precision):
-            return imagine(parts.wm, params["wm"], actor_policy(parts.actor, params["actor"]), carry, z0,
-                           context["first"][-1], c.horizon, key)
+    def piece(name: str, fn, *args):
+        """Compile and time one piece; its output feeds the next."""
+        compiled = jax.jit(functools.partial(fn, parts)).lower(*args).compile()
+        row[f"{name}_ms"] = 1e3 * timed(compiled, *args, repeats=repeats)
+        return compiled(*args)
 
-    traj = jax.jit(rollout)(params, carry, z0, keys[2])
-    pieces = {
-        "world_model_update": (functools.partial(world_model_update, parts), (params["wm"], opt["wm"], batch, keys[0])),
-        "imagination_starts": (functools.partial(imagination_starts, parts), (params["wm"], context, keys[0], keys[1])),
-        "imagine": (rollout, (params, carry, z0, keys[2])),
-        "actor_critic_update": (functools.partial(actor_critic_update, parts), (params, opt, traj, state.return_scale)),
-    }
-    for name, (fn, args) in pieces.items():
-        row[f"{name}_ms"] = 1e3 * timed(jax.jit(fn).lower(*args).compile(), *args, repeats=repeats)
+    piece("world_model_update", world_model_update, params["wm"], opt["wm"], batch, keys[0])
+    carry, z0 = piece("imagination_starts", imagination_starts, params["wm"], context, keys[0], keys[1])
+    traj = piece("imagine", imagination, params["wm"], params["actor"], carry, z0, context["first"][-1], keys[2])
+    piece("actor_critic_update", actor_critic_update, params, opt, traj, state.return_scale)
     collect_steps = jax.jit(lambda s: collect(parts, s, c.train_every, random_policy=False), donate_argnums=0)
     seconds, states[0] = timed_steps(collect_steps, states[0], repeats)
     row["collect_ms"] = 1e3 * seconds

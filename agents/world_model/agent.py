@@ -3,7 +3,7 @@
 ``build(config) -> Parts``; ``init(parts, key) -> AgentState``; ``prefill(parts)(state)`` (random
 policy); ``make_chunk(parts)(state) -> (state, metrics [updates])``, each update (``agent_update``) collecting
 ``train_every`` env steps with the policy then doing one world-model and one actor-critic update
-(``train_step``: ``world_model_update``, ``imagination_starts``, ``imagine``, ``actor_critic_update``);
+(``train_step``: ``world_model_update``, ``imagination_starts``, ``imagination``, ``actor_critic_update``);
 ``make_evaluate(parts, env)(params, key)``; ``open_loop(...)`` for the imagined-vs-real video.
 
 The env is any registered one with discrete actions (``config.env_name``). The Atari env lives in
@@ -249,6 +249,15 @@ def imagination_starts(parts: Parts, wm_params, context: dict, k_obs: jax.Array,
 
 
 @at_precision
+def imagination(parts: Parts, wm_params, actor_params, carry: dict, z0: jax.Array, reset0: jax.Array,
+                key: jax.Array) -> dict:
+    """The actor rolled ``config.horizon`` steps in the model from :func:`imagination_starts`' ``(carry, z0)``
+    (``reset0 [N]``: the start frame begins an episode): :func:`imagine`'s trajectory."""
+    return imagine(parts.wm, wm_params, actor_policy(parts.actor, actor_params), carry, z0, reset0,
+                   parts.config.horizon, key)
+
+
+@at_precision
 def actor_critic_update(parts: Parts, params: dict, opt: dict, traj: dict, return_scale: jax.Array
                         ) -> tuple[dict, dict, jax.Array, dict]:
     """One step of the actor and the critic on an imagined trajectory (:func:`imagine`'s), and the slow critic's
@@ -284,8 +293,7 @@ def train_step(parts: Parts, state: AgentState) -> tuple[AgentState, dict]:
     replay, context = rb.sample(replay, k_ctx, c.imag_batch, c.imag_context, c.sampler, c.dfs_temperature,
                                 imagination=True)
     carry, z0 = imagination_starts(parts, wm_params, context, k_obs, k_start)
-    traj = imagine(parts.wm, wm_params, actor_policy(parts.actor, state.params["actor"]), carry, z0,
-                   context["first"][-1], c.horizon, k_imag)
+    traj = imagination(parts, wm_params, state.params["actor"], carry, z0, context["first"][-1], k_imag)
     params, opt, return_scale, ac_metrics = actor_critic_update(
         parts, {**state.params, "wm": wm_params}, {**state.opt, "wm": wm_opt}, traj, state.return_scale)
     state = state.replace(params=params, opt=opt, return_scale=return_scale, replay=replay, key=key,
