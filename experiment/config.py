@@ -22,7 +22,7 @@ from ssmrl.agents.meta_dt.config import MetaDTConfig
 from ssmrl.agents.meta_dt.config import WorldModelConfig as ContextModelConfig
 from ssmrl.agents.ppo.config import PPOConfig, check_devices
 from ssmrl.agents.world_model.config import WorldModelConfig
-from ssmrl.experiment import presets
+from ssmrl.experiment import compile_cache, presets
 from ssmrl.experiment.logger import LOGGERS
 from ssmrl.experiment.run_dir import RunDirError, refuse_used
 
@@ -262,7 +262,8 @@ def refuse_used_run_dir(argv: list[str]) -> None:
 def prepare(name: str, usage: str, aliases: dict[str, str] | None = None) -> None:
     """What an entry point does before ``@hydra.main``: old key names are rewritten (:func:`rename`);
     ``--help``/``-h`` prints its own help and exits; otherwise ``preset=`` is resolved
-    (``experiment.presets``). ``aliases``: other accepted preset names."""
+    (``experiment.presets``) and the persistent compile cache turned on (``experiment.compile_cache``).
+    ``aliases``: other accepted preset names."""
     sys.argv[1:], notes = rename(sys.argv[1:], RENAMED.get(name, {}))
     for note in notes:
         print(note, file=sys.stderr)
@@ -273,6 +274,7 @@ def prepare(name: str, usage: str, aliases: dict[str, str] | None = None) -> Non
         refuse_used_run_dir(argv)
         if has_presets:
             presets.apply(preset_dir, aliases)
+        compile_cache.enable()
         return
     from hydra import compose, initialize_config_dir
 
