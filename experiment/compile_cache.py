@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 
 MAX_BYTES = 2 << 30
 """Least recently used entries are evicted past this size (a small run's programs take a few MB)."""
@@ -38,7 +39,8 @@ def default_dir() -> str:
 def enable() -> str | None:
     """Turn JAX's persistent compile cache on at :func:`default_dir`, bounded to ``MAX_BYTES``, before anything
     compiles; the folder in use, or None when it is off. JAX's own settings win: ``JAX_COMPILATION_CACHE_DIR``
-    names another folder, ``JAX_ENABLE_COMPILATION_CACHE=false`` turns the cache off."""
+    names another folder, ``JAX_ENABLE_COMPILATION_CACHE=false`` turns the cache off. A folder that cannot be
+    written leaves the cache off, with one note on stderr."""
     import jax
 
     if not jax.config.jax_enable_compilation_cache:
@@ -46,6 +48,14 @@ def enable() -> str | None:
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return os.environ["JAX_COMPILATION_CACHE_DIR"]
     folder = default_dir()
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(f"{folder} is not writable")
+    except OSError as error:  # JAX would warn once per program instead
+        print(f"note: no compile cache ({error}); JAX_COMPILATION_CACHE_DIR=<folder> names a writable one",
+              file=sys.stderr)
+        return None
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)  # eviction takes a file lock: no torn entries
     return folder

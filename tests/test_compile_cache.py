@@ -25,12 +25,12 @@ print(json.dumps({"dir": jax.config.jax_compilation_cache_dir, "hits": len(hits)
 
 def _run(tmp_path, **env) -> dict:
     base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    base.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                JAX_PLATFORMS="cpu", **env)
+    base.update({"XDG_CACHE_HOME": str(tmp_path / "xdg"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                 "JAX_PLATFORMS": "cpu", **env})
     out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          env=base)
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "stderr": out.stderr}
 
 
 def test_a_second_process_loads_the_program_instead_of_compiling_it(tmp_path):
@@ -49,3 +49,10 @@ def test_jax_own_settings_win(tmp_path):
     assert any(name.endswith("-cache") for name in os.listdir(tmp_path / "mine"))
     off = _run(tmp_path, JAX_ENABLE_COMPILATION_CACHE="false")
     assert off["dir"] is None and not (tmp_path / "xdg" / "ssmrl").exists()
+
+
+def test_a_folder_that_cannot_be_written_leaves_the_cache_off_with_one_note(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    out = _run(tmp_path, XDG_CACHE_HOME=str(tmp_path / "a_file"))
+    assert out["dir"] is None and out["stderr"].count("note: no compile cache") == 1
+    assert "persistent compilation cache" not in out["stderr"]
