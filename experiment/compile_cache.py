@@ -2,9 +2,10 @@
 next run that builds it (another seed of a sweep, a resume, an evaluation, the same command tomorrow).
 
 JAX's own cache (``jax_compilation_cache_dir``) does the work; this module only picks its folder and bounds it.
-JAX keys an entry by the program, the jax version, the XLA flags and the device kind, but on a CPU not by the
-instruction set the code was generated for, so a home folder shared by machines of different CPUs (a cluster's
-NFS home) could hand one machine another's AVX-512 code. The folder is therefore named by the CPU's feature flags.
+JAX keys an entry by the program, the jax version, the XLA flags and the devices; on a CPU the platform version in
+that key reads ``cpu``, and whether the instruction set is in it at all could not be read from the key's parts. So
+the folder is named by the CPU's feature flags too: a home folder shared by machines of different CPUs (a cluster's
+NFS home) cannot hand one machine code generated for another's (AVX-512 code to an AVX2 CPU).
 A loaded program is the executable the compile would have produced: results are unchanged to the bit.
 """
 
