@@ -12,6 +12,7 @@ A loaded program is the executable the compile would have produced: results are 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import platform
 import sys
@@ -40,20 +41,24 @@ def default_dir() -> str:
 def enable() -> str | None:
     """Turn JAX's persistent compile cache on at :func:`default_dir`, bounded to ``MAX_BYTES``, before anything
     compiles; the folder in use, or None when it is off. JAX's own settings win: ``JAX_COMPILATION_CACHE_DIR``
-    names another folder, ``JAX_ENABLE_COMPILATION_CACHE=false`` turns the cache off. A folder that cannot be
-    written leaves the cache off, with one note on stderr."""
+    names another folder, ``JAX_ENABLE_COMPILATION_CACHE=false`` turns the cache off. Without the ``filelock``
+    package or a folder it can write, the cache stays off with one note on stderr (JAX would warn once per
+    program)."""
     import jax
 
     if not jax.config.jax_enable_compilation_cache:
         return None
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    if importlib.util.find_spec("filelock") is None:  # an install from before it was a dependency
+        print("note: no compile cache (the filelock package is missing; pip install filelock)", file=sys.stderr)
+        return None
     folder = default_dir()
     try:
         os.makedirs(folder, exist_ok=True)
         if not os.access(folder, os.W_OK):
             raise PermissionError(f"{folder} is not writable")
-    except OSError as error:  # JAX would warn once per program instead
+    except OSError as error:
         print(f"note: no compile cache ({error}); JAX_COMPILATION_CACHE_DIR=<folder> names a writable one",
               file=sys.stderr)
         return None
