@@ -46,6 +46,7 @@ from ssmrl.agents.world_model.agent import (
     init,
     init_params,
     make_prefill,
+    make_update,
     world_model_update,
 )
 from ssmrl.agents.world_model.config import MODEL_DEFAULTS, PRESETS, WorldModelConfig, preset, validate
@@ -143,7 +144,7 @@ def bench_agent(config: WorldModelConfig, seeds: list[int], repeats: int) -> dic
     prefill = jax.jit(make_prefill(parts))
     states = [prefill(init(parts, jax.random.PRNGKey(seed)))[0] for seed in range(max(seeds))]
     state = states[0]
-    update = jax.jit(functools.partial(agent_update, parts), donate_argnums=0)
+    update = make_update(parts)
     t0 = time.perf_counter()
     compiled = update.lower(state).compile()
     row = {"model": c.model, "env": c.env_name, "params_wm": count_params(state.params["wm"]),
