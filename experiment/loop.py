@@ -11,8 +11,10 @@ a Ctrl-C during the save waits for it), and moves the progress bar.
 Resume restores the state (RNG keys included) bit for bit, the history and the wall time so far, so a
 resumed run reaches the same result as an uninterrupted one and its summary counts all the time spent.
 Stops other than the end: ``stop_after`` chunks (a simulated crash: returns normally), Ctrl-C
-(``Interrupted``, exit code 130) and divergence (``Diverged``, exit code 3): both write ``summary.json``
-saying why and keep the last good checkpoint. ``run_main`` turns them into one line and the exit code.
+(``Interrupted``, exit code 130), SIGTERM (``Terminated``, exit code 143: what a scheduler or ``kill`` sends,
+and the only stop a job started with ``&`` from a script can get, since it ignores SIGINT) and divergence
+(``Diverged``, exit code 3): each writes ``summary.json`` saying why and keeps the last good checkpoint.
+``run_main`` turns them into one line and the exit code.
 """
 
 from __future__ import annotations
@@ -47,8 +49,17 @@ class Interrupted(RunStopped):
     exit_code = 130  # the shell's code for SIGINT
 
 
+class Terminated(RunStopped):
+    exit_code = 143  # 128 + SIGTERM, as the shell reports a process SIGTERM killed
+
+
 class Diverged(RunStopped):
     exit_code = 3
+
+
+class _TerminateRequest(KeyboardInterrupt):
+    """SIGTERM inside the loop. A ``KeyboardInterrupt`` so that no ``except Exception`` on the way (an env's
+    host code, a library) swallows it, and it stops the loop on the path Ctrl-C takes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,20 +108,42 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+_STOP_SIGNALS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: _TerminateRequest}
+
+
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C inside the block waits for its end: a checkpoint save is finished, never left half-written."""
+    """Ctrl-C or SIGTERM inside the block waits for its end: a checkpoint save is finished, never left
+    half-written."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    previous = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in _STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if caught:
-        raise KeyboardInterrupt
+        raise _STOP_SIGNALS[caught[0]]
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_loop() -> Iterator[None]:
+    """SIGTERM raises ``_TerminateRequest`` inside the block instead of killing the process on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request(signum, frame):
+        raise _TerminateRequest
+
+    previous = signal.signal(signal.SIGTERM, request)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def as_restored(tree: Any) -> Any:
@@ -152,52 +185,56 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
         progress.start_at(spec.step_offset + record["updates"] * progress.steps_per_update)
     index = start
     try:
-        for index in range(start, spec.num_chunks):
-            if stop_after is not None and index - start >= stop_after:
-                break
-            t0 = time.perf_counter()
-            new_state, metrics = chunk(state)
-            metrics = {k: np.asarray(v, np.float64) for k, v in jax.device_get(metrics).items()}
-            elapsed = time.perf_counter() - t0
-            updates = int(metrics[spec.headline].shape[-1])
-            if writer is not None:
-                _log(writer, metrics, record["updates"], spec)
-            _check_finite(metrics, new_state, params, spec, record["updates"], checkpoints, checkpoint, run,
-                          prior_wall + time.perf_counter() - t_start)
-            state = new_state
-            if index > start:
-                train_seconds += elapsed
-                train_updates += updates
-            for name, value in metrics.items():
-                record["metrics"].setdefault(name, []).append(value.tolist())
-            record["updates"] += updates
-            if writer is not None:
-                # the first chunk's rate includes compilation: logged too, it is what the user waited
-                writer.add_scalar("perf/steps_per_s", updates * spec.steps_per_update / elapsed,
-                                  spec.step_offset + record["updates"] * spec.steps_per_update)
-            if after_chunk is not None:
-                entry = after_chunk(state, index)
-                if entry is not None:
-                    record["after_chunk"].append(entry)
-            if writer is not None:
-                writer.flush()
-            record["wall_time_s"] = prior_wall + time.perf_counter() - t_start
-            with interrupts_deferred():  # a Ctrl-C here is raised once the save and its bookkeeping are done
-                checkpoints.save(index + 1, state, record)
-                checkpoint, saved_updates = index + 1, int(record["updates"])
-            if progress is not None:
-                progress.chunk_done(spec.step_offset + record["updates"] * progress.steps_per_update,
-                                    metrics[spec.headline][..., -1])
-        else:
-            index = spec.num_chunks
-    except KeyboardInterrupt:
+        with _sigterm_stops_the_loop():  # a second SIGTERM, while the summary is written, kills
+            for index in range(start, spec.num_chunks):
+                if stop_after is not None and index - start >= stop_after:
+                    break
+                t0 = time.perf_counter()
+                new_state, metrics = chunk(state)
+                metrics = {k: np.asarray(v, np.float64) for k, v in jax.device_get(metrics).items()}
+                elapsed = time.perf_counter() - t0
+                updates = int(metrics[spec.headline].shape[-1])
+                if writer is not None:
+                    _log(writer, metrics, record["updates"], spec)
+                _check_finite(metrics, new_state, params, spec, record["updates"], checkpoints, checkpoint, run,
+                              prior_wall + time.perf_counter() - t_start)
+                state = new_state
+                if index > start:
+                    train_seconds += elapsed
+                    train_updates += updates
+                for name, value in metrics.items():
+                    record["metrics"].setdefault(name, []).append(value.tolist())
+                record["updates"] += updates
+                if writer is not None:
+                    # the first chunk's rate includes compilation: logged too, it is what the user waited
+                    writer.add_scalar("perf/steps_per_s", updates * spec.steps_per_update / elapsed,
+                                      spec.step_offset + record["updates"] * spec.steps_per_update)
+                if after_chunk is not None:
+                    entry = after_chunk(state, index)
+                    if entry is not None:
+                        record["after_chunk"].append(entry)
+                if writer is not None:
+                    writer.flush()
+                record["wall_time_s"] = prior_wall + time.perf_counter() - t_start
+                with interrupts_deferred():  # a stop here is raised once the save and its bookkeeping are done
+                    checkpoints.save(index + 1, state, record)
+                    checkpoint, saved_updates = index + 1, int(record["updates"])
+                if progress is not None:
+                    progress.chunk_done(spec.step_offset + record["updates"] * progress.steps_per_update,
+                                        metrics[spec.headline][..., -1])
+            else:
+                index = spec.num_chunks
+    except KeyboardInterrupt as stop:
         wall = prior_wall + time.perf_counter() - t_start
         where = (f"the checkpoint of chunk {checkpoint} in {checkpoints.directory} is kept" if checkpoint
                  else "no checkpoint was written yet")
-        message = f"interrupted in chunk {index + 1} of {spec.num_chunks}: {where}"
-        _stopped_summary(run, "interrupted", message, saved_updates, checkpoint, checkpoints, wall)
+        terminated = isinstance(stop, _TerminateRequest)
+        stopped, error = ("terminated", Terminated) if terminated else ("interrupted", Interrupted)
+        what = "terminated by SIGTERM" if terminated else "interrupted"
+        message = f"{what} in chunk {index + 1} of {spec.num_chunks}: {where}"
+        _stopped_summary(run, stopped, message, saved_updates, checkpoint, checkpoints, wall)
         resume_hint = f"; continue with resume=true hydra.run.dir={run.path}" if run is not None and checkpoint else ""
-        raise Interrupted(message + resume_hint) from None
+        raise error(message + resume_hint) from None
     stopped = "finished" if index >= spec.num_chunks else "stop_after"
     return LoopResult(state, record["metrics"], record["after_chunk"], int(record["updates"]), stopped, checkpoint,
                       prior_wall + time.perf_counter() - t_start, train_seconds, train_updates)

@@ -1,5 +1,5 @@
 """The one runtime (experiment.loop, experiment.run_dir, experiment.checkpoint): resume bit for bit, Ctrl-C,
-divergence, used folders, concurrent writers, changed configs and corrupt files each lose nothing and say
+SIGTERM, divergence, used folders, concurrent writers, changed configs and corrupt files each lose nothing and say
 what happened. The loop is tested on a tiny synthetic trainer (one small compile); PPO checks divergence
 end to end; tests/test_ppo.py, test_meta_dt.py, test_dt.py and test_world_model_train.py resume each kind."""
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ssmrl.experiment.checkpoint import Checkpoints
-from ssmrl.experiment.loop import Diverged, Interrupted, LoopSpec, run_loop, run_main
+from ssmrl.experiment.loop import Diverged, Interrupted, LoopSpec, Terminated, run_loop, run_main
 from ssmrl.experiment.results import read_results
 from ssmrl.experiment.run_dir import LOCK_FILE, RunDir, RunDirError, changed_keys, read_run
 
@@ -114,19 +114,49 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_exits_130(tmp_path, capsys):
     _same(_run(tmp_path, resume=True), _run(tmp_path / "whole"))
 
 
-def test_ctrl_c_during_a_save_waits_for_it(tmp_path, monkeypatch):
+def _signalling(after: int, signum: int):
+    """``_chunk`` that sends this process ``signum`` in call ``after + 1``, as ``kill`` would."""
+    calls = []
+
+    def chunk(state):
+        calls.append(1)
+        if len(calls) == after + 1:
+            os.kill(os.getpid(), signum)
+        return _chunk(state)
+
+    return chunk
+
+
+def test_sigterm_keeps_the_last_checkpoint_and_exits_143(tmp_path, capsys):
+    """What a scheduler, ``kill`` or a job started with ``&`` (which ignores SIGINT) gets: Ctrl-C's path."""
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stop:
+        run_main(lambda: _run(tmp_path, _signalling(2, signal.SIGTERM)))
+    assert stop.value.code == 143 and signal.getsignal(signal.SIGTERM) is before
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "terminated by SIGTERM in chunk 3 of 4" in err and "resume=true" in err
+    summary = _summary(tmp_path)
+    assert summary["stopped"] == "terminated" and summary["checkpoint"] == 2 and summary["updates"] == 6
+    assert not (tmp_path / LOCK_FILE).exists()
+    _same(_run(tmp_path, resume=True), _run(tmp_path / "whole"))
+
+
+@pytest.mark.parametrize("signum, error, stopped", [(signal.SIGINT, Interrupted, "interrupted"),
+                                                    (signal.SIGTERM, Terminated, "terminated")])
+def test_a_stop_during_a_save_waits_for_it(tmp_path, monkeypatch, signum, error, stopped):
     saves = []
     real_save = Checkpoints.save
 
-    def save_then_ctrl_c(self, step, state, record):
+    def save_then_signal(self, step, state, record):
         saves.append(step)
-        if step == 2:  # SIGINT arrives while checkpoint 2 is being written
-            os.kill(os.getpid(), signal.SIGINT)
+        if step == 2:  # the signal arrives while checkpoint 2 is being written
+            os.kill(os.getpid(), signum)
         real_save(self, step, state, record)
 
-    monkeypatch.setattr(Checkpoints, "save", save_then_ctrl_c)
-    with pytest.raises(Interrupted, match="the checkpoint of chunk 2 .* is kept"):
+    monkeypatch.setattr(Checkpoints, "save", save_then_signal)
+    with pytest.raises(error, match="the checkpoint of chunk 2 .* is kept"):
         _run(tmp_path)
+    assert _summary(tmp_path)["stopped"] == stopped
     assert saves == [1, 2] and _summary(tmp_path)["checkpoint"] == 2 and _summary(tmp_path)["updates"] == 6
     checkpoints = Checkpoints(str(tmp_path / "checkpoints"))
     assert checkpoints.latest_step() == 2
