@@ -20,6 +20,7 @@ import numpy as np
 from ssmrl.agents.config import from_fields
 from ssmrl.agents.meta_dt.evaluate import make_rollout
 from ssmrl.agents.meta_dt.prompt import empty_prompt
+from ssmrl.experiment import compile_cache
 from ssmrl.experiment.checkpoint import restore_latest
 from ssmrl.experiment.config import MetaDTRun
 from ssmrl.experiment.meta_dt import setup_meta
@@ -57,4 +58,5 @@ def main(run_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    compile_cache.enable()  # a rerun (on another checkpoint, with other flags) loads what it compiled before
     main(sys.argv[1])

@@ -15,6 +15,7 @@ import numpy as np
 
 from ssmrl.agents.ppo.evaluate import make_evaluate
 from ssmrl.agents.ppo.train import build
+from ssmrl.experiment import compile_cache
 from ssmrl.experiment.evaluation import load_run, restore_params
 from ssmrl.experiment.run_dir import read_run
 
@@ -37,4 +38,5 @@ def main(run_dir: str, episodes: int = 256) -> None:
 
 
 if __name__ == "__main__":
+    compile_cache.enable()  # a rerun (on another checkpoint, with other flags) loads what it compiled before
     main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 256)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssmrl import envs
+from ssmrl.experiment import compile_cache
 
 
 def first_episode_returns(name: str, episodes: int, max_steps: int, key: jax.Array) -> np.ndarray:
@@ -55,4 +56,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    compile_cache.enable()  # a rerun (on another checkpoint, with other flags) loads what it compiled before
     main()

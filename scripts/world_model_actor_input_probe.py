@@ -21,6 +21,7 @@ import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build
+from ssmrl.experiment import compile_cache
 from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
 
 LAGS = (1, 2, 3, 4)
@@ -77,4 +78,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    compile_cache.enable()  # a rerun (on another checkpoint, with other flags) loads what it compiled before
     main()

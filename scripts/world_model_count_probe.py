@@ -39,6 +39,7 @@ from ssmrl.agents.world_model.distributions import twohot_mean
 from ssmrl.agents.world_model.probe import fit_world_model, layer_option
 from ssmrl.agents.world_model.world_model import state, value_bins
 from ssmrl.envs.popgym.cards import count_recall_answers
+from ssmrl.experiment import compile_cache
 from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
 
 PHASES = ((0, 4), (5, 9), (10, 19), (20, 29), (30, 39), (40, 1000))
@@ -177,4 +178,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    compile_cache.enable()  # a rerun (on another checkpoint, with other flags) loads what it compiled before
     main()

@@ -22,6 +22,7 @@ import numpy as np
 
 from ssmrl.agents.world_model.agent import build, make_env
 from ssmrl.agents.world_model.ratings import ratings
+from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError, read_run
 from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
 
@@ -90,4 +91,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    compile_cache.enable()  # a rerun (on another checkpoint, with other flags) loads what it compiled before
     main()

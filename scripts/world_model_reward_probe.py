@@ -26,6 +26,7 @@ from ssmrl.agents.world_model.probe import (
     reward_errors,
     small_parts,
 )
+from ssmrl.experiment import compile_cache
 
 
 def main() -> None:
@@ -67,4 +68,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    compile_cache.enable()  # a rerun (on another checkpoint, with other flags) loads what it compiled before
     main()
