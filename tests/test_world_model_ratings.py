@@ -1,6 +1,8 @@
 """How a world model rates policies against the env (agents/world_model/ratings.py), and the probe script that
 reads a run with it (scripts/world_model_policy_probe.py), on Breakout-MinAtar, whose step is deterministic:
-holding the paddle left or right loses the ball on step 6 of every episode, standing still scores."""
+holding the paddle left or right loses the ball on step 6 of every episode, standing still scores. And whether
+it sees the rewards of its replay (agents/world_model/reward_events.py, scripts/world_model_reward_events.py):
+which window rows the table reads, and the script on the same tiny run."""
 
 import os
 import runpy
@@ -11,8 +13,10 @@ import numpy as np
 import pytest
 
 from ssmrl.agents.world_model import config as wmc
+from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params
 from ssmrl.agents.world_model.ratings import env_ratings, imagined_ratings, policy_names
+from ssmrl.agents.world_model.reward_events import OUTCOMES, by_outcome, replay_windows, window_length
 from ssmrl.experiment.world_model import run_world_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +31,17 @@ CONFIG = wmc.validate(wmc.small(
 @pytest.fixture(scope="module")
 def parts():
     return build(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """``(run_dir, summary)`` of CONFIG trained to its end."""
+    run_dir = str(tmp_path_factory.mktemp("run") / "run")
+    return run_dir, run_world_model(CONFIG, run_dir, progress=False)
+
+
+def _script(name: str):
+    return runpy.run_path(os.path.join(ROOT, "scripts", name), run_name="probe")["main"]
 
 
 def test_env_ratings_count_what_a_plain_loop_counts(parts):
@@ -58,10 +73,9 @@ def test_env_ratings_count_what_a_plain_loop_counts(parts):
     assert np.all(np.isfinite(model_returns)) and np.all((model_steps >= 1) & (model_steps <= HORIZON + 1e-4))
 
 
-def test_probe_script_reads_a_run(tmp_path, capsys):
-    run_dir = str(tmp_path / "run")
-    summary = run_world_model(CONFIG, run_dir, progress=False)
-    main = runpy.run_path(os.path.join(ROOT, "scripts", "world_model_policy_probe.py"), run_name="probe")["main"]
+def test_probe_script_reads_a_run(trained_run, tmp_path, capsys):
+    run_dir, summary = trained_run
+    main = _script("world_model_policy_probe.py")
     out = main([run_dir, "--episodes", "4", "--horizon", str(HORIZON), "--segments", "3"])
     assert out["checkpoint"] == CONFIG.num_chunks
     assert [s["env_steps"] for s in out["segments"]] == [[0, 40], [40, 80], [80, 120]]
@@ -92,3 +106,57 @@ def test_constant_policies_act_as_named(parts):
     traj = imagine(parts.wm, params["wm"], lambda k, s: jnp.full(s.shape[:-1], 2, jnp.int32), carry, z0,
                    jnp.ones((N,), bool), 5, jax.random.PRNGKey(0))
     assert np.all(np.asarray(traj["actions"]) == 2)
+
+
+def test_reward_event_windows_and_columns(parts):
+    """Windows hold the rows they name; the ``imagined k`` column reads window row ``imag_context - 2 + k``
+    (its first step rewards the start's own action), ``observed`` the rows before; means and correlations are
+    those of the rows read."""
+    C, H, T = CONFIG.imag_context, CONFIG.horizon, window_length(parts)
+    assert T == C + H - 1
+    replay = rb.init_replay(30, 2, parts.obs_shape, parts.obs_dtype)
+    rows, envs = np.meshgrid(np.arange(30), np.arange(2), indexing="ij")
+    replay = replay.replace(reward=jnp.asarray(rows * 10 + envs, jnp.float32), size=jnp.asarray(30))
+    windows = replay_windows(replay, T, 5, 3)
+    starts = np.linspace(5, 30 - T, 3).astype(int)
+    expected = (starts[None, :, None] + np.arange(T)[:, None, None]) * 10 + np.arange(2)
+    np.testing.assert_array_equal(windows["reward"], expected.reshape(T, 6))
+    assert windows["obs"].shape == (T, 6, *parts.obs_shape)
+    with pytest.raises(ValueError, match="no window of 6 rows starts at row 26 of a replay of 30 rows"):
+        replay_windows(replay, T, 26, 3)
+
+    N = 7
+    paid = np.tile(np.array([-1.0, 0.0, 1.0, 0.0, 2.0, -3.0, 0.0]), (T, 1))
+    position = np.tile(np.arange(T, dtype=float)[:, None], (1, N))
+    table = by_outcome(parts, position, paid)
+    assert list(table) == ["observed", "imagined 1", "imagined 2", "imagined 4"]
+    assert table["observed"]["paid 0"] == (3 * (C - 1), np.mean(np.arange(C - 1)))
+    for k in (1, 2, 4):
+        assert table[f"imagined {k}"]["paid < 0"] == (2, C - 2 + k) and table[f"imagined {k}"]["paid > 0"][0] == 2
+        assert table[f"imagined {k}"]["correlation"] is None  # the prediction does not vary within a column
+    perfect = by_outcome(parts, paid, paid)
+    assert all(abs(e["correlation"] - 1) < 1e-12 for e in perfect.values())
+    assert perfect["imagined 1"]["paid < 0"] == (2, -2.0) and perfect["imagined 1"]["paid > 0"] == (2, 1.5)
+    assert set(perfect["observed"]) == {*OUTCOMES, "correlation"}
+
+
+def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
+    run_dir, _ = trained_run
+    main = _script("world_model_reward_events.py")
+    out = main([run_dir, "--windows", "4"])
+    assert out["checkpoint"] == CONFIG.num_chunks and out["first_row"] == 60 and out["progress"] == []
+    assert sum(out["table"]["imagined 1"][o][0] for o in OUTCOMES) == 4 * CONFIG.num_envs
+    assert "| paid < 0: mean prediction (steps) |" in capsys.readouterr().out
+
+    refit = main([run_dir, "--windows", "2", "--refit", "2", "--every", "1", "--set", "hidden=8", "--from", "0.75"])
+    assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
+    assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in capsys.readouterr().out
+
+    for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),
+                          (["--refit", "1", "--set", "hiden=8"], "--set hiden: not a world-model setting; valid: "),
+                          (["--refit", "1", "--set", "hidden=-1"], "--set: hidden must be >= 1"),
+                          (["--from", "1.5"], "--from must be in [0, 1), got 1.5"),
+                          (["--from", "0.99"], "leaves 2 rows, fewer than a 6-step window")]:
+        with pytest.raises(SystemExit):
+            main([run_dir, *argv])
+        assert message in capsys.readouterr().err, argv

@@ -1,0 +1,100 @@
+"""Does the world model see the rewards of its replay?
+
+An agent learns from the rewards its model predicts in imagination, so a model that predicts the mean reward
+everywhere leaves its actor nothing to learn from but the critic's errors. Here windows of a replay are
+replayed through the model as the agent's imagination sees them: ``imag_context`` frames are observed (the
+last one starts imagination) and the rest imagined open-loop with the recorded actions. Window position
+``imag_context - 2 + k`` then holds the reward of the ``k``-th imagined step (``k = 1``: the reward of the
+start's own action, read from its posterior state; ``k >= 2``: from prior samples), and earlier positions the
+rewards of observed steps, as the world model is trained on them. Grouped by what the env paid (less than,
+equal to, more than zero), the mean predictions say whether the model tells a step that paid from one that
+did not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from ssmrl.agents.world_model import replay as rb
+from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
+from ssmrl.agents.world_model.distributions import twohot_mean
+from ssmrl.agents.world_model.world_model import value_bins
+
+OUTCOMES = ("paid < 0", "paid 0", "paid > 0")
+
+
+def window_length(parts: Parts) -> int:
+    """Rows of a window: ``imag_context`` observed, then the rest of the ``horizon`` imagined steps."""
+    return parts.config.imag_context + parts.config.horizon - 1
+
+
+def replay_windows(replay: rb.Replay, length: int, first_row: int, count: int) -> dict:
+    """``count`` windows of ``length`` rows spread evenly over rows ``[first_row, size - length]`` of every env
+    of ``replay``: ``{obs [T, N, *obs_shape], action, reward, first [T, N]}``, ``N = count * num_envs``."""
+    size = int(replay.size)
+    if not 0 <= first_row <= size - length:
+        raise ValueError(f"no window of {length} rows starts at row {first_row} of a replay of {size} rows")
+    starts = np.unique(np.linspace(first_row, size - length, count).astype(int))
+    rows = starts[None, :] + np.arange(length)[:, None]
+
+    def gather(x):
+        x = np.asarray(x[rows])  # [T, S, E, ...]
+        return x.reshape(length, -1, *x.shape[3:])
+
+    return {name: gather(getattr(replay, name)) for name in ("obs", "action", "reward", "first")}
+
+
+def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: int, batch: int = 256
+                       ) -> Callable[[Any, jax.Array], dict]:
+    """``events(wm_params, key) -> by_outcome's table`` on ``count`` windows per env of ``replay`` from
+    ``first_row`` on: the reward head's mean prediction for each recorded action, the first ``imag_context``
+    observed, the rest imagined (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`), in batches of
+    ``batch`` windows (the last one padded). Compiled once for every call."""
+    windows = replay_windows(replay, window_length(parts), first_row, count)
+    bins = value_bins(parts.config)
+    predict = jax.jit(lambda p, o, a, f, k: twohot_mean(
+        open_loop_predictions(parts, p, o, a, f, parts.config.imag_context, k)[1], bins))
+    N = windows["action"].shape[1]
+    batches = [np.minimum(np.arange(i, i + batch), N - 1) for i in range(0, N, batch)]
+
+    def events(wm_params, key: jax.Array) -> dict:
+        predicted = [np.asarray(predict(wm_params, *(windows[n][:, take] for n in ("obs", "action", "first")), k))
+                     for take, k in zip(batches, jax.random.split(key, len(batches)))]
+        return by_outcome(parts, np.concatenate(predicted, 1)[:, :N], windows["reward"])
+
+    return events
+
+
+def by_outcome(parts: Parts, predicted: np.ndarray, paid: np.ndarray) -> dict:
+    """``predicted, paid [T, N]`` -> ``{column: {outcome: (steps, mean prediction), "correlation": r}}`` with
+    columns ``observed`` (the steps before imagination starts, pooled) and ``imagined k`` for ``k`` in 1, 2,
+    half the horizon and the horizon; a mean is None where no step had that outcome, the correlation None
+    where the paid or the predicted reward is constant."""
+    C, H = parts.config.imag_context, parts.config.horizon
+    columns = {"observed": np.arange(0, C - 1)}
+    for k in sorted({1, min(2, H), max(1, H // 2), H}):
+        columns[f"imagined {k}"] = np.asarray([C - 2 + k])
+    table = {}
+    for name, rows in columns.items():
+        p, r = predicted[rows].ravel(), paid[rows].ravel()
+        entry = {}
+        for outcome, mask in zip(OUTCOMES, (r < 0, r == 0, r > 0)):
+            entry[outcome] = (int(mask.sum()), float(p[mask].mean()) if mask.any() else None)
+        varies = p.std() > 0 and r.std() > 0
+        entry["correlation"] = float(np.corrcoef(p, r)[0, 1]) if varies else None
+        table[name] = entry
+    return table
+
+
+def format_table(table: dict) -> str:
+    """``by_outcome``'s table as Markdown: a row per outcome (mean prediction, steps) and the correlation."""
+    fmt = lambda x: "-" if x is None else f"{x:+.3f}"  # noqa: E731
+    lines = ["| paid by the env | " + " | ".join(table) + " |", "|---" * (len(table) + 1) + "|"]
+    for outcome in OUTCOMES:
+        cells = [f"{fmt(e[outcome][1])} ({e[outcome][0]})" for e in table.values()]
+        lines.append(f"| {outcome}: mean prediction (steps) | " + " | ".join(cells) + " |")
+    lines.append("| correlation | " + " | ".join(fmt(e["correlation"]) for e in table.values()) + " |")
+    return "\n".join(lines)

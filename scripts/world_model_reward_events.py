@@ -1,0 +1,125 @@
+"""Does a world-model agent's model see the rewards of its replay? (agents/world_model/reward_events.py)
+
+    python scripts/world_model_reward_events.py RUN_DIR [--from 0.5] [--windows 512]
+    python scripts/world_model_reward_events.py RUN_DIR --refit 3000 --every 500 [--set hidden=128 ...]
+
+RUN_DIR is a `train/world_model.py` run; its newest checkpoint is read. ``--windows`` windows per env, spread
+over the replay from the fraction ``--from`` of its rows on, are replayed through the model as the agent's
+imagination sees them (``imag_context`` frames observed, then ``horizon`` steps imagined with the recorded
+actions). The table gives the model's mean predicted reward where the env paid less than, exactly and more
+than zero, for the observed steps and for imagined steps 1, 2, half the horizon and the horizon, with the
+correlation of predicted and paid rewards. A model whose predictions do not move with what was paid gives its
+actor nothing to learn from.
+
+``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
+probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
+read as JSON where it parses, else as a string): does a larger model, or more updates, see the rewards the
+agent's model missed? ``--every`` prints the correlations as the refit goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+
+from ssmrl.agents.config import ConfigError, from_fields, to_fields
+from ssmrl.agents.world_model.agent import build
+from ssmrl.agents.world_model.config import WorldModelConfig
+from ssmrl.agents.world_model.probe import fit_world_model
+from ssmrl.agents.world_model.reward_events import format_table, make_reward_events, window_length
+from ssmrl.experiment import compile_cache
+from ssmrl.experiment.run_dir import RunDirError, read_run
+from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
+
+
+def setting(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` -> ``(NAME, VALUE)``, the value parsed as JSON where it parses (``128``, ``[16, 32]``)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", help="a train/world_model.py run directory")
+    parser.add_argument("--from", dest="start", type=float, default=0.5,
+                        help="fraction of the replay's rows before the first probed window")
+    parser.add_argument("--windows", type=int, default=512, help="probed windows per env")
+    parser.add_argument("--refit", type=int, default=0, metavar="N",
+                        help="probe a fresh world model trained alone for N updates on the rows before --from")
+    parser.add_argument("--set", dest="changes", action="append", default=[], type=setting, metavar="NAME=VALUE",
+                        help="with --refit: a world-model setting of the refit model, e.g. hidden=128")
+    parser.add_argument("--every", type=int, default=0, help="with --refit: print the correlations every N updates")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not 0 <= args.start < 1:
+        parser.error(f"--from must be in [0, 1), got {args.start}")
+    if args.windows < 1 or args.refit < 0 or args.every < 0:
+        parser.error(f"--windows must be >= 1 and --refit, --every >= 0, got {args.windows}, {args.refit}, "
+                     f"{args.every}")
+    if (args.changes or args.every) and not args.refit:
+        parser.error("--set and --every change a --refit world model; add --refit N")
+    try:
+        run = read_run(args.run_dir)
+    except RunDirError as error:
+        parser.error(str(error))
+    if run["kind"] != "world_model":
+        parser.error(f"{args.run_dir!r} is a {run['kind']!r} run; this probe reads world-model runs")
+    config = config_from_run(run)
+    parts = build(config)
+    step, state = restore_world_model_run(args.run_dir, parts)
+    size = int(state.replay.size)
+    first_row = int(args.start * size)
+    wm_params = state.params["wm"]
+    if args.refit:
+        fields = dict(args.changes)
+        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(WorldModelConfig)})
+        if unknown:
+            parser.error(f"--set {', '.join(unknown)}: not a world-model setting; valid: "
+                         f"{', '.join(sorted(f.name for f in dataclasses.fields(WorldModelConfig)))}")
+        try:
+            parts = build(from_fields(WorldModelConfig, {**to_fields(config), **fields}))
+        except ConfigError as error:
+            parser.error(f"--set: {error}")
+        if first_row < parts.config.batch_length:
+            parser.error(f"--from {args.start} leaves {first_row} rows to refit on, fewer than a "
+                         f"{parts.config.batch_length}-step window")
+    if size - first_row < window_length(parts):
+        parser.error(f"--from {args.start} leaves {size - first_row} rows, fewer than a "
+                     f"{window_length(parts)}-step window")
+    events = make_reward_events(parts, state.replay, first_row, args.windows)
+    key = jax.random.PRNGKey(args.seed)
+    print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "
+          f"{first_row}" + (f"; a fresh model refitted on rows 0-{first_row}, {dict(args.changes)}" if args.refit
+                            else ""), flush=True)
+    progress = []
+    if args.refit:
+        def report(i, params, metrics):
+            table = events(params, key)
+            progress.append({"update": i, "table": table, "reward_loss": metrics["reward_loss"]})
+            correlations = ", ".join(f"{name} {_fmt(e['correlation'])}" for name, e in table.items())
+            print(f"update {i}: correlation {correlations}; reward loss {metrics['reward_loss']:.3f}", flush=True)
+
+        older_rows = state.replay.replace(size=jnp.asarray(first_row, jnp.int32))  # the probed rows held out
+        wm_params = fit_world_model(parts, older_rows, args.refit, seed=args.seed, every=args.every,
+                                    on_metrics=report)[0]
+    table = events(wm_params, key)
+    print("\n" + format_table(table))
+    return {"checkpoint": step, "first_row": first_row, "table": table, "progress": progress}
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:+.3f}"
+
+
+if __name__ == "__main__":
+    compile_cache.enable()  # a rerun (on another checkpoint, with other flags) loads what it compiled before
+    main()
