@@ -44,7 +44,7 @@ from ssmrl.experiment.logger import make_writer
 from ssmrl.experiment.loop import LoopSpec, run_loop, stack_history
 from ssmrl.experiment.plots import learning_curve
 from ssmrl.experiment.progress import Progress
-from ssmrl.experiment.run_dir import RunDir, write_json
+from ssmrl.experiment.run_dir import RunDir, RunDirError, read_run, write_json
 
 VIDEO_FILE = "imagination.gif"
 REPLAY_ROWS = "['replay']['action']"  # the checkpointed leaf whose first axis is the replay's capacity
@@ -208,6 +208,16 @@ def _train(config: WorldModelConfig, run: RunDir, seed: int, stop_after: int | N
             learning_curve(steps, train_returns[None], os.path.join(run.path, "learning_curve.png"),
                            f"{config.model} on {config.env_name}")
     return summary
+
+
+def open_world_model_run(run_dir: str) -> tuple[Parts, int, AgentState]:
+    """``(parts, step, state)`` of a world-model run's newest checkpoint (:func:`restore_world_model_run`), the
+    parts built from its ``run.json``; ``RunDirError`` where ``run_dir`` holds no run or another kind of run."""
+    run = read_run(run_dir)
+    if run["kind"] != "world_model":
+        raise RunDirError(f"{run_dir!r} is a {run['kind']!r} run, not a world-model run")
+    parts = build(config_from_run(run))
+    return (parts, *restore_world_model_run(run_dir, parts))
 
 
 def restore_world_model_run(run_dir: str, parts: Parts) -> tuple[int, AgentState]:

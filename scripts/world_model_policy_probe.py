@@ -20,11 +20,11 @@ import argparse
 import jax
 import numpy as np
 
-from ssmrl.agents.world_model.agent import build, make_env
+from ssmrl.agents.world_model.agent import make_env
 from ssmrl.agents.world_model.ratings import ratings
 from ssmrl.experiment import compile_cache
-from ssmrl.experiment.run_dir import RunDirError, read_run
-from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
+from ssmrl.experiment.run_dir import RunDirError
+from ssmrl.experiment.world_model import open_world_model_run
 
 
 def replay_segments(replay, num_envs: int, num_actions: int, segments: int) -> list[dict]:
@@ -63,14 +63,10 @@ def main(argv: list[str] | None = None) -> dict:
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     try:
-        run = read_run(args.run_dir)
+        parts, step, state = open_world_model_run(args.run_dir)
     except RunDirError as error:
         parser.error(str(error))
-    if run["kind"] != "world_model":
-        parser.error(f"{args.run_dir!r} is a {run['kind']!r} run; this probe reads world-model runs")
-    config = config_from_run(run)
-    parts = build(config)
-    step, state = restore_world_model_run(args.run_dir, parts)
+    config = parts.config
     env, env_params = make_env(config, args.episodes)
 
     segments = replay_segments(state.replay, config.num_envs, parts.num_actions, args.segments)

@@ -32,8 +32,8 @@ from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.agents.world_model.probe import fit_world_model
 from ssmrl.agents.world_model.reward_events import format_table, make_reward_events, window_length
 from ssmrl.experiment import compile_cache
-from ssmrl.experiment.run_dir import RunDirError, read_run
-from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
+from ssmrl.experiment.run_dir import RunDirError
+from ssmrl.experiment.world_model import open_world_model_run
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -68,14 +68,10 @@ def main(argv: list[str] | None = None) -> dict:
     if (args.changes or args.every) and not args.refit:
         parser.error("--set and --every change a --refit world model; add --refit N")
     try:
-        run = read_run(args.run_dir)
+        parts, step, state = open_world_model_run(args.run_dir)
     except RunDirError as error:
         parser.error(str(error))
-    if run["kind"] != "world_model":
-        parser.error(f"{args.run_dir!r} is a {run['kind']!r} run; this probe reads world-model runs")
-    config = config_from_run(run)
-    parts = build(config)
-    step, state = restore_world_model_run(args.run_dir, parts)
+    config = parts.config
     size = int(state.replay.size)
     first_row = int(args.start * size)
     wm_params = state.params["wm"]

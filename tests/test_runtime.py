@@ -58,18 +58,16 @@ def _summary(path):
     return json.loads((path / "summary.json").read_text())
 
 
-def _failing(after: int, error):
-    """``_chunk`` that raises ``error`` (or returns NaN losses, for ``error=None``) from call ``after + 1`` on."""
+def _diverging(after: int):
+    """``_chunk`` that returns a NaN loss from call ``after + 1`` on."""
     calls = []
 
     def chunk(state):
         calls.append(1)
+        state, metrics = _chunk(state)
         if len(calls) > after:
-            if error is not None:
-                raise error
-            state, metrics = _chunk(state)
-            return state, dict(metrics, loss=metrics["loss"].at[1].set(jnp.nan))
-        return _chunk(state)
+            metrics = dict(metrics, loss=metrics["loss"].at[1].set(jnp.nan))
+        return state, metrics
 
     return chunk
 
@@ -102,20 +100,8 @@ def test_a_fresh_and_a_resumed_run_share_one_compiled_chunk(tmp_path):
     assert chunk._cache_size() == 1
 
 
-def test_ctrl_c_keeps_the_last_checkpoint_and_exits_130(tmp_path, capsys):
-    with pytest.raises(SystemExit) as stop:
-        run_main(lambda: _run(tmp_path, _failing(2, KeyboardInterrupt())))
-    assert stop.value.code == 130
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "interrupted in chunk 3 of 4" in err and "resume=true" in err
-    summary = _summary(tmp_path)
-    assert summary["stopped"] == "interrupted" and summary["checkpoint"] == 2 and summary["updates"] == 6
-    assert not (tmp_path / LOCK_FILE).exists()
-    _same(_run(tmp_path, resume=True), _run(tmp_path / "whole"))
-
-
 def _signalling(after: int, signum: int):
-    """``_chunk`` that sends this process ``signum`` in call ``after + 1``, as ``kill`` would."""
+    """``_chunk`` that sends this process ``signum`` in call ``after + 1``, as Ctrl-C or ``kill`` would."""
     calls = []
 
     def chunk(state):
@@ -127,16 +113,20 @@ def _signalling(after: int, signum: int):
     return chunk
 
 
-def test_sigterm_keeps_the_last_checkpoint_and_exits_143(tmp_path, capsys):
-    """What a scheduler, ``kill`` or a job started with ``&`` (which ignores SIGINT) gets: Ctrl-C's path."""
-    before = signal.getsignal(signal.SIGTERM)
+@pytest.mark.parametrize("signum, code, said, stopped", [
+    (signal.SIGINT, 130, "interrupted in chunk 3 of 4", "interrupted"),
+    # what a scheduler, ``kill`` or a job started with ``&`` (which ignores SIGINT) gets
+    (signal.SIGTERM, 143, "terminated by SIGTERM in chunk 3 of 4", "terminated")])
+def test_a_stop_signal_keeps_the_last_checkpoint_and_exits_with_its_code(tmp_path, capsys, signum, code, said,
+                                                                         stopped):
+    before = signal.getsignal(signum)
     with pytest.raises(SystemExit) as stop:
-        run_main(lambda: _run(tmp_path, _signalling(2, signal.SIGTERM)))
-    assert stop.value.code == 143 and signal.getsignal(signal.SIGTERM) is before
+        run_main(lambda: _run(tmp_path, _signalling(2, signum)))
+    assert stop.value.code == code and signal.getsignal(signum) is before
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "terminated by SIGTERM in chunk 3 of 4" in err and "resume=true" in err
+    assert len(err.splitlines()) == 1 and said in err and "resume=true" in err
     summary = _summary(tmp_path)
-    assert summary["stopped"] == "terminated" and summary["checkpoint"] == 2 and summary["updates"] == 6
+    assert summary["stopped"] == stopped and summary["checkpoint"] == 2 and summary["updates"] == 6
     assert not (tmp_path / LOCK_FILE).exists()
     _same(_run(tmp_path, resume=True), _run(tmp_path / "whole"))
 
@@ -165,7 +155,7 @@ def test_a_stop_during_a_save_waits_for_it(tmp_path, monkeypatch, signum, error,
 
 def test_divergence_stops_keeps_the_last_good_checkpoint_and_says_why(tmp_path):
     with pytest.raises(Diverged, match=r"non-finite loss at update 8; the last good checkpoint \(chunk 2\)") as err:
-        _run(tmp_path, _failing(2, None))
+        _run(tmp_path, _diverging(2))
     assert err.value.exit_code == 3
     summary = _summary(tmp_path)
     assert summary["stopped"] == "diverged" and "update 8" in summary["reason"] and not summary["finished"]
