@@ -6,13 +6,13 @@ headline metric and its losses. ``metrics`` leaves are ``[..., updates]``: the l
 of the chunk, leading axes (PPO's seeds) are averaged for the scalar logs. The loop runs chunks
 ``[start, num_chunks)`` and after each one logs every metric of every update (non-finite values as they
 are), checks the losses and the parameters are finite, saves a checkpoint (state + history + counters;
-a Ctrl-C during the save waits for it), and moves the progress bar.
+a Ctrl-C or SIGTERM during the save waits for it), and moves the progress bar.
 
 Resume restores the state (RNG keys included) bit for bit, the history and the wall time so far, so a
 resumed run reaches the same result as an uninterrupted one and its summary counts all the time spent.
 Stops other than the end: ``stop_after`` chunks (a simulated crash: returns normally), Ctrl-C
 (``Interrupted``, exit code 130), SIGTERM (``Terminated``, exit code 143: what a scheduler or ``kill`` sends,
-and the only stop a job started with ``&`` from a script can get, since it ignores SIGINT) and divergence
+and what reaches a job started with ``&`` from a script, which ignores SIGINT) and divergence
 (``Diverged``, exit code 3): each writes ``summary.json`` saying why and keeps the last good checkpoint.
 ``run_main`` turns them into one line and the exit code.
 """

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("run_dir", help="a train/world_model.py run directory")
     parser.add_argument("--from", dest="start", type=float, default=0.5,
                         help="fraction of the replay's rows before the first probed window")
-    parser.add_argument("--windows", type=int, default=512, help="probed windows per env")
+    parser.add_argument("--windows", type=int, default=512, help="probed windows per env (at most: one per row)")
     parser.add_argument("--refit", type=int, default=0, metavar="N",
                         help="probe a fresh world model trained alone for N updates on the rows before --from")
     parser.add_argument("--set", dest="changes", action="append", default=[], type=setting, metavar="NAME=VALUE",

@@ -33,7 +33,8 @@ def window_length(parts: Parts) -> int:
 
 def replay_windows(replay: rb.Replay, length: int, first_row: int, count: int) -> dict:
     """``count`` windows of ``length`` rows spread evenly over rows ``[first_row, size - length]`` of every env
-    of ``replay``: ``{obs [T, N, *obs_shape], action, reward, first [T, N]}``, ``N = count * num_envs``."""
+    of ``replay`` (fewer where fewer rows start one): ``{obs [T, N, *obs_shape], action, reward, first [T, N]}``,
+    ``N = windows * num_envs``."""
     size = int(replay.size)
     if not 0 <= first_row <= size - length:
         raise ValueError(f"no window of {length} rows starts at row {first_row} of a replay of {size} rows")
