@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -112,38 +112,33 @@ _STOP_SIGNALS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: _TerminateReq
 
 
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C or SIGTERM inside the block waits for its end: a checkpoint save is finished, never left
-    half-written."""
+def _handling(signums: Iterable[int], handler: Callable) -> Iterator[None]:
+    """``handler`` for ``signums`` inside the block, the previous handlers restored after it. Python handles
+    signals only in the main thread: elsewhere (a trainer driven from a thread) the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list = []
-    previous = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in _STOP_SIGNALS}
+    previous = {s: signal.signal(s, handler) for s in signums}
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C or SIGTERM inside the block waits for its end: a checkpoint save is finished, never left
+    half-written."""
+    caught: list = []
+    with _handling(_STOP_SIGNALS, lambda signum, _: caught.append(signum)):
+        yield
     if caught:
         raise _STOP_SIGNALS[caught[0]]
 
 
-@contextlib.contextmanager
-def _sigterm_stops_the_loop() -> Iterator[None]:
-    """SIGTERM raises ``_TerminateRequest`` inside the block instead of killing the process on the spot."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def request(signum, frame):
-        raise _TerminateRequest
-
-    previous = signal.signal(signal.SIGTERM, request)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _terminate_request(signum, frame):
+    raise _TerminateRequest
 
 
 def as_restored(tree: Any) -> Any:
@@ -185,7 +180,8 @@ def run_loop(chunk: Callable[[Any], tuple[Any, dict]], state: Any, spec: LoopSpe
         progress.start_at(spec.step_offset + record["updates"] * progress.steps_per_update)
     index = start
     try:
-        with _sigterm_stops_the_loop():  # a second SIGTERM, while the summary is written, kills
+        # SIGTERM raises instead of killing on the spot; a second one, while the summary is written, kills
+        with _handling([signal.SIGTERM], _terminate_request):
             for index in range(start, spec.num_chunks):
                 if stop_after is not None and index - start >= stop_after:
                     break

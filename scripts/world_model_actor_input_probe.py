@@ -13,26 +13,20 @@ the lag ``k - 1`` card is readable from ``s_t``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 
 import jax
 import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.agent import build
 from ssmrl.experiment import compile_cache
-from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
+from ssmrl.experiment.world_model import open_world_model_run
 
 LAGS = (1, 2, 3, 4)
 
 
 def features(run_dir: str, windows: int, length: int) -> tuple[dict, np.ndarray, np.ndarray]:
     """``({name: [T, B, F]}, suits [T, B], steps into the episode [T, B])`` of replay windows."""
-    with open(os.path.join(run_dir, "run.json")) as f:
-        config = config_from_run(json.load(f))
-    parts = build(config)
-    _, state = restore_world_model_run(run_dir, parts)
+    parts, _, state = open_world_model_run(run_dir)
     _, batch = rb.sample(state.replay, jax.random.PRNGKey(1), windows, length)
     observe = jax.jit(lambda p, b: parts.wm.apply(p, parts.wm.initialize_carry(windows), b["obs"], b["action"],
                                                   b["first"], jax.random.split(jax.random.PRNGKey(2), length),

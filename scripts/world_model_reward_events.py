@@ -30,7 +30,7 @@ from ssmrl.agents.config import ConfigError, from_fields, to_fields
 from ssmrl.agents.world_model.agent import build
 from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.agents.world_model.probe import fit_world_model
-from ssmrl.agents.world_model.reward_events import format_table, make_reward_events, window_length
+from ssmrl.agents.world_model.reward_events import format_table, make_reward_events, signed, window_length
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         def report(i, params, metrics):
             table = events(params, key)
             progress.append({"update": i, "table": table, "reward_loss": metrics["reward_loss"]})
-            correlations = ", ".join(f"{name} {_fmt(e['correlation'])}" for name, e in table.items())
+            correlations = ", ".join(f"{name} {signed(e['correlation'])}" for name, e in table.items())
             print(f"update {i}: correlation {correlations}; reward loss {metrics['reward_loss']:.3f}", flush=True)
 
         older_rows = state.replay.replace(size=jnp.asarray(first_row, jnp.int32))  # the probed rows held out
@@ -110,10 +110,6 @@ def main(argv: list[str] | None = None) -> dict:
     table = events(wm_params, key)
     print("\n" + format_table(table))
     return {"checkpoint": step, "first_row": first_row, "table": table, "progress": progress}
-
-
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:+.3f}"
 
 
 if __name__ == "__main__":

@@ -90,12 +90,16 @@ def by_outcome(parts: Parts, predicted: np.ndarray, paid: np.ndarray) -> dict:
     return table
 
 
+def signed(x: float | None) -> str:
+    """A mean or correlation of the table as printed: ``+0.123``, ``-`` for None."""
+    return "-" if x is None else f"{x:+.3f}"
+
+
 def format_table(table: dict) -> str:
     """``by_outcome``'s table as Markdown: a row per outcome (mean prediction, steps) and the correlation."""
-    fmt = lambda x: "-" if x is None else f"{x:+.3f}"  # noqa: E731
     lines = ["| paid by the env | " + " | ".join(table) + " |", "|---" * (len(table) + 1) + "|"]
     for outcome in OUTCOMES:
-        cells = [f"{fmt(e[outcome][1])} ({e[outcome][0]})" for e in table.values()]
+        cells = [f"{signed(e[outcome][1])} ({e[outcome][0]})" for e in table.values()]
         lines.append(f"| {outcome}: mean prediction (steps) | " + " | ".join(cells) + " |")
-    lines.append("| correlation | " + " | ".join(fmt(e["correlation"]) for e in table.values()) + " |")
+    lines.append("| correlation | " + " | ".join(signed(e["correlation"]) for e in table.values()) + " |")
     return "\n".join(lines)
