@@ -16,7 +16,7 @@ from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params, observation_spec, open_loop, policy_step, train_step
 from ssmrl.agents.world_model.behavior import actor_critic_losses, actor_policy, imagine, lambda_returns
-from ssmrl.agents.world_model.world_model import world_model_loss
+from ssmrl.agents.world_model.world_model import value_bins, world_model_loss
 
 MODELS = ("drama", "s4wm", "rssm")
 A = 4  # actions
@@ -161,19 +161,55 @@ def vector_heads(reward_input: str):
 @pytest.mark.parametrize("reward_input", wmc.REWARD_INPUTS)
 def test_reward_head_reads_what_reward_input_names(reward_input):
     """after_action: reward and continue from h_t only; state_action and state_per_action: the reward from
-    [s_t, a_t] only."""
+    [s_t, a_t] only; next_state: from [z_{t+1}, h_t]."""
     parts, params = vector_heads(reward_input)
-    ks = jax.random.split(jax.random.PRNGKey(1), 4)
+    ks = jax.random.split(jax.random.PRNGKey(1), 6)
     s, h = jax.random.normal(ks[0], (3, 16 + 16)), jax.random.normal(ks[1], (3, 16))
+    z_next = jax.random.normal(ks[4], (3, 16))
     action = jnp.array([0, 1, 2])
-    heads = jax.jit(lambda s, a, h: parts.wm.apply(params, s, a, h, method="heads"))
-    reward, cont = heads(s, action, h)
-    changed = {"s": heads(jax.random.normal(ks[2], s.shape), action, h),
-               "action": heads(s, (action + 1) % A, h), "h": heads(s, action, jax.random.normal(ks[3], h.shape))}
-    reads = {"h"} if reward_input == "after_action" else {"s", "action"}
+    heads = jax.jit(lambda s, a, h, z: parts.wm.apply(params, s, a, h, z, method="heads"))
+    reward, cont = heads(s, action, h, z_next)
+    changed = {"s": heads(jax.random.normal(ks[2], s.shape), action, h, z_next),
+               "action": heads(s, (action + 1) % A, h, z_next),
+               "h": heads(s, action, jax.random.normal(ks[3], h.shape), z_next),
+               "z_next": heads(s, action, h, jax.random.normal(ks[5], z_next.shape))}
+    reads = {"after_action": {"h"}, "next_state": {"h", "z_next"}}.get(reward_input, {"s", "action"})
     for name, (new_reward, new_cont) in changed.items():
         assert (not np.allclose(new_reward, reward)) == (name in reads), name
         assert (not np.allclose(new_cont, cont)) == (name == "h"), name
+
+
+def test_next_state_reward_is_learned_where_the_next_frame_is_in_the_episode():
+    """reward_input=next_state reads r_t with the posterior of frame t+1: the loss does not read the window's
+    last reward nor one whose next frame starts an episode, and reads every other, weighted by reward_loss_scale;
+    the reward read in imagination is the head on the next state s_{k+1} = [z_{k+1}, h_k]."""
+    config = tiny("rssm", reward_input="next_state")
+    parts = build(config, num_actions=A)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
+    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.PRNGKey(1), x.shape), params)
+    b = batch(T=6, B=2, first_at=(3, 1))
+    reward_loss = jax.jit(jax.vmap(lambda r: world_model_loss(params["wm"], parts.wm, config, {**b, "reward": r},
+                                                              jax.random.PRNGKey(0))[1][1]["reward_loss"]))
+    moved = b["reward"] + 3.0 * np.eye(12, dtype=np.float32).reshape(12, 6, 2)  # one reward changed in each
+    losses = np.asarray(reward_loss(jnp.concatenate([b["reward"][None], moved])))
+    learned = np.ones((6, 2), bool)
+    learned[5] = False      # no frame after the window's last step
+    learned[2, 1] = False   # frame 3 of window 1 starts another episode
+    np.testing.assert_array_equal((losses[1:] != losses[0]).reshape(6, 2), learned)
+    weighted = {scale: world_model_loss(params["wm"], parts.wm, dataclasses.replace(config, reward_loss_scale=scale),
+                                        b, jax.random.PRNGKey(0)) for scale in (1.0, 3.0)}
+    np.testing.assert_allclose(weighted[3.0][0] - weighted[1.0][0], 2 * weighted[1.0][1][1]["reward_loss"],
+                               rtol=1e-4)
+
+    N, L = 5, config.latent_size
+    z0 = jax.nn.one_hot(jnp.zeros((N, 4), int), 4).reshape(N, -1)
+    traj = jax.jit(lambda p, k: imagine(parts.wm, p["wm"], actor_policy(parts.actor, p["actor"]),
+                                        parts.wm.initialize_carry(N), z0, jnp.ones((N,), bool), config.horizon, k))(
+        params, jax.random.PRNGKey(2))
+    after = traj["states"][1:]
+    logits, _ = parts.wm.apply(params["wm"], traj["states"][:-1], traj["actions"], after[..., L:], after[..., :L],
+                               method="heads")
+    np.testing.assert_allclose(traj["reward"], D.twohot_mean(logits, value_bins(config)), atol=1e-4)
 
 
 def test_per_action_reward_head_picks_the_taken_actions_distribution():
@@ -439,9 +475,10 @@ def replay_state(parts, params):
     return state, b
 
 
-def test_train_step_and_open_loop():
+@pytest.mark.parametrize("reward_input", ["after_action", "next_state"])
+def test_train_step_and_open_loop(reward_input):
     """One jitted update over a replay (no env needed) and the open-loop video prediction."""
-    parts = build(tiny("drama", sampler="dfs"), num_actions=A)
+    parts = build(tiny("drama", sampler="dfs", reward_input=reward_input), num_actions=A)
     params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
     state, b = replay_state(parts, params)
     new, metrics = jax.jit(lambda s: train_step(parts, s))(state)

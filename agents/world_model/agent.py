@@ -380,7 +380,9 @@ def open_loop_predictions(parts: Parts, wm_params, obs: jax.Array, action: jax.A
 
     ``obs [T, B, *obs_shape]``, ``action, first [T, B]`` -> ``(frames [T, B, *obs_shape], reward logits
     [T, B, bins])``: frames in ``preprocess``'s space (reconstructions of the observed frames, then frames
-    decoded from prior samples) and the reward head's prediction for each action ``a_t``.
+    decoded from prior samples) and the reward head's prediction for each action ``a_t`` (with
+    ``reward_input="next_state"`` read with the latent after ``a_t``: the next frame's posterior while observing,
+    a prior sample from the last observed step on).
     """
     T, B = action.shape
     chex.assert_shape(obs, (T, B, *parts.obs_shape))
@@ -389,21 +391,27 @@ def open_loop_predictions(parts: Parts, wm_params, obs: jax.Array, action: jax.A
     carry, out = wm.apply(wm_params, wm.initialize_carry(B), obs[:context], action[:context], first[:context],
                           jax.random.split(k_obs, context), method="observe")
     recon = wm.apply(wm_params, out["z"], out["h_prev"], method="decode")
-    observed_reward, _ = wm.apply(wm_params, state(out), action[:context], out["h"], method="heads")
+
+    def sample_prior(k, h):
+        z = jax.random.categorical(k, wm.apply(wm_params, h, method="prior"), axis=-1)
+        return jax.nn.one_hot(z, parts.config.latent_classes).reshape(B, -1)
 
     def body(c, inputs):
         carry, h_prev = c
         a_t, k = inputs
-        z = jax.random.categorical(k, wm.apply(wm_params, h_prev, method="prior"), axis=-1)
-        z = jax.nn.one_hot(z, parts.config.latent_classes).reshape(B, -1)
+        z = sample_prior(k, h_prev)
         frame = wm.apply(wm_params, z, h_prev, method="decode")
         carry, h = wm.apply(wm_params, carry, z, a_t, jnp.zeros((B,), bool), method="imagine_step")
-        reward, _ = wm.apply(wm_params, jnp.concatenate([z, h_prev], -1), a_t, h, method="heads")
-        return (carry, h), (frame, reward)
+        return (carry, h), (frame, z, h_prev, h)
 
-    _, (imagined, imagined_reward) = jax.lax.scan(body, (carry, carry["h"]),
-                                                  (action[context:], jax.random.split(k_imag, T - context)))
-    return jnp.concatenate([recon, imagined], 0), jnp.concatenate([observed_reward, imagined_reward], 0)
+    (_, h_last), (imagined, zs, h_prevs, hs) = jax.lax.scan(
+        body, (carry, carry["h"]), (action[context:], jax.random.split(k_imag, T - context)))
+    # a_t's latent after it (reward_input="next_state"): the next posterior, then the prior samples, then one more
+    z_after = sample_prior(jax.random.fold_in(k_imag, T), h_last)
+    states = jnp.concatenate([state(out), jnp.concatenate([zs, h_prevs], -1)], 0)
+    z_next = jnp.concatenate([out["z"][1:], zs, z_after[None]], 0)
+    reward, _ = wm.apply(wm_params, states, action, jnp.concatenate([out["h"], hs], 0), z_next, method="heads")
+    return jnp.concatenate([recon, imagined], 0), reward
 
 
 def open_loop(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, context: int,

@@ -86,11 +86,11 @@ def imagine(wm: WorldModel, wm_params, policy: Policy, carry: dict, z0: jax.Arra
         action = policy(k_act, s)
         carry, h = wm.apply(wm_params, carry, z, action, reset, method="imagine_step")
         z_next = sample_latent(k_z, wm.apply(wm_params, h, method="prior"))
-        return (carry, z_next, h, jnp.zeros_like(reset)), (s, action, h)
+        return (carry, z_next, h, jnp.zeros_like(reset)), (s, action, h, z_next)
 
-    (_, z_last, h_last, _), (states, actions, hs) = jax.lax.scan(
+    (_, z_last, h_last, _), (states, actions, hs, z_nexts) = jax.lax.scan(
         body, (carry, z0, h_prev0, reset0), jax.random.split(key, horizon))
-    reward_logits, cont_logit = wm.apply(wm_params, states, actions, hs, method="heads")
+    reward_logits, cont_logit = wm.apply(wm_params, states, actions, hs, z_nexts, method="heads")
     states = jnp.concatenate([states, jnp.concatenate([z_last, h_last], -1)[None]], 0)
     return {
         "states": jax.lax.stop_gradient(states),

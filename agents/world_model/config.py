@@ -18,7 +18,7 @@ from ssmrl.ssm.precision import PRECISIONS
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
 SAMPLERS = ("uniform", "dfs")
-REWARD_INPUTS = ("after_action", "state_action", "state_per_action")
+REWARD_INPUTS = ("after_action", "state_action", "state_per_action", "next_state")
 
 
 def block_layer(model: str, s4wm_layer: str) -> str | None:
@@ -65,15 +65,18 @@ class WorldModelConfig:
     mlp_hidden: int = setting(256, "width of the posterior, prior, reward and continue heads", ge=1)
     mlp_layers: int = setting(1, "layers of those heads", ge=1)
     reward_input: str = setting("after_action", "what the reward head reads: after_action = h_t, the sequence output "
-                                "after a_t (DreamerV3, Drama); state_action = [z_t, h_{t-1}, a_t], the actor's input "
+                                "after a_t (Drama); state_action = [z_t, h_{t-1}, a_t], the actor's input "
                                 "and its action, so the features the actor reads must hold what the reward needs; "
                                 "state_per_action = [z_t, h_{t-1}] to one reward distribution per action, a_t's "
-                                "taken", choices=REWARD_INPUTS)
+                                "taken; next_state = [z_{t+1}, h_t], the state a_t led to (DreamerV3), z_{t+1} "
+                                "the posterior of the next frame in training, a prior sample in imagination",
+                                choices=REWARD_INPUTS)
     reward_bins: int = setting(255, "two-hot bins of reward and value", ge=1)
     twohot_range: float = setting(20.0, "the bins span symlog [-range, range] (DreamerV3: 20)", gt=0)
     free_bits: float = setting(1.0, "KL free nats", ge=0)
     dyn_scale: float = setting(0.5, "dynamics KL weight", ge=0)
     rep_scale: float = setting(0.1, "representation KL weight", ge=0)
+    reward_loss_scale: float = setting(1.0, "reward cross-entropy weight (DreamerV3, Drama: 1)", ge=0)
     wm_lr: float = setting(1e-4, "world-model learning rate", gt=0)
     wm_grad_clip: float = setting(1000.0, "world-model gradient-norm clip", gt=0)
     # actor-critic in imagination

@@ -13,7 +13,7 @@ from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, build, collect, init
 from ssmrl.agents.world_model.distributions import twohot_mean
-from ssmrl.agents.world_model.world_model import state, value_bins, world_model_loss
+from ssmrl.agents.world_model.world_model import next_latents, reward_mask, state, value_bins, world_model_loss
 
 SMALL = dict(num_envs=8, hidden=32, num_layers=1, state_size=8, latent_groups=8, latent_classes=8, vector_hidden=64,
              mlp_hidden=32, ac_hidden=16, ac_layers=1, batch_size=16, batch_length=16, prefill=16, total_steps=400)
@@ -62,7 +62,8 @@ def fit_world_model(parts: Parts, replay: rb.Replay, updates: int, seed: int = 0
 def reward_errors(parts: Parts, params, replay: rb.Replay, key: jax.Array, skip: int,
                   reward_scale: float = 1.0) -> tuple[float, float]:
     """Mean squared error of the predicted reward and of the mean reward (the best memoryless guess
-    under a random policy) on 64 windows of ``replay``, from step ``skip`` of each window on."""
+    under a random policy) on 64 windows of ``replay``, from step ``skip`` of each window on (where
+    :func:`~ssmrl.agents.world_model.world_model.reward_mask` defines a prediction)."""
     config = parts.config
     k_batch, k_obs = jax.random.split(key)
     _, batch = rb.sample(replay, k_batch, 64, config.batch_length)
@@ -70,10 +71,11 @@ def reward_errors(parts: Parts, params, replay: rb.Replay, key: jax.Array, skip:
     T, B = batch["first"].shape
     _, out = parts.wm.apply(params, parts.wm.initialize_carry(B), batch["obs"], batch["action"], batch["first"],
                             jax.random.split(k_obs, T), method="observe")
-    logits, _ = parts.wm.apply(params, state(out), batch["action"], out["h"], method="heads")
+    logits, _ = parts.wm.apply(params, state(out), batch["action"], out["h"], next_latents(out), method="heads")
     predicted = twohot_mean(logits, value_bins(config))
-    model = jnp.mean((predicted - reward)[skip:] ** 2)
-    chance = jnp.mean((reward - jnp.mean(reward))[skip:] ** 2)
+    mask = reward_mask(config.reward_input, batch["first"])[skip:]
+    model = jnp.sum((predicted - reward)[skip:] ** 2 * mask) / jnp.sum(mask)
+    chance = jnp.sum((reward - jnp.mean(reward))[skip:] ** 2 * mask) / jnp.sum(mask)
     return float(model), float(chance)
 
 

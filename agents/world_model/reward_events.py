@@ -5,7 +5,8 @@ everywhere leaves its actor nothing to learn from but the critic's errors. Here 
 replayed through the model as the agent's imagination sees them: ``imag_context`` frames are observed (the
 last one starts imagination) and the rest imagined open-loop with the recorded actions. Window position
 ``imag_context - 2 + k`` then holds the reward of the ``k``-th imagined step (``k = 1``: the reward of the
-start's own action, read from its posterior state; ``k >= 2``: from prior samples), and earlier positions the
+start's own action, read from its posterior state, or with ``reward_input="next_state"`` from a prior sample after
+it; ``k >= 2``: from prior samples), and earlier positions the
 rewards of observed steps, as the world model is trained on them. Grouped by what the env paid (less than,
 equal to, more than zero), the mean predictions say whether the model tells a step that paid from one that
 did not.

@@ -5,11 +5,11 @@ are what action ``a_t`` led to (``term_t`` is a lost life or game over, the trai
 termination signal), ``first_t`` marks frame t as the first of an episode (the sequence state resets
 there). With this layout the auto-resetting env never needs its terminal frame.
 
-Loss per window (DreamerV3 / Drama): summed squared error of the observation (pixels or vector) decoded from
-``s_t = [z_t, h_{t-1}]``; two-hot symlog cross-entropy of ``r_t`` (read from ``h_t``, or from ``[s_t, a_t]``:
-``reward_input``) and Bernoulli cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior
-from ``h_t`` and the posterior of frame t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where
-frame t+1 starts a new episode.
+Loss per window (DreamerV3 / Drama): summed squared error of the observation (pixels or vector) decoded from ``s_t =
+[z_t, h_{t-1}]``; two-hot symlog cross-entropy of ``r_t`` (read from ``h_t``, ``[s_t, a_t]`` or ``s_{t+1}``:
+``reward_input``; from ``s_{t+1}`` only where frame t+1 is in the window and the episode) and Bernoulli
+cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior from ``h_t`` and the posterior of frame
+t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode.
 """
 
 from __future__ import annotations
@@ -81,19 +81,27 @@ class WorldModel(nn.Module):
         """``s_t = [z_t, h_{t-1}] -> observation [..., *obs_shape]`` in ``preprocess``'s space."""
         return self.observation_decoder(jnp.concatenate([z, h_prev], -1))
 
-    def heads(self, s: jax.Array, action: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def heads(self, s: jax.Array, action: jax.Array, h: jax.Array, z_next: jax.Array | None = None
+              ) -> tuple[jax.Array, jax.Array]:
         """What action ``a_t`` led to: ``(reward logits [..., bins], continue logit [...])`` from the state
-        ``s_t = [z_t, h_{t-1}] [..., L+H]``, ``action [...]`` int and ``h_t [..., H]`` (the output after ``a_t``).
+        ``s_t = [z_t, h_{t-1}] [..., L+H]``, ``action [...]`` int, ``h_t [..., H]`` (the output after ``a_t``)
+        and ``z_next [..., L]``, the latent of the frame ``a_t`` led to (``reward_input="next_state"`` only).
 
-        The continue head reads ``h_t``; the reward head reads ``h_t`` (``reward_input="after_action"``),
-        ``[s_t, a_t]`` (``"state_action"``), or ``s_t`` alone to ``[A, bins]`` logits of which row ``a_t`` is
-        taken (``"state_per_action"``). With an SSM backbone ``h_{t-1}`` is a readout of the state, trained
-        only for what is predicted from it: after_action never asks it to hold what the *next* reward needs,
-        yet that is what the actor, which reads ``s_t``, must know to choose ``a_t``. Where the reward is
-        "does the action match something in the state", ``[s_t, a_t]`` leaves a product of the two for the
-        head's MLP to learn, and it sits at the action-blind optimum for hundreds of updates first; one
-        output per action is that product already (RESULTS.md, world models on POPGym)."""
-        if self.reward_input == "state_per_action":
+        The continue head reads ``h_t``; the reward head reads ``h_t`` (``reward_input="after_action"``, Drama),
+        ``[s_t, a_t]`` (``"state_action"``), ``s_t`` alone to ``[A, bins]`` logits of which row ``a_t`` is taken
+        (``"state_per_action"``), or ``s_{t+1} = [z_{t+1}, h_t]`` (``"next_state"``, DreamerV3's reward of the frame
+        it arrived with): in training ``z_{t+1}`` is the posterior of frame t+1, whose pixels show what the action
+        did (a score that changed), in imagination a sample of the prior from ``h_t``. With an SSM backbone
+        ``h_{t-1}`` is a readout of the state, trained only for what is predicted from it: after_action never asks
+        it to hold what the *next* reward needs, yet that is what the actor, which reads ``s_t``, must know to
+        choose ``a_t``. Where the reward is "does the action match something in the state", ``[s_t, a_t]`` leaves a
+        product of the two for the head's MLP to learn, and it sits at the action-blind optimum for hundreds of
+        updates first; one output per action is that product already (RESULTS.md, world models on POPGym)."""
+        if self.reward_input == "next_state":
+            if z_next is None:
+                raise ValueError('reward_input="next_state" reads z_next, the latent after the action: pass it')
+            reward_logits = self.reward_head(jnp.concatenate([z_next, h], -1))
+        elif self.reward_input == "state_per_action":
             reward_logits = jnp.take_along_axis(self.reward_per_action(s), action[..., None, None], -2)[..., 0, :]
         elif self.reward_input == "state_action":
             reward_logits = self.reward_head(jnp.concatenate([s, jax.nn.one_hot(action, self.num_actions)], -1))
@@ -122,7 +130,7 @@ class WorldModel(nn.Module):
     def __call__(self, carry, obs, action, resets, keys):
         """Everything once (for ``init``): observe, decode, heads."""
         _, out = self.observe(carry, obs, action, resets, keys)
-        return self.decode(out["z"], out["h_prev"]), self.heads(state(out), action, out["h"])
+        return self.decode(out["z"], out["h_prev"]), self.heads(state(out), action, out["h"], next_latents(out))
 
 
 def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tuple[int, ...]) -> WorldModel:
@@ -139,6 +147,23 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
 def state(out: dict) -> jax.Array:
     """``s_t = [z_t, h_{t-1}] [T, B, L+H]`` of ``observe``'s output: what the actor and the decoder read."""
     return jnp.concatenate([out["z"], out["h_prev"]], -1)
+
+
+def next_latents(out: dict) -> jax.Array:
+    """``z_{t+1} [T, B, L]`` of ``observe``'s output, the posterior of the frame each action led to, for
+    ``heads``; the last step's has no frame in the window and repeats ``z_{T-1}``: :func:`reward_mask` drops it."""
+    return jnp.concatenate([out["z"][1:], out["z"][-1:]], 0)
+
+
+def reward_mask(reward_input: str, first: jax.Array) -> jax.Array:
+    """``first [T, B]`` -> ``[T, B]`` float, 1 where an observed window's reward prediction is defined: everywhere,
+    except with ``reward_input="next_state"`` the last step (no frame after it) and the steps whose next frame
+    starts another episode (the auto-resetting env keeps no terminal frame, so an episode's last reward is not
+    learned from it)."""
+    if reward_input != "next_state":
+        return jnp.ones(first.shape, jnp.float32)
+    after = 1.0 - first[1:].astype(jnp.float32)
+    return jnp.concatenate([after, jnp.zeros_like(after[:1])], 0)
 
 
 def value_bins(config: WorldModelConfig) -> jax.Array:
@@ -164,8 +189,9 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     recon = model.apply(params, out["z"], out["h_prev"], method="decode")
     obs_axes = tuple(range(2, obs.ndim))
     recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=obs_axes).mean()
-    reward_logits, cont_logit = model.apply(params, state(out), action, out["h"], method="heads")
-    reward_loss = twohot_loss(reward_logits, reward, value_bins(config)).mean()
+    reward_logits, cont_logit = model.apply(params, state(out), action, out["h"], next_latents(out), method="heads")
+    reward_nll = twohot_loss(reward_logits, reward, value_bins(config))
+    reward_loss = _masked_mean(reward_nll, reward_mask(config.reward_input, first))
     cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - term.astype(jnp.float32)).mean()
     # prior from h_t against the posterior of frame t+1, unless t+1 starts another episode
     prior, post = out["prior"][:-1], out["post"][1:]
@@ -175,7 +201,8 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     rep = categorical_kl(post, sg(prior))
     dyn_loss = _masked_mean(jnp.maximum(dyn, config.free_bits), mask)
     rep_loss = _masked_mean(jnp.maximum(rep, config.free_bits), mask)
-    loss = recon_loss + reward_loss + cont_loss + config.dyn_scale * dyn_loss + config.rep_scale * rep_loss
+    loss = (recon_loss + config.reward_loss_scale * reward_loss + cont_loss + config.dyn_scale * dyn_loss
+            + config.rep_scale * rep_loss)
     metrics = {
         "wm_loss": loss, "recon_loss": recon_loss, "reward_loss": reward_loss, "cont_loss": cont_loss,
         "dyn_kl": _masked_mean(dyn, mask), "rep_kl": _masked_mean(rep, mask),
