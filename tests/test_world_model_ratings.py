@@ -2,7 +2,8 @@
 reads a run with it (scripts/world_model_policy_probe.py), on Breakout-MinAtar, whose step is deterministic:
 holding the paddle left or right loses the ball on step 6 of every episode, standing still scores. And whether
 it sees the rewards of its replay (agents/world_model/reward_events.py, scripts/world_model_reward_events.py):
-which window rows the table reads, and the script on the same tiny run."""
+which window rows the table reads, and the script on the same tiny run; and whether a network of its own reads the
+rewards from the replay's frames (scripts/reward_from_frames.py): which rows it trains and scores on, the script."""
 
 import os
 import runpy
@@ -160,3 +161,43 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
         with pytest.raises(SystemExit):
             main([run_dir, *argv])
         assert message in capsys.readouterr().err, argv
+
+
+def test_reward_from_frames_rows():
+    """Rows t whose frames t-1, t, t+1 are in one episode; training rows end before the split, test rows start
+    after it."""
+    usable_rows = _script("reward_from_frames.py").__globals__["usable_rows"]
+    first = np.zeros((12, 2), bool)
+    first[0] = True
+    first[4, 0] = first[9, 1] = True  # a new episode drops the row before it (its next frame) and itself (its last)
+    train, test = usable_rows(first, 6)
+    assert sorted(map(tuple, train.tolist())) == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 1), (4, 1)]
+    assert sorted(map(tuple, test.tolist())) == [(7, 0), (7, 1), (8, 0), (9, 0), (10, 0), (10, 1)]
+
+
+def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
+    script = _script("reward_from_frames.py")
+    run_dir, _ = trained_run
+    out = script([run_dir, "--updates", "2", "--batch", "4", "--frames", "before", "after"])
+    assert list(out["table"]) == ["before", "after"] and out["first_row"] == 90
+    assert sum(out["table"]["after"][o][0] for o in OUTCOMES) == out["test_rows"] > 0
+    printed = capsys.readouterr().out
+    assert f"{out['train_rows']} rows to train on" in printed and "| paid < 0: mean prediction (steps) | " in printed
+    for argv, message in [(["--from", "1"], "--from must be in (0, 1), got 1.0"),
+                          (["--updates", "0"], "--updates must be >= 1 and --batch >= 2, got 0, 64"),
+                          (["--frames", "later"], "invalid choice: 'later'")]:
+        with pytest.raises(SystemExit):
+            script([run_dir, *argv])
+        assert message in capsys.readouterr().err, argv
+
+    fit_and_score = script.__globals__["fit_and_score"]
+    rng = np.random.default_rng(0)
+    obs, action = rng.normal(size=(40, 1, 3)).astype(np.float32), np.zeros((40, 1), np.int32)
+    reward = np.zeros((40, 1), np.float32)
+    train = np.stack([np.arange(1, 20), np.zeros(19, int)], 1)
+    test = np.stack([np.arange(21, 39), np.zeros(18, int)], 1)
+    with pytest.raises(ValueError, match="--balanced needs rewarded and unrewarded training rows, got 0 and 19"):
+        fit_and_score(obs, action, reward, train, test, "after", 2, 1, 4, True, 0)
+    reward[5:40:3] = 1.0
+    entry = fit_and_score(obs, action, reward, train, test, "both", 2, 2, 4, True, 0)
+    assert entry["paid > 0"][0] == 6 and entry["paid 0"][0] == 12 and entry["paid < 0"] == (0, None)
