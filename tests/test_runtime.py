@@ -113,6 +113,16 @@ def _signalling(after: int, signum: int):
     return chunk
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler for the test, as a terminal or CI gives it: a suite started with ``&`` from a
+    script inherits SIGINT ignored, and Python then installs none (Ctrl-C rightly does nothing to such a run)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 @pytest.mark.parametrize("signum, code, said, stopped", [
     (signal.SIGINT, 130, "interrupted in chunk 3 of 4", "interrupted"),
     # what a scheduler, ``kill`` or a job started with ``&`` (which ignores SIGINT) gets
