@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssmrl.agents.world_model.reward_events import OUTCOMES, format_table, signed
+from ssmrl.agents.world_model.reward_events import format_table, outcome_entry, signed
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
@@ -107,11 +107,7 @@ def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: in
 
     def score() -> dict:
         p = np.concatenate([np.asarray(predict(params, *inputs(test[i:i + 256]))) for i in range(0, len(test), 256)])
-        entry = {o: (int(m.sum()), float(p[m].mean()) if m.any() else None)
-                 for o, m in zip(OUTCOMES, (paid_test < 0, paid_test == 0, paid_test > 0))}
-        varies = p.std() > 0 and paid_test.std() > 0
-        entry["correlation"] = float(np.corrcoef(p, paid_test)[0, 1]) if varies else None
-        return entry
+        return outcome_entry(p, paid_test)
 
     for i in range(1, updates + 1):
         if balanced:

@@ -6,10 +6,9 @@ replayed through the model as the agent's imagination sees them: ``imag_context`
 last one starts imagination) and the rest imagined open-loop with the recorded actions. Window position
 ``imag_context - 2 + k`` then holds the reward of the ``k``-th imagined step (``k = 1``: the reward of the
 start's own action, read from its posterior state, or with ``reward_input="next_state"`` from a prior sample after
-it; ``k >= 2``: from prior samples), and earlier positions the
-rewards of observed steps, as the world model is trained on them. Grouped by what the env paid (less than,
-equal to, more than zero), the mean predictions say whether the model tells a step that paid from one that
-did not.
+it; ``k >= 2``: from prior samples), and earlier positions the rewards of observed steps, as the world model is
+trained on them. Grouped by what the env paid (less than, equal to, more than zero), the mean predictions say
+whether the model tells a step that paid from one that did not.
 """
 
 from __future__ import annotations
@@ -73,22 +72,23 @@ def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: i
 def by_outcome(parts: Parts, predicted: np.ndarray, paid: np.ndarray) -> dict:
     """``predicted, paid [T, N]`` -> ``{column: {outcome: (steps, mean prediction), "correlation": r}}`` with
     columns ``observed`` (the steps before imagination starts, pooled) and ``imagined k`` for ``k`` in 1, 2,
-    half the horizon and the horizon; a mean is None where no step had that outcome, the correlation None
-    where the paid or the predicted reward is constant."""
+    half the horizon and the horizon (:func:`outcome_entry`)."""
     C, H = parts.config.imag_context, parts.config.horizon
     columns = {"observed": np.arange(0, C - 1)}
     for k in sorted({1, min(2, H), max(1, H // 2), H}):
         columns[f"imagined {k}"] = np.asarray([C - 2 + k])
-    table = {}
-    for name, rows in columns.items():
-        p, r = predicted[rows].ravel(), paid[rows].ravel()
-        entry = {}
-        for outcome, mask in zip(OUTCOMES, (r < 0, r == 0, r > 0)):
-            entry[outcome] = (int(mask.sum()), float(p[mask].mean()) if mask.any() else None)
-        varies = p.std() > 0 and r.std() > 0
-        entry["correlation"] = float(np.corrcoef(p, r)[0, 1]) if varies else None
-        table[name] = entry
-    return table
+    return {name: outcome_entry(predicted[rows].ravel(), paid[rows].ravel()) for name, rows in columns.items()}
+
+
+def outcome_entry(predicted: np.ndarray, paid: np.ndarray) -> dict:
+    """``predicted, paid [K]`` -> one column of the table: ``{outcome: (steps, mean prediction), "correlation": r}``,
+    a mean None where no step had that outcome, the correlation None where either is constant."""
+    entry = {}
+    for outcome, mask in zip(OUTCOMES, (paid < 0, paid == 0, paid > 0)):
+        entry[outcome] = (int(mask.sum()), float(predicted[mask].mean()) if mask.any() else None)
+    varies = predicted.std() > 0 and paid.std() > 0
+    entry["correlation"] = float(np.corrcoef(predicted, paid)[0, 1]) if varies else None
+    return entry
 
 
 def signed(x: float | None) -> str:
