@@ -169,7 +169,7 @@ def test_reward_from_frames_rows():
     usable_rows = _script("reward_from_frames.py").__globals__["usable_rows"]
     first = np.zeros((12, 2), bool)
     first[0] = True
-    first[4, 0] = first[9, 1] = True  # a new episode drops the row before it (its next frame) and itself (its last)
+    first[4, 0] = first[9, 1] = True  # drops the row before (next frame in the new episode) and itself (previous not)
     train, test = usable_rows(first, 6)
     assert sorted(map(tuple, train.tolist())) == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 1), (4, 1)]
     assert sorted(map(tuple, test.tolist())) == [(7, 0), (7, 1), (8, 0), (9, 0), (10, 0), (10, 1)]
