@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.reward_events import format_table, outcome_entry, signed
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
@@ -49,20 +50,21 @@ def usable_rows(first: np.ndarray, first_row: int) -> tuple[np.ndarray, np.ndarr
 
 def frame_inputs(obs: np.ndarray, pairs: np.ndarray, frames: str) -> np.ndarray:
     """The input of ``frames`` for rows ``pairs [K, 2]`` of ``obs [N, E, *obs_shape]``: the frames concatenated on
-    the last axis, as float32 (uint8 frames scaled to [-0.5, 0.5])."""
+    the last axis, in the env's dtype."""
     t, e = pairs[:, 0], pairs[:, 1]
     offsets = {"before": (-1, 0), "after": (1,), "both": (0, 1)}[frames]
-    x = np.concatenate([obs[t + k, e] for k in offsets], -1)
-    return x.astype(np.float32) / 255.0 - 0.5 if obs.dtype == np.uint8 else x.astype(np.float32)
+    return np.concatenate([obs[t + k, e] for k in offsets], -1)
 
 
 class RewardNet(nn.Module):
-    """``(x [B, *frames_shape], action one-hot [B, A] or None) -> r [B]``."""
+    """``(x [B, *frames_shape] in the env's dtype, action one-hot [B, A] or None) -> r [B]``; ``x`` is scaled as
+    the world model's input is (``preprocess``)."""
 
     image: bool
 
     @nn.compact
     def __call__(self, x: jax.Array, action: jax.Array | None) -> jax.Array:
+        x = preprocess(x)
         if self.image:
             for channels in (16, 32, 64, 64):
                 x = nn.silu(nn.Conv(channels, (4, 4), (2, 2))(x))

@@ -86,12 +86,14 @@ def imagine(wm: WorldModel, wm_params, policy: Policy, carry: dict, z0: jax.Arra
         action = policy(k_act, s)
         carry, h = wm.apply(wm_params, carry, z, action, reset, method="imagine_step")
         z_next = sample_latent(k_z, wm.apply(wm_params, h, method="prior"))
-        return (carry, z_next, h, jnp.zeros_like(reset)), (s, action, h, z_next)
+        return (carry, z_next, h, jnp.zeros_like(reset)), (s, action, h)
 
-    (_, z_last, h_last, _), (states, actions, hs, z_nexts) = jax.lax.scan(
+    (_, z_last, h_last, _), (states, actions, hs) = jax.lax.scan(
         body, (carry, z0, h_prev0, reset0), jax.random.split(key, horizon))
-    reward_logits, cont_logit = wm.apply(wm_params, states, actions, hs, z_nexts, method="heads")
     states = jnp.concatenate([states, jnp.concatenate([z_last, h_last], -1)[None]], 0)
+    # s_{k+1} = [z_{k+1}, h_k] holds the latent a_k led to
+    reward_logits, cont_logit = wm.apply(wm_params, states[:-1], actions, hs, states[1:, :, :z0.shape[-1]],
+                                         method="heads")
     return {
         "states": jax.lax.stop_gradient(states),
         "actions": actions,
