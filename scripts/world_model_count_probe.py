@@ -35,9 +35,8 @@ import numpy as np
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import AgentState, Parts, build
 from ssmrl.agents.world_model.config import validate
-from ssmrl.agents.world_model.distributions import twohot_mean
 from ssmrl.agents.world_model.probe import fit_world_model, layer_option
-from ssmrl.agents.world_model.world_model import state, value_bins
+from ssmrl.agents.world_model.world_model import state
 from ssmrl.envs.popgym.cards import count_recall_answers
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.world_model import config_from_run, restore_world_model_run
@@ -73,7 +72,7 @@ def readouts(parts: Parts, params: dict, replay: rb.Replay, rows: int) -> dict:
     size = int(replay.size)
     tail = {k: np.array(getattr(replay, k)[size - rows:size]) for k in ("obs", "action", "reward", "first")}
     tail["first"][0] = True
-    wm, config = parts.wm, parts.config
+    wm = parts.wm
 
     @jax.jit
     def observe(obs, action, first):
@@ -81,7 +80,7 @@ def readouts(parts: Parts, params: dict, replay: rb.Replay, rows: int) -> dict:
                           jax.random.split(jax.random.PRNGKey(0), rows), method="observe")
         s = state(out)
         logits = wm.apply(params["wm"], s, method="reward_per_action")
-        return {"predicted": twohot_mean(logits, value_bins(config)), "s_t": s, "h_t": out["h"],
+        return {"predicted": wm.reward_value(logits), "s_t": s, "h_t": out["h"],
                 "log_pi": jax.nn.log_softmax(parts.actor.apply(params["actor"], s))}
 
     out = observe(*(jnp.asarray(tail[k]) for k in ("obs", "action", "first")))

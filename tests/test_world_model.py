@@ -16,7 +16,7 @@ from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params, observation_spec, open_loop, policy_step, train_step
 from ssmrl.agents.world_model.behavior import actor_critic_losses, actor_policy, imagine, lambda_returns
-from ssmrl.agents.world_model.world_model import value_bins, world_model_loss
+from ssmrl.agents.world_model.world_model import next_latents, state, value_bins, world_model_loss
 
 MODELS = ("drama", "s4wm", "rssm")
 A = 4  # actions
@@ -210,6 +210,37 @@ def test_next_state_reward_is_learned_where_the_next_frame_is_in_the_episode():
     logits, _ = parts.wm.apply(params["wm"], traj["states"][:-1], traj["actions"], after[..., L:], after[..., :L],
                                method="heads")
     np.testing.assert_allclose(traj["reward"], D.twohot_mean(logits, value_bins(config)), atol=1e-4)
+
+
+def test_symlog_mse_reward_output_is_one_symlog_number():
+    """reward_output=symlog_mse: one output per reward (per action with state_per_action); the loss's reward term is
+    its squared error against symlog(r), the predicted reward is its symexp, in imagination too."""
+    config = tiny("rssm", reward_output="symlog_mse")
+    parts = build(config, num_actions=A)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))
+    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.PRNGKey(1), x.shape), params)
+    b = batch(T=6, B=2)
+    b["reward"] = 5.0 * b["reward"]  # symlog and its square differ from the identity here
+    _, (out, metrics) = jax.jit(lambda p: world_model_loss(p, parts.wm, config, b, jax.random.PRNGKey(0)))(params["wm"])
+    reward_out, _ = parts.wm.apply(params["wm"], state(out), b["action"], out["h"], next_latents(out), method="heads")
+    assert reward_out.shape == (6, 2, 1)
+    np.testing.assert_allclose(metrics["reward_loss"], np.mean((reward_out[..., 0] - D.symlog(b["reward"])) ** 2),
+                               rtol=1e-5)
+    np.testing.assert_allclose(parts.wm.reward_value(reward_out), D.symexp(reward_out[..., 0]), rtol=1e-6)
+
+    N, L = 5, config.latent_size
+    z0 = jax.nn.one_hot(jnp.zeros((N, 4), int), 4).reshape(N, -1)
+    traj = jax.jit(lambda p, k: imagine(parts.wm, p["wm"], actor_policy(parts.actor, p["actor"]),
+                                        parts.wm.initialize_carry(N), z0, jnp.ones((N,), bool), config.horizon, k))(
+        params, jax.random.PRNGKey(2))
+    after = traj["states"][1:]
+    reward_out, _ = parts.wm.apply(params["wm"], traj["states"][:-1], traj["actions"], after[..., L:], method="heads")
+    np.testing.assert_allclose(traj["reward"], D.symexp(reward_out[..., 0]), rtol=1e-5)
+
+    per_action = build(tiny("rssm", reward_output="symlog_mse", reward_input="state_per_action"), num_actions=A)
+    per_action_params = jax.jit(lambda k: init_params(per_action, k))(jax.random.PRNGKey(0))["wm"]
+    s = jnp.zeros((3, config.latent_size + config.hidden))
+    assert per_action.wm.apply(per_action_params, s, method="reward_per_action").shape == (3, A, 1)
 
 
 def test_per_action_reward_head_picks_the_taken_actions_distribution():

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 
 from ssmrl.agents.world_model.config import WorldModelConfig
 from ssmrl.agents.world_model.distributions import (
-    bin_values,
     categorical_entropy,
     sample_latent,
     twohot_loss,
@@ -97,7 +96,7 @@ def imagine(wm: WorldModel, wm_params, policy: Policy, carry: dict, z0: jax.Arra
     return {
         "states": jax.lax.stop_gradient(states),
         "actions": actions,
-        "reward": twohot_mean(reward_logits, bin_values(reward_logits.shape[-1], -wm.twohot_range, wm.twohot_range)),
+        "reward": wm.reward_value(reward_logits),
         "cont": jax.nn.sigmoid(cont_logit),
     }
 

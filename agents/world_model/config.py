@@ -19,6 +19,7 @@ MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
 SAMPLERS = ("uniform", "dfs")
 REWARD_INPUTS = ("after_action", "state_action", "state_per_action", "next_state")
+REWARD_OUTPUTS = ("twohot", "symlog_mse")
 
 
 def block_layer(model: str, s4wm_layer: str) -> str | None:
@@ -71,12 +72,16 @@ class WorldModelConfig:
                                 "taken; next_state = [z_{t+1}, h_t], the state a_t led to (DreamerV3), z_{t+1} "
                                 "the posterior of the next frame in training, a prior sample in imagination",
                                 choices=REWARD_INPUTS)
+    reward_output: str = setting("twohot", "what the reward head outputs: twohot = a distribution over reward_bins, "
+                                 "cross-entropy (DreamerV3, Drama); symlog_mse = one number in symlog space, squared "
+                                 "error (DreamerV3's alternative), which learns sparse rewards sooner",
+                                 choices=REWARD_OUTPUTS)
     reward_bins: int = setting(255, "two-hot bins of reward and value", ge=1)
     twohot_range: float = setting(20.0, "the bins span symlog [-range, range] (DreamerV3: 20)", gt=0)
     free_bits: float = setting(1.0, "KL free nats", ge=0)
     dyn_scale: float = setting(0.5, "dynamics KL weight", ge=0)
     rep_scale: float = setting(0.1, "representation KL weight", ge=0)
-    reward_loss_scale: float = setting(1.0, "reward cross-entropy weight (DreamerV3, Drama: 1)", ge=0)
+    reward_loss_scale: float = setting(1.0, "reward loss weight (DreamerV3, Drama: 1)", ge=0)
     wm_lr: float = setting(1e-4, "world-model learning rate", gt=0)
     wm_grad_clip: float = setting(1000.0, "world-model gradient-norm clip", gt=0)
     # actor-critic in imagination

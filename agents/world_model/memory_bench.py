@@ -23,9 +23,8 @@ import numpy as np
 from ssmrl import envs
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model.agent import Parts, build, init_params, open_loop_predictions
-from ssmrl.agents.world_model.distributions import twohot_mean
 from ssmrl.agents.world_model.networks import preprocess
-from ssmrl.agents.world_model.world_model import value_bins, world_model_loss
+from ssmrl.agents.world_model.world_model import world_model_loss
 
 
 def random_episodes(parts: Parts, key: jax.Array, num_episodes: int) -> dict:
@@ -80,8 +79,8 @@ def reward_accuracy(parts: Parts, params, data: dict, context: int, key: jax.Arr
     k_full, k_imag = jax.random.split(key)
     _, full = open_loop_predictions(parts, params, data["obs"], data["action"], data["first"], T, k_full)
     _, imag = open_loop_predictions(parts, params, data["obs"], data["action"], data["first"], context, k_imag)
-    truth, bins = data["reward"][-1], value_bins(parts.config)
-    return {mode: jnp.mean(jnp.abs(twohot_mean(logits[-1], bins) - truth) < 0.5)
+    truth = data["reward"][-1]
+    return {mode: jnp.mean(jnp.abs(parts.wm.reward_value(logits[-1]) - truth) < 0.5)
             for mode, logits in (("inference", full), ("imagination", imag))}
 
 

@@ -12,8 +12,7 @@ import jax.numpy as jnp
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, build, collect, init
-from ssmrl.agents.world_model.distributions import twohot_mean
-from ssmrl.agents.world_model.world_model import next_latents, reward_mask, state, value_bins, world_model_loss
+from ssmrl.agents.world_model.world_model import next_latents, reward_mask, state, world_model_loss
 
 SMALL = dict(num_envs=8, hidden=32, num_layers=1, state_size=8, latent_groups=8, latent_classes=8, vector_hidden=64,
              mlp_hidden=32, ac_hidden=16, ac_layers=1, batch_size=16, batch_length=16, prefill=16, total_steps=400)
@@ -72,7 +71,7 @@ def reward_errors(parts: Parts, params, replay: rb.Replay, key: jax.Array, skip:
     _, out = parts.wm.apply(params, parts.wm.initialize_carry(B), batch["obs"], batch["action"], batch["first"],
                             jax.random.split(k_obs, T), method="observe")
     logits, _ = parts.wm.apply(params, state(out), batch["action"], out["h"], next_latents(out), method="heads")
-    predicted = twohot_mean(logits, value_bins(config))
+    predicted = parts.wm.reward_value(logits)
     mask = reward_mask(config.reward_input, batch["first"])[skip:]
     model = jnp.sum((predicted - reward)[skip:] ** 2 * mask) / jnp.sum(mask)
     chance = jnp.sum((reward - jnp.mean(reward))[skip:] ** 2 * mask) / jnp.sum(mask)

@@ -20,8 +20,6 @@ import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
-from ssmrl.agents.world_model.distributions import twohot_mean
-from ssmrl.agents.world_model.world_model import value_bins
 
 OUTCOMES = ("paid < 0", "paid 0", "paid > 0")
 
@@ -55,9 +53,8 @@ def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: i
     observed, the rest imagined (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`), in batches of
     ``batch`` windows (the last one padded). Compiled once for every call."""
     windows = replay_windows(replay, window_length(parts), first_row, count)
-    bins = value_bins(parts.config)
-    predict = jax.jit(lambda p, o, a, f, k: twohot_mean(
-        open_loop_predictions(parts, p, o, a, f, parts.config.imag_context, k)[1], bins))
+    predict = jax.jit(lambda p, o, a, f, k: parts.wm.reward_value(
+        open_loop_predictions(parts, p, o, a, f, parts.config.imag_context, k)[1]))
     N = windows["action"].shape[1]
     batches = [np.minimum(np.arange(i, i + batch), N - 1) for i in range(0, N, batch)]
 

@@ -6,8 +6,9 @@ termination signal), ``first_t`` marks frame t as the first of an episode (the s
 there). With this layout the auto-resetting env never needs its terminal frame.
 
 Loss per window (DreamerV3 / Drama): summed squared error of the observation (pixels or vector) decoded from ``s_t =
-[z_t, h_{t-1}]``; two-hot symlog cross-entropy of ``r_t`` (read from ``h_t``, ``[s_t, a_t]`` or ``s_{t+1}``:
-``reward_input``; from ``s_{t+1}`` only where frame t+1 is in the window and the episode) and Bernoulli
+[z_t, h_{t-1}]``; two-hot symlog cross-entropy (or symlog squared error: ``reward_output``) of ``r_t`` (read from
+``h_t``, ``[s_t, a_t]`` or ``s_{t+1}``: ``reward_input``; from ``s_{t+1}`` only where frame t+1 is in the window and
+the episode) and Bernoulli
 cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior from ``h_t`` and the posterior of frame
 t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode.
 """
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from ssmrl.agents.world_model.config import WorldModelConfig
-from ssmrl.agents.world_model.distributions import bin_values, categorical_kl, twohot_loss
+from ssmrl.agents.world_model.distributions import bin_values, categorical_kl, symexp, symlog, twohot_loss, twohot_mean
 from ssmrl.agents.world_model.networks import MLP, make_observation_networks, preprocess
 from ssmrl.agents.world_model.sequence import SequenceModel
 
@@ -53,6 +54,7 @@ class WorldModel(nn.Module):
     vector_hidden: int = 512
     vector_layers: int = 1
     reward_input: str = "after_action"
+    reward_output: str = "twohot"
 
     def setup(self):
         self.encoder, self.observation_decoder = make_observation_networks(
@@ -60,7 +62,7 @@ class WorldModel(nn.Module):
             self.conv_weight_grad)
         self.sequence = self._sequence_model()
         per_action = self.num_actions if self.reward_input == "state_per_action" else 1
-        self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, per_action * self.reward_bins, zero_out=True)
+        self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, per_action * self.reward_width, zero_out=True)
         self.cont_head = MLP(self.mlp_hidden, self.mlp_layers, 1)
 
     @nn.nowrap
@@ -83,7 +85,7 @@ class WorldModel(nn.Module):
 
     def heads(self, s: jax.Array, action: jax.Array, h: jax.Array, z_next: jax.Array | None = None
               ) -> tuple[jax.Array, jax.Array]:
-        """What action ``a_t`` led to: ``(reward logits [..., bins], continue logit [...])`` from the state
+        """What action ``a_t`` led to: ``(reward head output [..., reward_width], continue logit [...])`` from the state
         ``s_t = [z_t, h_{t-1}] [..., L+H]``, ``action [...]`` int, ``h_t [..., H]`` (the output after ``a_t``)
         and ``z_next [..., L]``, the latent of the frame ``a_t`` led to (``reward_input="next_state"`` only).
 
@@ -111,7 +113,27 @@ class WorldModel(nn.Module):
 
     def reward_per_action(self, s: jax.Array) -> jax.Array:
         """``reward_input="state_per_action"``: reward logits of every action ``[..., A, bins]`` from ``s_t``."""
-        return self.reward_head(s).reshape(*s.shape[:-1], self.num_actions, self.reward_bins)
+        return self.reward_head(s).reshape(*s.shape[:-1], self.num_actions, self.reward_width)
+
+    @property
+    def reward_width(self) -> int:
+        """Outputs of the reward head per reward: ``reward_bins`` logits, or one symlog number."""
+        return self.reward_bins if self.reward_output == "twohot" else 1
+
+    @nn.nowrap
+    def reward_value(self, reward_out: jax.Array) -> jax.Array:
+        """The predicted reward ``[...]`` of the reward head's output ``[..., reward_width]``."""
+        if self.reward_output == "symlog_mse":
+            return symexp(reward_out[..., 0])
+        return twohot_mean(reward_out, bin_values(self.reward_bins, -self.twohot_range, self.twohot_range))
+
+    @nn.nowrap
+    def reward_error(self, reward_out: jax.Array, reward: jax.Array) -> jax.Array:
+        """The reward loss ``[...]`` of the head's output ``[..., reward_width]`` against the paid ``reward [...]``:
+        two-hot cross-entropy, or the squared error in symlog space."""
+        if self.reward_output == "symlog_mse":
+            return (reward_out[..., 0] - symlog(reward)) ** 2
+        return twohot_loss(reward_out, reward, bin_values(self.reward_bins, -self.twohot_range, self.twohot_range))
 
     def posterior(self, carry, obs_t, reset_t, key):
         return self.sequence.posterior(carry, self.embed(obs_t), reset_t, key)
@@ -141,7 +163,8 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer, layer_options=config.layer_options,
                       decoder=config.decoder, conv_weight_grad=config.conv_weight_grad,
                       vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
-                      twohot_range=config.twohot_range, reward_input=config.reward_input)
+                      twohot_range=config.twohot_range, reward_input=config.reward_input,
+                      reward_output=config.reward_output)
 
 
 def state(out: dict) -> jax.Array:
@@ -190,8 +213,7 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     obs_axes = tuple(range(2, obs.ndim))
     recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=obs_axes).mean()
     reward_logits, cont_logit = model.apply(params, state(out), action, out["h"], next_latents(out), method="heads")
-    reward_nll = twohot_loss(reward_logits, reward, value_bins(config))
-    reward_loss = _masked_mean(reward_nll, reward_mask(config.reward_input, first))
+    reward_loss = _masked_mean(model.reward_error(reward_logits, reward), reward_mask(config.reward_input, first))
     cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - term.astype(jnp.float32)).mean()
     # prior from h_t against the posterior of frame t+1, unless t+1 starts another episode
     prior, post = out["prior"][:-1], out["post"][1:]
