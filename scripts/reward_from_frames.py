@@ -1,6 +1,7 @@
 """Can the rewards of a world-model run's replay be read from its frames at all, and from which ones?
 
     python scripts/reward_from_frames.py RUN_DIR [--frames before after both] [--updates 1600] [--from 0.75]
+                                                 [--loss squared|twohot]
 
 A world model that never learns an env's reward (scripts/world_model_reward_events.py) leaves two explanations:
 the reward is not in what the model sees, or the model does not learn what is there. Here a small network of its
@@ -14,6 +15,9 @@ It trains on the rows before the fraction ``--from`` of the replay and reports, 
 later games), the mean prediction where the env paid less than, exactly and more than zero and the correlation,
 as the reward-events table does. ``--balanced`` draws half of each batch from the rewarded rows. Rows whose three
 frames are not in one episode are left out. Images go through strided convolutions, vectors through an MLP.
+``--loss twohot`` fits the world model's reward loss instead of the squared error (its two-hot cross-entropy over
+the run's bins, the output layer zero-initialised as the reward head's): whether the loss, not the model, decides
+how soon a sparse reward is learned.
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ssmrl.agents.world_model.distributions import twohot_loss, twohot_mean
 from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.reward_events import format_table, outcome_entry, signed
+from ssmrl.agents.world_model.world_model import value_bins
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
 
 FRAMES = ("before", "after", "both")
+LOSSES = ("squared", "twohot")
 
 
 def usable_rows(first: np.ndarray, first_row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,10 +64,12 @@ def frame_inputs(obs: np.ndarray, pairs: np.ndarray, frames: str) -> np.ndarray:
 
 
 class RewardNet(nn.Module):
-    """``(x [B, *frames_shape] in the env's dtype, action one-hot [B, A] or None) -> r [B]``; ``x`` is scaled as
-    the world model's input is (``preprocess``)."""
+    """``(x [B, *frames_shape] in the env's dtype, action one-hot [B, A] or None) -> [B, outputs]``: the reward
+    (``outputs=1``) or two-hot logits (zero-initialised); ``x`` is scaled as the world model's input is
+    (``preprocess``)."""
 
     image: bool
+    outputs: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, action: jax.Array | None) -> jax.Array:
@@ -73,15 +82,27 @@ class RewardNet(nn.Module):
             x = jnp.concatenate([x, action], -1)
         for _ in range(2):
             x = nn.silu(nn.Dense(256)(x))
-        return nn.Dense(1)(x)[:, 0]
+        return nn.Dense(self.outputs, kernel_init=nn.initializers.zeros if self.outputs > 1
+                        else nn.initializers.lecun_normal())(x)
 
 
 def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: int, updates: int, batch: int,
-                  balanced: bool, seed: int, on_score: Callable[[int, dict], None] | None = None) -> dict:
-    """Fit a :class:`RewardNet` on rows ``train`` (squared error, Adam 3e-4) and return its reward-events entry on
-    rows ``test``: ``{outcome: (steps, mean prediction), "correlation": r}``; ``on_score(update, entry)`` four
-    times on the way."""
-    net = RewardNet(image=obs.ndim == 5)
+                  balanced: bool, seed: int, on_score: Callable[[int, dict], None] | None = None,
+                  bins: jax.Array | None = None) -> dict:
+    """Fit a :class:`RewardNet` on rows ``train`` (squared error, or with ``bins`` the two-hot cross-entropy over
+    them; Adam 3e-4) and return its reward-events entry on rows ``test``: ``{outcome: (steps, mean prediction),
+    "correlation": r}``; ``on_score(update, entry)`` four times on the way."""
+    net = RewardNet(image=obs.ndim == 5, outputs=1 if bins is None else bins.shape[0])
+
+    def predicted(params, x, a):
+        out = net.apply(params, x, a)
+        return out[:, 0] if bins is None else twohot_mean(out, bins)
+
+    def loss(params, x, a, r):
+        if bins is None:
+            return jnp.mean((predicted(params, x, a) - r) ** 2)
+        return jnp.mean(twohot_loss(net.apply(params, x, a), r, bins))
+
     use_action = frames == "before"
 
     def inputs(pairs):
@@ -94,11 +115,11 @@ def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: in
 
     @jax.jit
     def update(params, opt, x, a, r):
-        grads = jax.grad(lambda p: jnp.mean((net.apply(p, x, a) - r) ** 2))(params)
+        grads = jax.grad(loss)(params, x, a, r)
         updates_, opt = tx.update(grads, opt)
         return optax.apply_updates(params, updates_), opt
 
-    predict = jax.jit(net.apply)
+    predict = jax.jit(predicted)
     paid_train = reward[train[:, 0], train[:, 1]]
     paid_test = reward[test[:, 0], test[:, 1]]
     rewarded, unrewarded = train[paid_train != 0], train[paid_train == 0]
@@ -132,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--updates", type=int, default=1600)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--balanced", action="store_true", help="half of each batch from rows that paid")
+    parser.add_argument("--loss", choices=LOSSES, default="squared",
+                        help="squared error, or the world model's two-hot cross-entropy over the run's bins")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not 0 < args.start < 1:
@@ -152,7 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
     action, reward = np.asarray(replay.action[:size]), np.asarray(replay.reward[:size])
     paid = reward[train[:, 0], train[:, 1]]
     print(f"{parts.config.env_name}: {len(train)} rows to train on ({int((paid != 0).sum())} paid), {len(test)} "
-          f"scored, {args.updates} updates of {args.batch}" + (", balanced" if args.balanced else ""), flush=True)
+          f"scored, {args.updates} updates of {args.batch}" + (", balanced" if args.balanced else "")
+          + f", {args.loss} loss", flush=True)
     table = {}
     for frames in args.frames:
         def report(i, entry, frames=frames):
@@ -160,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         try:
             table[frames] = fit_and_score(obs, action, reward, train, test, frames, parts.num_actions, args.updates,
-                                          args.batch, args.balanced, args.seed, report)
+                                          args.batch, args.balanced, args.seed, report,
+                                          value_bins(parts.config) if args.loss == "twohot" else None)
         except ValueError as error:
             parser.error(str(error))
     print("\n" + format_table(table))

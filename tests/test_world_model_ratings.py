@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ssmrl.agents.world_model import config as wmc
+from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params
 from ssmrl.agents.world_model.ratings import env_ratings, imagined_ratings, policy_names
@@ -185,7 +186,8 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
     assert f"{out['train_rows']} rows to train on" in printed and "| paid < 0: mean prediction (steps) | " in printed
     for argv, message in [(["--from", "1"], "--from must be in (0, 1), got 1.0"),
                           (["--updates", "0"], "--updates must be >= 1 and --batch >= 2, got 0, 64"),
-                          (["--frames", "later"], "invalid choice: 'later'")]:
+                          (["--frames", "later"], "invalid choice: 'later'"),
+                          (["--loss", "huber"], "invalid choice: 'huber'")]:
         with pytest.raises(SystemExit):
             script([run_dir, *argv])
         assert message in capsys.readouterr().err, argv
@@ -201,3 +203,7 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
     reward[5:40:3] = 1.0
     entry = fit_and_score(obs, action, reward, train, test, "both", 2, 2, 4, True, 0)
     assert entry["paid > 0"][0] == 6 and entry["paid 0"][0] == 12 and entry["paid < 0"] == (0, None)
+    bins = D.bin_values(255)  # the world model's two-hot loss: half of each batch paid 1 pulls the predictions up
+    once = fit_and_score(obs, action, reward, train, test, "both", 2, 1, 4, True, 0, bins=bins)
+    more = fit_and_score(obs, action, reward, train, test, "both", 2, 20, 4, True, 0, bins=bins)
+    assert more["paid > 0"][1] > once["paid > 0"][1]
