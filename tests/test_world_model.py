@@ -417,6 +417,20 @@ def test_vector_and_image_observations_of_any_size(obs_shape, dtype):
     assert first_layer in params["wm"]["params"]["encoder"], list(params["wm"]["params"]["encoder"])
 
 
+def test_vector_encoder_sees_the_size_of_its_input():
+    """Dense then LayerNorm gives ``x`` and ``c x`` (c > 0) the same features unless the Dense has a bias: the vector
+    encoder's first layer has one, so two positive scalars are told apart (random weights, bias included)."""
+    from ssmrl.agents.world_model.networks import VectorEncoder
+
+    encoder = VectorEncoder(obs_shape=(1,), hidden=8, layers=2)
+    params = encoder.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)))
+    leaves, tree = jax.tree.flatten(params)
+    params = tree.unflatten([jax.random.normal(jax.random.PRNGKey(i), x.shape) for i, x in enumerate(leaves)])
+    small, large = encoder.apply(params, jnp.array([[0.5], [3.0]]))
+    assert not np.allclose(small, large, atol=1e-3)
+    assert "bias" in params["params"]["Dense_0"] and "bias" not in params["params"]["Dense_1"]
+
+
 def test_episode_ends_take_life_loss_from_info_where_given():
     from ssmrl.agents.world_model.agent import episode_ends
 

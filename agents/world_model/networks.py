@@ -135,7 +135,11 @@ class ImageDecoder(nn.Module):
 class VectorEncoder(nn.Module):
     """``obs [..., *obs_shape] -> features [..., hidden]``: ``layers`` x (Dense, LayerNorm, SiLU) on the
     flattened symlog inputs (R2I on POPGym: one 512-wide layer). ``obs_shape`` is ``[D]``, or a small grid
-    such as bsuite Catch's ``[10, 5]``, read as its ``D1 * D2`` cells."""
+    such as bsuite Catch's ``[10, 5]``, read as its ``D1 * D2`` cells.
+
+    The first Dense keeps its bias: without one, LayerNorm of ``W x`` equals that of ``W (c x)`` for every ``c > 0``,
+    so the features would hold the observation's direction and not its size (a scalar observation: its sign).
+    The later layers read LayerNorm's output, of a fixed size, and go without, as every other layer does."""
 
     obs_shape: tuple[int, ...]
     hidden: int
@@ -145,8 +149,8 @@ class VectorEncoder(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = preprocess(obs)
         x = x.reshape(*x.shape[:x.ndim - len(self.obs_shape)], math.prod(self.obs_shape))
-        for _ in range(self.layers):
-            x = nn.silu(nn.LayerNorm()(nn.Dense(self.hidden, use_bias=False)(x)))
+        for i in range(self.layers):
+            x = nn.silu(nn.LayerNorm()(nn.Dense(self.hidden, use_bias=i == 0)(x)))
         return x
 
 
