@@ -1,6 +1,6 @@
 """A world model trained alone, without the agent: the reward-learning probe behind
-scripts/world_model_reward_probe.py and the CI learning test (random-policy data), and the refits of
-scripts/world_model_count_probe.py (an agent's own replay)."""
+scripts/world_model_reward_probe.py and the CI learning tests (random-policy data, or vectors paid by a threshold),
+and the refits of scripts/world_model_count_probe.py (an agent's own replay)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.agent import Parts, build, collect, init
+from ssmrl.agents.world_model.agent import Parts, build, collect, init, init_params
 from ssmrl.agents.world_model.world_model import next_latents, reward_mask, state, world_model_loss
 
 SMALL = dict(num_envs=8, hidden=32, num_layers=1, state_size=8, latent_groups=8, latent_classes=8, vector_hidden=64,
@@ -25,6 +25,28 @@ def small_parts(model: str, env=None, **overrides) -> Parts:
     return build(config) if env is None else build(config, env=env, env_params=env.default_params)
 
 
+def threshold_parts(model: str, dims: int = 5, num_actions: int = 4, **overrides) -> Parts:
+    """``small_parts``' world model on ``[dims]`` vectors with ``num_actions`` actions and no env, for
+    :func:`threshold_reward_replay`."""
+    config = wmc.validate(wmc.preset("popgym", env_name="RepeatPreviousEasy", model=model, **{**SMALL, **overrides}))
+    return build(config, num_actions=num_actions, obs_shape=(dims,), obs_dtype=jnp.float32)
+
+
+def threshold_reward_replay(parts: Parts, key: jax.Array, steps: int, threshold: float) -> rb.Replay:
+    """``steps`` rows of ``num_envs`` envs, one episode each: Gaussian vectors ``obs [steps, E, dims]``, uniform random
+    actions and a reward of 1 where ``|obs[..., 0]| > threshold``, else 0 (paid on ``2 (1 - Phi(threshold))`` of the
+    rows: 13% at 1.5, 2.3% at 2.27). A reward read off the size of the current observation, with nothing to remember
+    and no dynamics: whether, and after how many updates, a world model learns a reward paid that often."""
+    k_obs, k_action = jax.random.split(key)
+    rows = (steps, parts.config.num_envs)
+    obs = jax.random.normal(k_obs, (*rows, *parts.obs_shape))
+    zeros = jnp.zeros(rows, jnp.int32)
+    return rb.Replay(obs=obs, action=jax.random.randint(k_action, rows, 0, parts.num_actions),
+                     reward=(jnp.abs(obs[..., 0]) > threshold).astype(jnp.float32), term=jnp.zeros(rows, bool),
+                     first=jnp.zeros(rows, bool).at[0].set(True), trained=zeros, imagined=zeros,
+                     size=jnp.asarray(steps, jnp.int32))
+
+
 def random_policy_replay(parts: Parts, key: jax.Array, steps: int) -> rb.Replay:
     """``steps`` random-policy env steps of every env, in a fresh replay."""
     state = init(parts, key)
@@ -36,7 +58,7 @@ def fit_world_model(parts: Parts, replay: rb.Replay, updates: int, seed: int = 0
     """``updates`` world-model gradient steps on windows of ``replay``; returns ``(params, metrics per
     update)``; ``on_metrics(i, params, metrics)`` is called every ``every`` updates."""
     config = parts.config
-    params = init(parts, jax.random.PRNGKey(seed)).params["wm"]
+    params = init_params(parts, jax.random.split(jax.random.PRNGKey(seed), 3)[0])["wm"]  # init()'s, with no env
     opt = parts.wm_tx.init(params)
 
     @jax.jit
