@@ -201,15 +201,22 @@ def test_next_state_reward_is_learned_where_the_next_frame_is_in_the_episode():
     np.testing.assert_allclose(weighted[3.0][0] - weighted[1.0][0], 2 * weighted[1.0][1][1]["reward_loss"],
                                rtol=1e-4)
 
-    N, L = 5, config.latent_size
+    traj, logits = imagined_and_heads(parts, params)
+    np.testing.assert_allclose(traj["reward"], D.twohot_mean(logits, value_bins(config)), atol=1e-4)
+
+
+def imagined_and_heads(parts, params):
+    """An imagined trajectory from 5 starts and the reward head's output on it, from the heads applied again to
+    each ``s_k, a_k`` and the next state ``s_{k+1} = [z_{k+1}, h_k]``."""
+    N, L = 5, parts.config.latent_size
     z0 = jax.nn.one_hot(jnp.zeros((N, 4), int), 4).reshape(N, -1)
     traj = jax.jit(lambda p, k: imagine(parts.wm, p["wm"], actor_policy(parts.actor, p["actor"]),
-                                        parts.wm.initialize_carry(N), z0, jnp.ones((N,), bool), config.horizon, k))(
-        params, jax.random.PRNGKey(2))
+                                        parts.wm.initialize_carry(N), z0, jnp.ones((N,), bool),
+                                        parts.config.horizon, k))(params, jax.random.PRNGKey(2))
     after = traj["states"][1:]
-    logits, _ = parts.wm.apply(params["wm"], traj["states"][:-1], traj["actions"], after[..., L:], after[..., :L],
-                               method="heads")
-    np.testing.assert_allclose(traj["reward"], D.twohot_mean(logits, value_bins(config)), atol=1e-4)
+    reward_out, _ = parts.wm.apply(params["wm"], traj["states"][:-1], traj["actions"], after[..., L:],
+                                   after[..., :L], method="heads")
+    return traj, reward_out
 
 
 def test_symlog_mse_reward_output_is_one_symlog_number():
@@ -228,13 +235,7 @@ def test_symlog_mse_reward_output_is_one_symlog_number():
                                rtol=1e-5)
     np.testing.assert_allclose(parts.wm.reward_value(reward_out), D.symexp(reward_out[..., 0]), rtol=1e-6)
 
-    N, L = 5, config.latent_size
-    z0 = jax.nn.one_hot(jnp.zeros((N, 4), int), 4).reshape(N, -1)
-    traj = jax.jit(lambda p, k: imagine(parts.wm, p["wm"], actor_policy(parts.actor, p["actor"]),
-                                        parts.wm.initialize_carry(N), z0, jnp.ones((N,), bool), config.horizon, k))(
-        params, jax.random.PRNGKey(2))
-    after = traj["states"][1:]
-    reward_out, _ = parts.wm.apply(params["wm"], traj["states"][:-1], traj["actions"], after[..., L:], method="heads")
+    traj, reward_out = imagined_and_heads(parts, params)
     np.testing.assert_allclose(traj["reward"], D.symexp(reward_out[..., 0]), rtol=1e-5)
 
     per_action = build(tiny("rssm", reward_output="symlog_mse", reward_input="state_per_action"), num_actions=A)

@@ -74,7 +74,7 @@ class WorldModelConfig:
                                 choices=REWARD_INPUTS)
     reward_output: str = setting("twohot", "what the reward head outputs: twohot = a distribution over reward_bins, "
                                  "cross-entropy (DreamerV3, Drama); symlog_mse = one number in symlog space, squared "
-                                 "error (DreamerV3's alternative), which learns sparse rewards sooner",
+                                 "error (DreamerV3's alternative; docs/RESULTS.md compares the two)",
                                  choices=REWARD_OUTPUTS)
     reward_bins: int = setting(255, "two-hot bins of reward and value", ge=1)
     twohot_range: float = setting(20.0, "the bins span symlog [-range, range] (DreamerV3: 20)", gt=0)
