@@ -135,10 +135,16 @@ def init_params(parts: Parts, key: jax.Array) -> dict:
     return jax.jit(initialise)(key)
 
 
+def agent_keys(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(params, env reset, the state's own)`` keys of :func:`init`: whoever needs a fresh agent's parameters
+    without an env takes ``init_params(parts, agent_keys(key)[0])``."""
+    return tuple(jax.random.split(key, 3))
+
+
 def init(parts: Parts, key: jax.Array) -> AgentState:
     """A fresh agent (parameters, optimisers, empty replay) and freshly reset envs."""
     c = parts.config
-    k_params, k_env, key = jax.random.split(key, 3)
+    k_params, k_env, key = agent_keys(key)
     params = init_params(parts, k_params)
     opt = {"wm": parts.wm_tx.init(params["wm"]), "actor": parts.actor_tx.init(params["actor"]),
            "critic": parts.critic_tx.init(params["critic"])}

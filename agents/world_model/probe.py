@@ -11,25 +11,28 @@ import jax.numpy as jnp
 
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.agent import Parts, build, collect, init, init_params
+from ssmrl.agents.world_model.agent import Parts, agent_keys, build, collect, init, init_params
 from ssmrl.agents.world_model.world_model import next_latents, reward_mask, state, world_model_loss
 
 SMALL = dict(num_envs=8, hidden=32, num_layers=1, state_size=8, latent_groups=8, latent_classes=8, vector_hidden=64,
              mlp_hidden=32, ac_hidden=16, ac_layers=1, batch_size=16, batch_length=16, prefill=16, total_steps=400)
 
 
+def small_config(model: str, **overrides) -> wmc.WorldModelConfig:
+    """The ``popgym`` preset at ``SMALL``'s sizes on RepeatPreviousEasy, with ``overrides``."""
+    return wmc.validate(wmc.preset("popgym", env_name="RepeatPreviousEasy", model=model, **{**SMALL, **overrides}))
+
+
 def small_parts(model: str, env=None, **overrides) -> Parts:
     """A small POPGym world model (``SMALL``) on RepeatPreviousEasy, or on ``env`` where given."""
-    config = wmc.validate(wmc.preset("popgym", env_name="RepeatPreviousEasy", model=model,
-                                     **{**SMALL, **overrides}))
+    config = small_config(model, **overrides)
     return build(config) if env is None else build(config, env=env, env_params=env.default_params)
 
 
 def threshold_parts(model: str, dims: int = 5, num_actions: int = 4, **overrides) -> Parts:
     """``small_parts``' world model on ``[dims]`` vectors with ``num_actions`` actions and no env, for
     :func:`threshold_reward_replay`."""
-    config = wmc.validate(wmc.preset("popgym", env_name="RepeatPreviousEasy", model=model, **{**SMALL, **overrides}))
-    return build(config, num_actions=num_actions, obs_shape=(dims,), obs_dtype=jnp.float32)
+    return build(small_config(model, **overrides), num_actions=num_actions, obs_shape=(dims,), obs_dtype=jnp.float32)
 
 
 def threshold_reward_replay(parts: Parts, key: jax.Array, steps: int, threshold: float) -> rb.Replay:
@@ -58,7 +61,7 @@ def fit_world_model(parts: Parts, replay: rb.Replay, updates: int, seed: int = 0
     """``updates`` world-model gradient steps on windows of ``replay``; returns ``(params, metrics per
     update)``; ``on_metrics(i, params, metrics)`` is called every ``every`` updates."""
     config = parts.config
-    params = init_params(parts, jax.random.split(jax.random.PRNGKey(seed), 3)[0])["wm"]  # init()'s, with no env
+    params = init_params(parts, agent_keys(jax.random.PRNGKey(seed))[0])["wm"]  # init()'s, with no env
     opt = parts.wm_tx.init(params)
 
     @jax.jit

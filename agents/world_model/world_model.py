@@ -112,7 +112,8 @@ class WorldModel(nn.Module):
         return reward_logits, self.cont_head(h)[..., 0]
 
     def reward_per_action(self, s: jax.Array) -> jax.Array:
-        """``reward_input="state_per_action"``: reward logits of every action ``[..., A, bins]`` from ``s_t``."""
+        """``reward_input="state_per_action"``: the reward head's output for every action ``[..., A, reward_width]``
+        from ``s_t``."""
         return self.reward_head(s).reshape(*s.shape[:-1], self.num_actions, self.reward_width)
 
     @property
@@ -120,12 +121,17 @@ class WorldModel(nn.Module):
         """Outputs of the reward head per reward: ``reward_bins`` logits, or one symlog number."""
         return self.reward_bins if self.reward_output == "twohot" else 1
 
+    @property
+    def twohot_bins(self) -> jax.Array:
+        """The two-hot reward bins ``[reward_bins]``, as :func:`value_bins` gives them from the config."""
+        return bin_values(self.reward_bins, -self.twohot_range, self.twohot_range)
+
     @nn.nowrap
     def reward_value(self, reward_out: jax.Array) -> jax.Array:
         """The predicted reward ``[...]`` of the reward head's output ``[..., reward_width]``."""
         if self.reward_output == "symlog_mse":
             return symexp(reward_out[..., 0])
-        return twohot_mean(reward_out, bin_values(self.reward_bins, -self.twohot_range, self.twohot_range))
+        return twohot_mean(reward_out, self.twohot_bins)
 
     @nn.nowrap
     def reward_error(self, reward_out: jax.Array, reward: jax.Array) -> jax.Array:
@@ -133,7 +139,7 @@ class WorldModel(nn.Module):
         two-hot cross-entropy, or the squared error in symlog space."""
         if self.reward_output == "symlog_mse":
             return (reward_out[..., 0] - symlog(reward)) ** 2
-        return twohot_loss(reward_out, reward, bin_values(self.reward_bins, -self.twohot_range, self.twohot_range))
+        return twohot_loss(reward_out, reward, self.twohot_bins)
 
     def posterior(self, carry, obs_t, reset_t, key):
         return self.sequence.posterior(carry, self.embed(obs_t), reset_t, key)
