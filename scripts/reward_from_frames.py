@@ -1,7 +1,8 @@
 """Can the rewards of a world-model run's replay be read from its frames at all, and from which ones?
 
     python scripts/reward_from_frames.py RUN_DIR [--frames before after both] [--updates 1600] [--from 0.75]
-                                                 [--loss squared|twohot]
+                                                 [--loss squared|twohot] [--net frames|encoder|latent] [--recon]
+                                                 [--set NAME=VALUE ...]
 
 A world model that never learns an env's reward (scripts/world_model_reward_events.py) leaves two explanations:
 the reward is not in what the model sees, or the model does not learn what is there. Here a small network of its
@@ -18,6 +19,17 @@ frames are not in one episode are left out. Images go through strided convolutio
 ``--loss twohot`` fits the world model's reward loss instead of the squared error (its two-hot cross-entropy over
 the run's bins, the output layer zero-initialised as the reward head's): whether the loss, not the model, decides
 how soon a sparse reward is learned.
+
+``--net`` takes the world model's path from pixels to the reward apart, one piece at a time (``--frames after``
+only): ``frames`` is the network's own convolutions; ``encoder`` the run's image encoder (its channels, kernel and
+LayerNorms) before the same head; ``latent`` that encoder then the run's categorical latent (a posterior head of
+the run's MLP size, its groups x classes, unimix and straight-through samples) before the head, with no sequence
+model; ``--recon`` also trains the run's decoder to reconstruct the frame from those features, with the world
+model's summed squared error, so that the reward competes with the pixels for them as in the world model
+(``--set reward_loss_scale=W`` weights the reward's loss against it; ``--set NAME=VALUE`` changes any of the run's
+world-model settings these pieces are built from, e.g. ``latent_groups=32``). Each
+progress line scores the training rows too: a net that does not fit them is not missing the reward for want of
+generalisation.
 """
 
 from __future__ import annotations
@@ -31,8 +43,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssmrl.agents.world_model.distributions import twohot_loss, twohot_mean
-from ssmrl.agents.world_model.networks import preprocess
+from ssmrl.agents.config import ConfigError
+from ssmrl.agents.world_model.config import WorldModelConfig
+from ssmrl.agents.world_model.distributions import sample_latent, twohot_loss, twohot_mean, unimix_logits
+from ssmrl.agents.world_model.networks import MLP, make_observation_networks, preprocess
+from ssmrl.agents.world_model.probe import setting, with_settings
 from ssmrl.agents.world_model.reward_events import format_table, outcome_entry, signed
 from ssmrl.agents.world_model.world_model import value_bins
 from ssmrl.experiment import compile_cache
@@ -41,6 +56,7 @@ from ssmrl.experiment.world_model import open_world_model_run
 
 FRAMES = ("before", "after", "both")
 LOSSES = ("squared", "twohot")
+NETS = ("frames", "encoder", "latent")
 
 
 def usable_rows(first: np.ndarray, first_row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,45 +79,97 @@ def frame_inputs(obs: np.ndarray, pairs: np.ndarray, frames: str) -> np.ndarray:
     return np.concatenate([obs[t + k, e] for k in offsets], -1)
 
 
+class CategoricalLatent(nn.Module):
+    """``(features [B, F], key) -> z [B, groups * classes]``: the world model's posterior without its sequence model
+    (an MLP to logits, ``unimix``, one straight-through one-hot sample per group)."""
+
+    groups: int
+    classes: int
+    unimix: float
+    hidden: int
+    layers: int
+
+    @nn.compact
+    def __call__(self, feat: jax.Array, key: jax.Array) -> jax.Array:
+        logits = MLP(self.hidden, self.layers, self.groups * self.classes)(feat)
+        return sample_latent(key, unimix_logits(logits.reshape(-1, self.groups, self.classes), self.unimix))
+
+
 class RewardNet(nn.Module):
-    """``(x [B, *frames_shape] in the env's dtype, action one-hot [B, A] or None) -> [B, outputs]``: the reward
-    (``outputs=1``) or two-hot logits (zero-initialised); ``x`` is scaled as the world model's input is
-    (``preprocess``)."""
+    """``(x [B, *frames_shape] in the env's dtype, action one-hot [B, A] or None, key) -> (out [B, outputs],
+    reconstruction [B, *frames_shape] or None)``: the reward (``outputs=1``) or two-hot logits (zero-initialised),
+    read from the net's own convolutions (``x`` scaled as the world model's input is, ``preprocess``) or from
+    ``encoder``, then through ``latent`` where given; ``decoder`` reconstructs ``x`` (in ``preprocess``'s space)
+    from the same features."""
 
     image: bool
     outputs: int = 1
+    encoder: nn.Module | None = None
+    latent: nn.Module | None = None
+    decoder: nn.Module | None = None
 
     @nn.compact
-    def __call__(self, x: jax.Array, action: jax.Array | None) -> jax.Array:
-        x = preprocess(x)
-        if self.image:
-            for channels in (16, 32, 64, 64):
-                x = nn.silu(nn.Conv(channels, (4, 4), (2, 2))(x))
-        x = x.reshape(x.shape[0], -1)
+    def __call__(self, x: jax.Array, action: jax.Array | None, key: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+        if self.encoder is not None:
+            feat = self.encoder(x)
+        else:
+            feat = preprocess(x)
+            if self.image:
+                for channels in (16, 32, 64, 64):
+                    feat = nn.silu(nn.Conv(channels, (4, 4), (2, 2))(feat))
+            feat = feat.reshape(feat.shape[0], -1)
+        if self.latent is not None:
+            feat = self.latent(feat, key)
+        recon = None if self.decoder is None else self.decoder(feat)
         if action is not None:
-            x = jnp.concatenate([x, action], -1)
+            feat = jnp.concatenate([feat, action], -1)
         for _ in range(2):
-            x = nn.silu(nn.Dense(256)(x))
+            feat = nn.silu(nn.Dense(256)(feat))
         return nn.Dense(self.outputs, kernel_init=nn.initializers.zeros if self.outputs > 1
-                        else nn.initializers.lecun_normal())(x)
+                        else nn.initializers.lecun_normal())(feat), recon
+
+
+def make_reward_net(config: WorldModelConfig, obs_shape: tuple[int, ...], net: str, recon: bool,
+                    outputs: int) -> RewardNet:
+    """``net`` (one of ``NETS``) for observations of ``obs_shape``, its world-model pieces built as ``config``
+    builds them; ``recon`` adds the decoder (``encoder`` and ``latent`` only)."""
+    image = len(obs_shape) == 3
+    if net == "frames":
+        if recon:
+            raise ValueError("--recon reconstructs through the run's decoder: it needs --net encoder or latent")
+        return RewardNet(image=image, outputs=outputs)
+    encoder, decoder = make_observation_networks(obs_shape, config.channels, config.kernel, config.decoder,
+                                                 config.vector_hidden, config.vector_layers, config.conv_weight_grad)
+    latent = (CategoricalLatent(config.latent_groups, config.latent_classes, config.unimix, config.mlp_hidden,
+                                config.mlp_layers) if net == "latent" else None)
+    return RewardNet(image=image, outputs=outputs, encoder=encoder, latent=latent, decoder=decoder if recon else None)
 
 
 def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: int, updates: int, batch: int,
-                  balanced: bool, seed: int, on_score: Callable[[int, dict], None] | None = None,
-                  bins: jax.Array | None = None) -> dict:
-    """Fit a :class:`RewardNet` on rows ``train`` (squared error, or with ``bins`` the two-hot cross-entropy over
-    them; Adam 3e-4) and return its reward-events entry on rows ``test``: ``{outcome: (steps, mean prediction),
-    "correlation": r}``; ``on_score(update, entry)`` four times on the way."""
-    net = RewardNet(image=obs.ndim == 5, outputs=1 if bins is None else bins.shape[0])
+                  balanced: bool, seed: int, on_score: Callable[[int, dict, dict], None] | None = None,
+                  bins: jax.Array | None = None, net: RewardNet | None = None, reward_scale: float = 1.0) -> dict:
+    """Fit ``net`` (by default the :class:`RewardNet` of its own convolutions) on rows ``train`` (squared error, or
+    with ``bins`` the two-hot cross-entropy over them, times ``reward_scale``, plus the reconstruction's summed
+    squared error where the net has a decoder; Adam 3e-4) and return its reward-events entry on rows ``test``:
+    ``{outcome: (steps, mean prediction), "correlation": r}``; ``on_score(update, entry on test, entry on train)``
+    four times on the way, the last after the last update."""
+    outputs = 1 if bins is None else bins.shape[0]
+    if net is None:
+        net = RewardNet(image=obs.ndim == 5, outputs=outputs)
+    if net.outputs != outputs:
+        raise ValueError(f"the net has {net.outputs} outputs, the loss reads {outputs}")
 
-    def predicted(params, x, a):
-        out = net.apply(params, x, a)
+    def predicted(params, x, a, key):
+        out = net.apply(params, x, a, key)[0]
         return out[:, 0] if bins is None else twohot_mean(out, bins)
 
-    def loss(params, x, a, r):
-        if bins is None:
-            return jnp.mean((predicted(params, x, a) - r) ** 2)
-        return jnp.mean(twohot_loss(net.apply(params, x, a), r, bins))
+    def loss(params, x, a, r, key):
+        out, recon = net.apply(params, x, a, key)
+        fit = jnp.mean((out[:, 0] - r) ** 2) if bins is None else jnp.mean(twohot_loss(out, r, bins))
+        fit = reward_scale * fit
+        if recon is None:
+            return fit
+        return fit + jnp.mean(jnp.sum((recon - preprocess(x)) ** 2, axis=tuple(range(1, x.ndim))))
 
     use_action = frames == "before"
 
@@ -109,13 +177,15 @@ def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: in
         a = jax.nn.one_hot(action[pairs[:, 0], pairs[:, 1]], num_actions) if use_action else None
         return frame_inputs(obs, pairs, frames), a
 
-    params = net.init(jax.random.PRNGKey(seed), *inputs(train[:1]))
+    init_key = jax.random.PRNGKey(seed)
+    score_key, update_key = jax.random.fold_in(init_key, 1), jax.random.fold_in(init_key, 2)
+    params = net.init(init_key, *inputs(train[:1]), init_key)
     tx = optax.adam(3e-4)
     opt = tx.init(params)
 
     @jax.jit
-    def update(params, opt, x, a, r):
-        grads = jax.grad(loss)(params, x, a, r)
+    def update(params, opt, x, a, r, key):
+        grads = jax.grad(loss)(params, x, a, r, key)
         updates_, opt = tx.update(grads, opt)
         return optax.apply_updates(params, updates_), opt
 
@@ -128,19 +198,21 @@ def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: in
                          f"{len(unrewarded)}")
     rng = np.random.default_rng(seed)
 
-    def score() -> dict:
-        p = np.concatenate([np.asarray(predict(params, *inputs(test[i:i + 256]))) for i in range(0, len(test), 256)])
-        return outcome_entry(p, paid_test)
+    def score(pairs: np.ndarray, paid: np.ndarray) -> dict:
+        p = np.concatenate([np.asarray(predict(params, *inputs(pairs[i:i + 256]), score_key))
+                            for i in range(0, len(pairs), 256)])
+        return outcome_entry(p, paid)
 
     for i in range(1, updates + 1):
         if balanced:
             rows = np.concatenate([rng.choice(rewarded, batch // 2), rng.choice(unrewarded, batch - batch // 2)])
         else:
             rows = rng.choice(train, batch)
-        params, opt = update(params, opt, *inputs(rows), reward[rows[:, 0], rows[:, 1]])
-        if on_score is not None and i % max(1, updates // 4) == 0 and i < updates:
-            on_score(i, score())
-    return score()
+        params, opt = update(params, opt, *inputs(rows), reward[rows[:, 0], rows[:, 1]],
+                             jax.random.fold_in(update_key, i))
+        if on_score is not None and i % max(1, updates // 4) == 0:
+            on_score(i, score(test, paid_test), score(train, paid_train))
+    return score(test, paid_test)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -155,8 +227,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--balanced", action="store_true", help="half of each batch from rows that paid")
     parser.add_argument("--loss", choices=LOSSES, default="squared",
                         help="squared error, or the world model's two-hot cross-entropy over the run's bins")
+    parser.add_argument("--net", choices=NETS, default="frames",
+                        help="the network's own convolutions, or the run's encoder, or its encoder and latent "
+                             "(--frames after)")
+    parser.add_argument("--recon", action="store_true",
+                        help="also reconstruct the frame through the run's decoder (--net encoder or latent)")
+    parser.add_argument("--set", dest="changes", action="append", default=[], type=setting, metavar="NAME=VALUE",
+                        help="a world-model setting of the pieces --net encoder / latent build, e.g. latent_groups=32, "
+                             "or the reward's weight reward_loss_scale")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.net != "frames" and args.frames != ["after"]:
+        parser.error(f"--net {args.net} reads the run's encoder, of one frame: it needs --frames after, got "
+                     f"{' '.join(args.frames)}")
     if not 0 < args.start < 1:
         parser.error(f"--from must be in (0, 1), got {args.start}")
     if args.updates < 1 or args.batch < 2:
@@ -165,6 +248,10 @@ def main(argv: list[str] | None = None) -> dict:
         parts, step, state = open_world_model_run(args.run_dir)
     except RunDirError as error:
         parser.error(str(error))
+    try:
+        config = with_settings(parts.config, dict(args.changes))
+    except ConfigError as error:
+        parser.error(f"--set: {error}")
     replay, size = state.replay, int(state.replay.size)
     first_row = int(args.start * size)
     train, test = usable_rows(np.asarray(replay.first[:size]), first_row)
@@ -176,16 +263,23 @@ def main(argv: list[str] | None = None) -> dict:
     paid = reward[train[:, 0], train[:, 1]]
     print(f"{parts.config.env_name}: {len(train)} rows to train on ({int((paid != 0).sum())} paid), {len(test)} "
           f"scored, {args.updates} updates of {args.batch}" + (", balanced" if args.balanced else "")
-          + f", {args.loss} loss", flush=True)
+          + f", {args.loss} loss, {args.net} net" + (" with the reconstruction" if args.recon else "")
+          + (f", {dict(args.changes)}" if args.changes else ""), flush=True)
+    bins = value_bins(parts.config) if args.loss == "twohot" else None
+    try:
+        net = make_reward_net(config, parts.obs_shape, args.net, args.recon, 1 if bins is None else bins.shape[0])
+    except ValueError as error:
+        parser.error(str(error))
     table = {}
     for frames in args.frames:
-        def report(i, entry, frames=frames):
-            print(f"{frames}, update {i}: correlation {signed(entry['correlation'])}", flush=True)
+        def report(i, entry, trained, frames=frames):
+            print(f"{frames}, update {i}: correlation {signed(entry['correlation'])} "
+                  f"(on the training rows {signed(trained['correlation'])})", flush=True)
 
         try:
             table[frames] = fit_and_score(obs, action, reward, train, test, frames, parts.num_actions, args.updates,
-                                          args.batch, args.balanced, args.seed, report,
-                                          value_bins(parts.config) if args.loss == "twohot" else None)
+                                          args.batch, args.balanced, args.seed, report, bins, net,
+                                          config.reward_loss_scale)
         except ValueError as error:
             parser.error(str(error))
     print("\n" + format_table(table))

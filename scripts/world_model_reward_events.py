@@ -20,31 +20,17 @@ agent's model missed? ``--every`` prints the correlations as the refit goes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 
 import jax
 import jax.numpy as jnp
 
-from ssmrl.agents.config import ConfigError, from_fields, to_fields
+from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.agent import build
-from ssmrl.agents.world_model.config import WorldModelConfig
-from ssmrl.agents.world_model.probe import fit_world_model
+from ssmrl.agents.world_model.probe import fit_world_model, setting, with_settings
 from ssmrl.agents.world_model.reward_events import format_table, make_reward_events, signed, window_length
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
-
-
-def setting(text: str) -> tuple[str, object]:
-    """``NAME=VALUE`` -> ``(NAME, VALUE)``, the value parsed as JSON where it parses (``128``, ``[16, 32]``)."""
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -76,13 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
     first_row = int(args.start * size)
     wm_params = state.params["wm"]
     if args.refit:
-        fields = dict(args.changes)
-        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(WorldModelConfig)})
-        if unknown:
-            parser.error(f"--set {', '.join(unknown)}: not a world-model setting; valid: "
-                         f"{', '.join(sorted(f.name for f in dataclasses.fields(WorldModelConfig)))}")
         try:
-            parts = build(from_fields(WorldModelConfig, {**to_fields(config), **fields}))
+            parts = build(with_settings(config, dict(args.changes)))
         except ConfigError as error:
             parser.error(f"--set: {error}")
         if first_row < parts.config.batch_length:

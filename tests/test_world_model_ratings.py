@@ -8,6 +8,7 @@ rewards from the replay's frames (scripts/reward_from_frames.py): which rows it 
 import os
 import runpy
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -155,7 +156,7 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in capsys.readouterr().out
 
     for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),
-                          (["--refit", "1", "--set", "hiden=8"], "--set hiden: not a world-model setting; valid: "),
+                          (["--refit", "1", "--set", "hiden=8"], "--set: hiden: not a world-model setting; valid: "),
                           (["--refit", "1", "--set", "hidden=-1"], "--set: hidden must be >= 1"),
                           (["--from", "1.5"], "--from must be in [0, 1), got 1.5"),
                           (["--from", "0.99"], "leaves 2 rows, fewer than a 6-step window")]:
@@ -187,10 +188,23 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
     for argv, message in [(["--from", "1"], "--from must be in (0, 1), got 1.0"),
                           (["--updates", "0"], "--updates must be >= 1 and --batch >= 2, got 0, 64"),
                           (["--frames", "later"], "invalid choice: 'later'"),
-                          (["--loss", "huber"], "invalid choice: 'huber'")]:
+                          (["--loss", "huber"], "invalid choice: 'huber'"),
+                          (["--net", "latent"], "--net latent reads the run's encoder, of one frame: it needs "
+                                                "--frames after, got before after both"),
+                          (["--recon", "--frames", "after"], "--recon reconstructs through the run's decoder: it "
+                                                             "needs --net encoder or latent"),
+                          (["--set", "latent_grups=2"], "--set: latent_grups: not a world-model setting; valid: "),
+                          (["--set", "latent_groups=0"], "--set: latent_groups must be >= 1")]:
         with pytest.raises(SystemExit):
             script([run_dir, *argv])
         assert message in capsys.readouterr().err, argv
+
+    out = script([run_dir, "--updates", "4", "--batch", "4", "--frames", "after", "--net", "latent", "--recon",
+                  "--set", "latent_groups=2", "--set", "reward_loss_scale=10"])
+    assert sum(out["table"]["after"][o][0] for o in OUTCOMES) == out["test_rows"]
+    printed = capsys.readouterr().out
+    assert "latent net with the reconstruction, {'latent_groups': 2, 'reward_loss_scale': 10}" in printed
+    assert "after, update 4: correlation" in printed and "(on the training rows " in printed
 
     fit_and_score = script.__globals__["fit_and_score"]
     rng = np.random.default_rng(0)
@@ -207,3 +221,27 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
     once = fit_and_score(obs, action, reward, train, test, "both", 2, 1, 4, True, 0, bins=bins)
     more = fit_and_score(obs, action, reward, train, test, "both", 2, 20, 4, True, 0, bins=bins)
     assert more["paid > 0"][1] > once["paid > 0"][1]
+
+
+def test_reward_from_frames_nets_are_the_world_models_pieces(parts):
+    """``--net encoder / latent --recon`` build the run's own encoder, posterior head and decoder: the same parameter
+    shapes as the world model's, and a latent of one one-hot class per group."""
+    make_reward_net = _script("reward_from_frames.py").__globals__["make_reward_net"]
+    net = make_reward_net(CONFIG, parts.obs_shape, "latent", True, 1)
+    obs = jnp.zeros((3, *parts.obs_shape), parts.obs_dtype)
+    key = jax.random.PRNGKey(0)
+    params = net.init(key, obs, None, key)["params"]
+    wm = init_params(parts, key)["wm"]["params"]
+    def shapes(tree):  # the first Dense's input differs: the world model's also reads the sequence output
+        shapes = jax.tree.map(jnp.shape, tree)
+        return {**shapes, "Dense_0": {**shapes["Dense_0"], "kernel": shapes["Dense_0"]["kernel"][1:]}}
+
+    assert jax.tree.map(jnp.shape, params["encoder"]) == jax.tree.map(jnp.shape, wm["encoder"])
+    assert shapes(params["decoder"]) == shapes(wm["observation_decoder"])
+    assert params["decoder"]["Dense_0"]["kernel"].shape[0] == CONFIG.latent_groups * CONFIG.latent_classes
+    assert shapes(params["latent"]["MLP_0"]) == shapes(wm["sequence"]["post_head"])
+    z = net.apply({"params": params}, obs, None, key, method=lambda m, x, a, k: m.latent(m.encoder(x), k))
+    chex.assert_shape(z, (3, CONFIG.latent_groups * CONFIG.latent_classes))
+    np.testing.assert_allclose(z.reshape(3, CONFIG.latent_groups, -1).sum(-1), 1.0, rtol=1e-6)
+    out, recon = net.apply({"params": params}, obs, None, key)
+    chex.assert_shape([out, recon], [(3, 1), (3, *parts.obs_shape)])

@@ -5,10 +5,13 @@ and the refits of scripts/world_model_count_probe.py (an agent's own replay)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
 
+from ssmrl.agents.config import ConfigError, from_fields, to_fields
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, agent_keys, build, collect, init, init_params
@@ -110,3 +113,25 @@ def layer_option(text: str) -> tuple[str, float]:
     if not sep:
         raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE, e.g. dt_max=0.01")
     return name, float(value)
+
+
+def setting(text: str) -> tuple[str, object]:
+    """A probe script's ``--set NAME=VALUE`` (a world-model config field) as ``(NAME, VALUE)``, the value parsed as
+    JSON where it parses (``128``, ``[16, 32]``); an argparse ``type``."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def with_settings(config: wmc.WorldModelConfig, changes: dict) -> wmc.WorldModelConfig:
+    """``config`` with the fields ``changes`` changed, validated; ``ConfigError`` names an unknown field with the
+    valid ones, or the value a field rejects."""
+    fields = sorted(f.name for f in dataclasses.fields(wmc.WorldModelConfig))
+    unknown = sorted(set(changes) - set(fields))
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not a world-model setting; valid: {', '.join(fields)}")
+    return from_fields(wmc.WorldModelConfig, {**to_fields(config), **changes})
