@@ -240,6 +240,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.net != "frames" and args.frames != ["after"]:
         parser.error(f"--net {args.net} reads the run's encoder, of one frame: it needs --frames after, got "
                      f"{' '.join(args.frames)}")
+    if args.changes and args.net == "frames":
+        parser.error("--set changes the run's pieces that --net encoder / latent build: the frames network has none")
     if not 0 < args.start < 1:
         parser.error(f"--from must be in (0, 1), got {args.start}")
     if args.updates < 1 or args.batch < 2:
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"scored, {args.updates} updates of {args.batch}" + (", balanced" if args.balanced else "")
           + f", {args.loss} loss, {args.net} net" + (" with the reconstruction" if args.recon else "")
           + (f", {dict(args.changes)}" if args.changes else ""), flush=True)
-    bins = value_bins(parts.config) if args.loss == "twohot" else None
+    bins = value_bins(config) if args.loss == "twohot" else None
     try:
         net = make_reward_net(config, parts.obs_shape, args.net, args.recon, 1 if bins is None else bins.shape[0])
     except ValueError as error:

@@ -193,8 +193,12 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
                                                 "--frames after, got before after both"),
                           (["--recon", "--frames", "after"], "--recon reconstructs through the run's decoder: it "
                                                              "needs --net encoder or latent"),
-                          (["--set", "latent_grups=2"], "--set: latent_grups: not a world-model setting; valid: "),
-                          (["--set", "latent_groups=0"], "--set: latent_groups must be >= 1")]:
+                          (["--set", "latent_groups=2", "--frames", "after"], "--set changes the run's pieces "
+                                                                               "that --net encoder / latent build"),
+                          (["--set", "latent_grups=2", "--frames", "after", "--net", "encoder"],
+                           "--set: latent_grups: not a world-model setting; valid: "),
+                          (["--set", "latent_groups=0", "--frames", "after", "--net", "latent"],
+                           "--set: latent_groups must be >= 1")]:
         with pytest.raises(SystemExit):
             script([run_dir, *argv])
         assert message in capsys.readouterr().err, argv
