@@ -1,6 +1,7 @@
 """A world model trained alone, without the agent: the reward-learning probe behind
 scripts/world_model_reward_probe.py and the CI learning tests (random-policy data, or vectors paid by a threshold),
-and the refits of scripts/world_model_count_probe.py (an agent's own replay)."""
+and the refits of scripts/world_model_count_probe.py (an agent's own replay); and the probe scripts' shared arguments
+(``--option`` and ``--set NAME=VALUE``, the latter applied to a run's settings by :func:`with_settings`)."""
 
 from __future__ import annotations
 
