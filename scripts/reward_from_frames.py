@@ -2,6 +2,7 @@
 
     python scripts/reward_from_frames.py RUN_DIR [--frames before after both] [--updates 1600] [--from 0.75]
                                                  [--loss squared|twohot] [--net frames|encoder|latent] [--recon]
+                                                 [--stop-recon-gradient]
                                                  [--set NAME=VALUE ...]
 
 A world model that never learns an env's reward (scripts/world_model_reward_events.py) leaves two explanations:
@@ -29,7 +30,10 @@ model's summed squared error, so that the reward competes with the pixels for th
 (``--set reward_loss_scale=W`` weights the reward's loss against it; ``--set NAME=VALUE`` changes any of the run's
 world-model settings these pieces are built from, e.g. ``latent_groups=32``). Each
 progress line scores the training rows too: a net that does not fit them is not missing the reward for want of
-generalisation.
+generalisation; with ``--recon`` it also gives the reconstruction's error (summed over a frame, as the loss), what
+the reward's share of the features costs the pixels. ``--stop-recon-gradient`` fits the decoder to features it does
+not shape (it reads them through ``stop_gradient``): the reward trains them alone, and the error says how much of
+the frame they hold anyway.
 """
 
 from __future__ import annotations
@@ -100,13 +104,14 @@ class RewardNet(nn.Module):
     reconstruction [B, *frames_shape] or None)``: the reward (``outputs=1``) or two-hot logits (zero-initialised),
     read from the net's own convolutions (``x`` scaled as the world model's input is, ``preprocess``) or from
     ``encoder``, then through ``latent`` where given; ``decoder`` reconstructs ``x`` (in ``preprocess``'s space)
-    from the same features."""
+    from the same features, its gradient reaching them unless ``recon_gradient`` is False."""
 
     image: bool
     outputs: int = 1
     encoder: nn.Module | None = None
     latent: nn.Module | None = None
     decoder: nn.Module | None = None
+    recon_gradient: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, action: jax.Array | None, key: jax.Array) -> tuple[jax.Array, jax.Array | None]:
@@ -120,7 +125,9 @@ class RewardNet(nn.Module):
             feat = feat.reshape(feat.shape[0], -1)
         if self.latent is not None:
             feat = self.latent(feat, key)
-        recon = None if self.decoder is None else self.decoder(feat)
+        recon = None
+        if self.decoder is not None:
+            recon = self.decoder(feat if self.recon_gradient else jax.lax.stop_gradient(feat))
         if action is not None:
             feat = jnp.concatenate([feat, action], -1)
         for _ in range(2):
@@ -130,9 +137,10 @@ class RewardNet(nn.Module):
 
 
 def make_reward_net(config: WorldModelConfig, obs_shape: tuple[int, ...], net: str, recon: bool,
-                    outputs: int) -> RewardNet:
+                    outputs: int, recon_gradient: bool = True) -> RewardNet:
     """``net`` (one of ``NETS``) for observations of ``obs_shape``, its world-model pieces built as ``config``
-    builds them; ``recon`` adds the decoder (``encoder`` and ``latent`` only)."""
+    builds them; ``recon`` adds the decoder (``encoder`` and ``latent`` only), ``recon_gradient=False`` stops its
+    gradient at the features."""
     image = len(obs_shape) == 3
     if net == "frames":
         if recon:
@@ -142,7 +150,8 @@ def make_reward_net(config: WorldModelConfig, obs_shape: tuple[int, ...], net: s
                                                  config.vector_hidden, config.vector_layers, config.conv_weight_grad)
     latent = (CategoricalLatent(config.latent_groups, config.latent_classes, config.unimix, config.mlp_hidden,
                                 config.mlp_layers) if net == "latent" else None)
-    return RewardNet(image=image, outputs=outputs, encoder=encoder, latent=latent, decoder=decoder if recon else None)
+    return RewardNet(image=image, outputs=outputs, encoder=encoder, latent=latent, decoder=decoder if recon else None,
+                     recon_gradient=recon_gradient)
 
 
 def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: int, updates: int, batch: int,
@@ -151,17 +160,21 @@ def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: in
     """Fit ``net`` (by default the :class:`RewardNet` of its own convolutions) on rows ``train`` (squared error, or
     with ``bins`` the two-hot cross-entropy over them, times ``reward_scale``, plus the reconstruction's summed
     squared error where the net has a decoder; Adam 3e-4) and return its reward-events entry on rows ``test``:
-    ``{outcome: (steps, mean prediction), "correlation": r}``; ``on_score(update, entry on test, entry on train)``
-    four times on the way, the last after the last update."""
+    ``{outcome: (steps, mean prediction), "correlation": r}``, with a decoder also ``"reconstruction"``, its mean
+    summed squared error per frame; ``on_score(update, entry on test, entry on train)`` four times on the way, the
+    last after the last update."""
     outputs = 1 if bins is None else bins.shape[0]
     if net is None:
         net = RewardNet(image=obs.ndim == 5, outputs=outputs)
     if net.outputs != outputs:
         raise ValueError(f"the net has {net.outputs} outputs, the loss reads {outputs}")
 
+    def recon_error(recon, x):
+        return jnp.sum((recon - preprocess(x)) ** 2, axis=tuple(range(1, x.ndim)))
+
     def predicted(params, x, a, key):
-        out = net.apply(params, x, a, key)[0]
-        return out[:, 0] if bins is None else twohot_mean(out, bins)
+        out, recon = net.apply(params, x, a, key)
+        return (out[:, 0] if bins is None else twohot_mean(out, bins)), None if recon is None else recon_error(recon, x)
 
     def loss(params, x, a, r, key):
         out, recon = net.apply(params, x, a, key)
@@ -169,7 +182,7 @@ def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: in
         fit = reward_scale * fit
         if recon is None:
             return fit
-        return fit + jnp.mean(jnp.sum((recon - preprocess(x)) ** 2, axis=tuple(range(1, x.ndim))))
+        return fit + jnp.mean(recon_error(recon, x))
 
     use_action = frames == "before"
 
@@ -199,9 +212,11 @@ def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: in
     rng = np.random.default_rng(seed)
 
     def score(pairs: np.ndarray, paid: np.ndarray) -> dict:
-        p = np.concatenate([np.asarray(predict(params, *inputs(pairs[i:i + 256]), score_key))
-                            for i in range(0, len(pairs), 256)])
-        return outcome_entry(p, paid)
+        p, errors = zip(*(predict(params, *inputs(pairs[i:i + 256]), score_key) for i in range(0, len(pairs), 256)))
+        entry = outcome_entry(np.concatenate(p), paid)
+        if errors[0] is not None:
+            entry["reconstruction"] = float(np.concatenate(errors).mean())
+        return entry
 
     for i in range(1, updates + 1):
         if balanced:
@@ -232,6 +247,9 @@ def main(argv: list[str] | None = None) -> dict:
                              "(--frames after)")
     parser.add_argument("--recon", action="store_true",
                         help="also reconstruct the frame through the run's decoder (--net encoder or latent)")
+    parser.add_argument("--stop-recon-gradient", action="store_true",
+                        help="the decoder reads the features through stop_gradient: the reward alone shapes them "
+                             "(--recon)")
     parser.add_argument("--set", dest="changes", action="append", default=[], type=setting, metavar="NAME=VALUE",
                         help="a world-model setting of the pieces --net encoder / latent build, e.g. latent_groups=32, "
                              "or the reward's weight reward_loss_scale")
@@ -240,6 +258,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.net != "frames" and args.frames != ["after"]:
         parser.error(f"--net {args.net} reads the run's encoder, of one frame: it needs --frames after, got "
                      f"{' '.join(args.frames)}")
+    if args.stop_recon_gradient and not args.recon:
+        parser.error("--stop-recon-gradient stops the decoder's gradient: it needs --recon")
     if args.changes and args.net == "frames":
         parser.error("--set changes the run's pieces that --net encoder / latent build: the frames network has none")
     if not 0 < args.start < 1:
@@ -266,17 +286,21 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{parts.config.env_name}: {len(train)} rows to train on ({int((paid != 0).sum())} paid), {len(test)} "
           f"scored, {args.updates} updates of {args.batch}" + (", balanced" if args.balanced else "")
           + f", {args.loss} loss, {args.net} net" + (" with the reconstruction" if args.recon else "")
+          + (" (its gradient stopped)" if args.stop_recon_gradient else "")
           + (f", {dict(args.changes)}" if args.changes else ""), flush=True)
     bins = value_bins(config) if args.loss == "twohot" else None
     try:
-        net = make_reward_net(config, parts.obs_shape, args.net, args.recon, 1 if bins is None else bins.shape[0])
+        net = make_reward_net(config, parts.obs_shape, args.net, args.recon, 1 if bins is None else bins.shape[0],
+                              not args.stop_recon_gradient)
     except ValueError as error:
         parser.error(str(error))
     table = {}
     for frames in args.frames:
         def report(i, entry, trained, frames=frames):
+            recon = (f"; reconstruction error {entry['reconstruction']:.1f} ({trained['reconstruction']:.1f})"
+                     if "reconstruction" in entry else "")
             print(f"{frames}, update {i}: correlation {signed(entry['correlation'])} "
-                  f"(on the training rows {signed(trained['correlation'])})", flush=True)
+                  f"(on the training rows {signed(trained['correlation'])}){recon}", flush=True)
 
         try:
             table[frames] = fit_and_score(obs, action, reward, train, test, frames, parts.num_actions, args.updates,

@@ -12,6 +12,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from ssmrl.agents.world_model import config as wmc
@@ -193,6 +194,8 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
                                                 "--frames after, got before after both"),
                           (["--recon", "--frames", "after"], "--recon reconstructs through the run's decoder: it "
                                                              "needs --net encoder or latent"),
+                          (["--stop-recon-gradient", "--frames", "after", "--net", "latent"],
+                           "--stop-recon-gradient stops the decoder's gradient: it needs --recon"),
                           (["--set", "latent_groups=2", "--frames", "after"], "--set changes the run's pieces "
                                                                                "that --net encoder / latent build"),
                           (["--set", "latent_grups=2", "--frames", "after", "--net", "encoder"],
@@ -204,11 +207,13 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
         assert message in capsys.readouterr().err, argv
 
     out = script([run_dir, "--updates", "4", "--batch", "4", "--frames", "after", "--net", "latent", "--recon",
-                  "--set", "latent_groups=2", "--set", "reward_loss_scale=10"])
+                  "--stop-recon-gradient", "--set", "latent_groups=2", "--set", "reward_loss_scale=10"])
     assert sum(out["table"]["after"][o][0] for o in OUTCOMES) == out["test_rows"]
     printed = capsys.readouterr().out
-    assert "latent net with the reconstruction, {'latent_groups': 2, 'reward_loss_scale': 10}" in printed
+    assert ("latent net with the reconstruction (its gradient stopped), {'latent_groups': 2, 'reward_loss_scale': "
+            "10}") in printed
     assert "after, update 4: correlation" in printed and "(on the training rows " in printed
+    assert "; reconstruction error " in printed and out["table"]["after"]["reconstruction"] > 0
 
     fit_and_score = script.__globals__["fit_and_score"]
     rng = np.random.default_rng(0)
@@ -249,3 +254,13 @@ def test_reward_from_frames_nets_are_the_world_models_pieces(parts):
     np.testing.assert_allclose(z.reshape(3, CONFIG.latent_groups, -1).sum(-1), 1.0, rtol=1e-6)
     out, recon = net.apply({"params": params}, obs, None, key)
     chex.assert_shape([out, recon], [(3, 1), (3, *parts.obs_shape)])
+
+    def recon_grads(net):  # the reconstruction's gradient, by piece: its features' only with recon_gradient
+        def loss(p):
+            return jnp.sum((net.apply({"params": p}, obs, None, key)[1] - 0.5) ** 2)
+
+        return {k: float(optax.tree.norm(g)) for k, g in jax.grad(loss)(params).items()}
+
+    shared, stopped = recon_grads(net), recon_grads(make_reward_net(CONFIG, parts.obs_shape, "latent", True, 1, False))
+    assert min(shared["encoder"], shared["latent"], shared["decoder"], stopped["decoder"]) > 0
+    assert stopped["encoder"] == stopped["latent"] == 0.0
