@@ -205,6 +205,29 @@ def test_next_state_reward_is_learned_where_the_next_frame_is_in_the_episode():
     np.testing.assert_allclose(traj["reward"], D.twohot_mean(logits, value_bins(config)), atol=1e-4)
 
 
+def test_recon_gradient_false_leaves_the_state_to_the_other_losses():
+    """recon_gradient=False: the same loss, the decoder fitted as before, and no reconstruction gradient reaches
+    the encoder or the sequence model; the reward's still does."""
+    config = tiny("rssm")
+    parts = build(config, num_actions=A)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.PRNGKey(1), x.shape), params)  # reward head
+    b = batch()
+
+    def grads(recon_gradient, term):
+        def loss(p):
+            return world_model_loss(p, parts.wm, dataclasses.replace(config, recon_gradient=recon_gradient), b,
+                                    jax.random.PRNGKey(0))[1][1][term]
+
+        return {k: float(optax.tree.norm(g)) for k, g in jax.jit(jax.grad(loss))(params)["params"].items()}
+
+    shared, stopped = grads(True, "recon_loss"), grads(False, "recon_loss")
+    assert shared["encoder"] > 0 and shared["sequence"] > 0
+    assert stopped["encoder"] == stopped["sequence"] == 0.0
+    np.testing.assert_allclose(stopped["observation_decoder"], shared["observation_decoder"], rtol=1e-5)
+    assert grads(False, "reward_loss")["encoder"] > 0
+
+
 def imagined_and_heads(parts, params):
     """An imagined trajectory from 5 starts and the reward head's output on it, from the heads applied again to
     each ``s_k, a_k`` and the next state ``s_{k+1} = [z_{k+1}, h_k]``."""

@@ -82,6 +82,9 @@ class WorldModelConfig:
     dyn_scale: float = setting(0.5, "dynamics KL weight", ge=0)
     rep_scale: float = setting(0.1, "representation KL weight", ge=0)
     reward_loss_scale: float = setting(1.0, "reward loss weight (DreamerV3, Drama: 1)", ge=0)
+    recon_gradient: bool = setting(True, "the reconstruction's gradient shapes the model state (DreamerV3, Drama); "
+                                   "false: the decoder reads the state through stop_gradient, so the reward, "
+                                   "continuation and KL losses alone decide what the encoder and latent hold")
     wm_lr: float = setting(1e-4, "world-model learning rate", gt=0)
     wm_grad_clip: float = setting(1000.0, "world-model gradient-norm clip", gt=0)
     # actor-critic in imagination

@@ -215,7 +215,9 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     chex.assert_shape([action, reward, term], (T, B))
     carry = model.initialize_carry(B)
     _, out = model.apply(params, carry, obs, action, first, jax.random.split(key, T), method="observe")
-    recon = model.apply(params, out["z"], out["h_prev"], method="decode")
+    sg = jax.lax.stop_gradient
+    decoded = (out["z"], out["h_prev"]) if config.recon_gradient else (sg(out["z"]), sg(out["h_prev"]))
+    recon = model.apply(params, *decoded, method="decode")
     obs_axes = tuple(range(2, obs.ndim))
     recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=obs_axes).mean()
     reward_logits, cont_logit = model.apply(params, state(out), action, out["h"], next_latents(out), method="heads")
@@ -224,7 +226,6 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     # prior from h_t against the posterior of frame t+1, unless t+1 starts another episode
     prior, post = out["prior"][:-1], out["post"][1:]
     mask = 1.0 - first[1:].astype(jnp.float32)
-    sg = jax.lax.stop_gradient
     dyn = categorical_kl(sg(post), prior)
     rep = categorical_kl(post, sg(prior))
     dyn_loss = _masked_mean(jnp.maximum(dyn, config.free_bits), mask)
