@@ -206,12 +206,12 @@ def test_next_state_reward_is_learned_where_the_next_frame_is_in_the_episode():
 
 
 def test_recon_gradient_false_leaves_the_state_to_the_other_losses():
-    """recon_gradient=False: the same loss, the decoder fitted as before, and no reconstruction gradient reaches
-    the encoder or the sequence model; the reward's still does."""
+    """recon_gradient=False: the decoder's gradient as before, no reconstruction gradient at the encoder or the
+    sequence model, and the reward's still there."""
     config = tiny("rssm")
     parts = build(config, num_actions=A)
     params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
-    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.PRNGKey(1), x.shape), params)  # reward head
+    params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.PRNGKey(1), x.shape), params)  # off its zero init
     b = batch()
 
     def grads(recon_gradient, term):
