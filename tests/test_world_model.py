@@ -229,6 +229,63 @@ def test_recon_gradient_false_leaves_the_state_to_the_other_losses():
     assert grads(False, "reward_loss")["encoder"] > 0
 
 
+def test_reward_zero_init_sets_whether_the_reward_gradient_reaches_the_state_from_the_first_update():
+    """reward_zero_init (default): the reward head starts at 0 and its first gradient stops at its output layer;
+    false: it reaches the encoder at once."""
+    b = batch()
+
+    def first_grads(**kw):
+        config = tiny("rssm", reward_input="next_state", **kw)
+        parts = build(config, num_actions=A)
+        params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+
+        def loss(p):
+            return world_model_loss(p, parts.wm, config, b, jax.random.PRNGKey(0))[1][1]["reward_loss"]
+
+        grads = jax.jit(jax.grad(loss))(params)["params"]
+        out_layer = max(k for k in params["params"]["reward_head"] if k.startswith("Dense"))
+        return grads, params["params"]["reward_head"][out_layer]["kernel"]
+
+    (zero_grads, zero_kernel), (lecun_grads, lecun_kernel) = first_grads(), first_grads(reward_zero_init=False)
+    assert not np.any(zero_kernel) and np.all(lecun_kernel != 0)
+    assert float(optax.tree.norm(zero_grads["encoder"])) == 0.0
+    assert float(optax.tree.norm(lecun_grads["encoder"])) > 0
+
+
+def test_reward_norm_false_makes_the_reward_heads_hidden_layers_plain_dense():
+    """reward_norm=false: the reward head's hidden layers are Dense with a bias and no LayerNorm; the other heads
+    keep theirs."""
+    def heads(**kw):
+        parts = build(tiny("rssm", mlp_layers=2, **kw), num_actions=A)
+        params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]["params"]
+        return {name: jax.tree.map(jnp.shape, params[name]) for name in ("reward_head", "cont_head")}
+
+    normed, plain = heads(), heads(reward_norm=False)
+    H = TINY["mlp_hidden"]
+    assert set(normed["reward_head"]) == {"Dense_0", "LayerNorm_0", "Dense_1", "LayerNorm_1", "Dense_2"}
+    assert set(plain["reward_head"]) == {"Dense_0", "Dense_1", "Dense_2"}
+    assert plain["reward_head"]["Dense_1"] == {"kernel": (H, H), "bias": (H,)}
+    assert "bias" not in normed["reward_head"]["Dense_1"]
+    assert plain["cont_head"] == normed["cont_head"]
+
+
+def test_wm_eps_sets_how_far_a_tiny_gradient_moves_the_world_model():
+    """Adam's first step is lr * g / (|g| + eps): a gradient of 1e-7 moves a parameter by ~lr with wm_eps=1e-8 and
+    by ~lr / 100 with the default 1e-5, the world model's only (the actor's and critic's optimisers keep theirs)."""
+    params = {"w": jnp.zeros(3)}
+    tiny_grad = {"w": jnp.full(3, 1e-7)}
+
+    def steps(**kw):
+        parts = build(tiny("rssm", wm_lr=1.0, actor_lr=1.0, **kw), num_actions=A)
+        return {name: float(-tx.update(tiny_grad, tx.init(params), params)[0]["w"][0])
+                for name, tx in (("wm", parts.wm_tx), ("actor", parts.actor_tx))}
+
+    small_eps, default = steps(wm_eps=1e-8), steps()
+    np.testing.assert_allclose(small_eps["wm"], 1e-7 / (1e-7 + 1e-8), rtol=1e-4)
+    np.testing.assert_allclose(default["wm"], 1e-7 / (1e-7 + 1e-5), rtol=1e-4)
+    assert small_eps["actor"] == default["actor"]
+
+
 def imagined_and_heads(parts, params):
     """An imagined trajectory from 5 starts and the reward head's output on it, from the heads applied again to
     each ``s_k, a_k`` and the next state ``s_{k+1} = [z_{k+1}, h_k]``."""

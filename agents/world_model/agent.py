@@ -71,8 +71,8 @@ class Parts:
     env_params: Any = None
 
 
-def _adam(lr: float, clip: float) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(clip), optax.adam(lr, eps=1e-5))
+def _adam(lr: float, clip: float, eps: float = 1e-5) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(clip), optax.adam(lr, eps=eps))
 
 
 def make_env(config: WorldModelConfig, num_envs: int):
@@ -112,7 +112,7 @@ def build(config: WorldModelConfig, env=None, env_params=None, num_actions: int 
     actor, critic = make_actor_critic(config, num_actions)
     return Parts(config=config, num_actions=num_actions, obs_shape=tuple(obs_shape), obs_dtype=jnp.dtype(obs_dtype),
                  wm=make_world_model(config, num_actions, obs_shape), actor=actor,
-                 critic=critic, wm_tx=_adam(config.wm_lr, config.wm_grad_clip),
+                 critic=critic, wm_tx=_adam(config.wm_lr, config.wm_grad_clip, config.wm_eps),
                  actor_tx=_adam(config.actor_lr, config.ac_grad_clip),
                  critic_tx=_adam(config.critic_lr, config.ac_grad_clip), env=env, env_params=env_params)
 

@@ -76,6 +76,13 @@ class WorldModelConfig:
                                  "cross-entropy (DreamerV3, Drama); symlog_mse = one number in symlog space, squared "
                                  "error (DreamerV3's alternative; docs/RESULTS.md compares the two)",
                                  choices=REWARD_OUTPUTS)
+    reward_zero_init: bool = setting(True, "the reward head's output layer starts at zero, so the first predictions "
+                                     "are 0 (DreamerV3); false: LeCun-normal, as its hidden layers, so the reward's "
+                                     "gradient reaches the features from the first update (docs/RESULTS.md: a sparse "
+                                     "reward is not learned in 1,600 updates from zero)")
+    reward_norm: bool = setting(True, "LayerNorm in the reward head's hidden layers, as every head's (DreamerV3); "
+                                "false: Dense layers with a bias (docs/RESULTS.md: with the norm a sparse reward is "
+                                "not learned in 1,600 updates from features the reward alone shapes)")
     reward_bins: int = setting(255, "two-hot bins of reward and value", ge=1)
     twohot_range: float = setting(20.0, "the bins span symlog [-range, range] (DreamerV3: 20)", gt=0)
     free_bits: float = setting(1.0, "KL free nats", ge=0)
@@ -87,6 +94,8 @@ class WorldModelConfig:
                                    "continuation and KL losses alone decide what the encoder and latent hold")
     wm_lr: float = setting(1e-4, "world-model learning rate", gt=0)
     wm_grad_clip: float = setting(1000.0, "world-model gradient-norm clip", gt=0)
+    wm_eps: float = setting(1e-5, "world-model Adam epsilon: a parameter whose gradient's RMS is below it moves "
+                            "slower than wm_lr (optax's default and scripts/reward_from_frames.py: 1e-8)", gt=0)
     # actor-critic in imagination
     ac_hidden: int = setting(512, "actor and critic width", ge=1)
     ac_layers: int = setting(2, "actor and critic layers", ge=1)

@@ -168,18 +168,23 @@ class VectorDecoder(nn.Module):
 
 
 class MLP(nn.Module):
-    """``layers`` x (Dense, LayerNorm, SiLU) then a Dense to ``out``; ``zero_out`` zero-initialises the
-    output layer (reward and critic heads start by predicting 0, which keeps early returns sane)."""
+    """``layers`` x (Dense, LayerNorm, SiLU), or with ``norm=False`` (Dense with a bias, SiLU), then a Dense to
+    ``out``; ``zero_out`` zero-initialises the output layer (reward and critic heads start by predicting 0, which
+    keeps early returns sane)."""
 
     hidden: int
     layers: int
     out: int
     zero_out: bool = False
+    norm: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for _ in range(self.layers):
-            x = nn.silu(nn.LayerNorm()(nn.Dense(self.hidden, use_bias=False)(x)))
+            if self.norm:
+                x = nn.silu(nn.LayerNorm()(nn.Dense(self.hidden, use_bias=False)(x)))
+            else:
+                x = nn.silu(nn.Dense(self.hidden)(x))
         init = nn.initializers.zeros if self.zero_out else nn.initializers.lecun_normal()
         return nn.Dense(self.out, kernel_init=init)(x)
 

@@ -55,6 +55,8 @@ class WorldModel(nn.Module):
     vector_layers: int = 1
     reward_input: str = "after_action"
     reward_output: str = "twohot"
+    reward_zero_init: bool = True
+    reward_norm: bool = True
 
     def setup(self):
         self.encoder, self.observation_decoder = make_observation_networks(
@@ -62,7 +64,8 @@ class WorldModel(nn.Module):
             self.conv_weight_grad)
         self.sequence = self._sequence_model()
         per_action = self.num_actions if self.reward_input == "state_per_action" else 1
-        self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, per_action * self.reward_width, zero_out=True)
+        self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, per_action * self.reward_width,
+                               zero_out=self.reward_zero_init, norm=self.reward_norm)
         self.cont_head = MLP(self.mlp_hidden, self.mlp_layers, 1)
 
     @nn.nowrap
@@ -170,7 +173,8 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       decoder=config.decoder, conv_weight_grad=config.conv_weight_grad,
                       vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
                       twohot_range=config.twohot_range, reward_input=config.reward_input,
-                      reward_output=config.reward_output)
+                      reward_output=config.reward_output, reward_zero_init=config.reward_zero_init,
+                      reward_norm=config.reward_norm)
 
 
 def state(out: dict) -> jax.Array:
