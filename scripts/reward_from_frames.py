@@ -2,7 +2,7 @@
 
     python scripts/reward_from_frames.py RUN_DIR [--frames before after both] [--updates 1600] [--from 0.75]
                                                  [--loss squared|twohot] [--net frames|encoder|latent] [--recon]
-                                                 [--stop-recon-gradient]
+                                                 [--stop-recon-gradient] [--head plain|world_model]
                                                  [--set NAME=VALUE ...]
 
 A world model that never learns an env's reward (scripts/world_model_reward_events.py) leaves two explanations:
@@ -33,7 +33,8 @@ progress line scores the training rows too: a net that does not fit them is not 
 generalisation; with ``--recon`` it also gives the reconstruction's error (summed over a frame, as the loss), what
 the reward's share of the features costs the pixels. ``--stop-recon-gradient`` fits the decoder to features it does
 not shape (it reads them through ``stop_gradient``): the reward trains them alone, and the error says how much of
-the frame they hold anyway.
+the frame they hold anyway. ``--head world_model`` reads the reward through the run's own reward head instead of the
+net's (its width and layers, and its ``reward_norm`` and ``reward_zero_init``, which ``--set`` changes).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from ssmrl.experiment.world_model import open_world_model_run
 FRAMES = ("before", "after", "both")
 LOSSES = ("squared", "twohot")
 NETS = ("frames", "encoder", "latent")
+HEADS = ("plain", "world_model")
 
 
 def usable_rows(first: np.ndarray, first_row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,10 +103,11 @@ class CategoricalLatent(nn.Module):
 
 class RewardNet(nn.Module):
     """``(x [B, *frames_shape] in the env's dtype, action one-hot [B, A] or None, key) -> (out [B, outputs],
-    reconstruction [B, *frames_shape] or None)``: the reward (``outputs=1``) or two-hot logits (zero-initialised),
-    read from the net's own convolutions (``x`` scaled as the world model's input is, ``preprocess``) or from
-    ``encoder``, then through ``latent`` where given; ``decoder`` reconstructs ``x`` (in ``preprocess``'s space)
-    from the same features, its gradient reaching them unless ``recon_gradient`` is False."""
+    reconstruction [B, *frames_shape] or None)``: the reward (``outputs=1``) or two-hot logits (zero-initialised)
+    from two 256-wide Dense layers, or from ``head`` where given, read from the net's own convolutions (``x`` scaled
+    as the world model's input is, ``preprocess``) or from ``encoder``, then through ``latent`` where given;
+    ``decoder`` reconstructs ``x`` (in ``preprocess``'s space) from the same features, its gradient reaching them
+    unless ``recon_gradient`` is False."""
 
     image: bool
     outputs: int = 1
@@ -112,6 +115,7 @@ class RewardNet(nn.Module):
     latent: nn.Module | None = None
     decoder: nn.Module | None = None
     recon_gradient: bool = True
+    head: nn.Module | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, action: jax.Array | None, key: jax.Array) -> tuple[jax.Array, jax.Array | None]:
@@ -130,6 +134,8 @@ class RewardNet(nn.Module):
             recon = self.decoder(feat if self.recon_gradient else jax.lax.stop_gradient(feat))
         if action is not None:
             feat = jnp.concatenate([feat, action], -1)
+        if self.head is not None:
+            return self.head(feat), recon
         for _ in range(2):
             feat = nn.silu(nn.Dense(256)(feat))
         return nn.Dense(self.outputs, kernel_init=nn.initializers.zeros if self.outputs > 1
@@ -137,21 +143,23 @@ class RewardNet(nn.Module):
 
 
 def make_reward_net(config: WorldModelConfig, obs_shape: tuple[int, ...], net: str, recon: bool,
-                    outputs: int, recon_gradient: bool = True) -> RewardNet:
+                    outputs: int, recon_gradient: bool = True, head: str = "plain") -> RewardNet:
     """``net`` (one of ``NETS``) for observations of ``obs_shape``, its world-model pieces built as ``config``
     builds them; ``recon`` adds the decoder (``encoder`` and ``latent`` only), ``recon_gradient=False`` stops its
-    gradient at the features."""
+    gradient at the features; ``head`` (one of ``HEADS``) ``world_model`` is the world model's reward head."""
     image = len(obs_shape) == 3
+    reward_head = (MLP(config.mlp_hidden, config.mlp_layers, outputs, zero_out=config.reward_zero_init,
+                       norm=config.reward_norm) if head == "world_model" else None)
     if net == "frames":
         if recon:
             raise ValueError("--recon reconstructs through the run's decoder: it needs --net encoder or latent")
-        return RewardNet(image=image, outputs=outputs)
+        return RewardNet(image=image, outputs=outputs, head=reward_head)
     encoder, decoder = make_observation_networks(obs_shape, config.channels, config.kernel, config.decoder,
                                                  config.vector_hidden, config.vector_layers, config.conv_weight_grad)
     latent = (CategoricalLatent(config.latent_groups, config.latent_classes, config.unimix, config.mlp_hidden,
                                 config.mlp_layers) if net == "latent" else None)
     return RewardNet(image=image, outputs=outputs, encoder=encoder, latent=latent, decoder=decoder if recon else None,
-                     recon_gradient=recon_gradient)
+                     recon_gradient=recon_gradient, head=reward_head)
 
 
 def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: int, updates: int, batch: int,
@@ -250,6 +258,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--stop-recon-gradient", action="store_true",
                         help="the decoder reads the features through stop_gradient: the reward alone shapes them "
                              "(--recon)")
+    parser.add_argument("--head", choices=HEADS, default="plain",
+                        help="the reward's head: the net's own (two 256-wide Dense layers), or the run's reward head "
+                             "(mlp_hidden, mlp_layers, reward_norm, reward_zero_init: --set them)")
     parser.add_argument("--set", dest="changes", action="append", default=[], type=setting, metavar="NAME=VALUE",
                         help="a world-model setting of the pieces --net encoder / latent build, e.g. latent_groups=32, "
                              "or the reward's weight reward_loss_scale")
@@ -260,8 +271,9 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{' '.join(args.frames)}")
     if args.stop_recon_gradient and not args.recon:
         parser.error("--stop-recon-gradient stops the decoder's gradient: it needs --recon")
-    if args.changes and args.net == "frames":
-        parser.error("--set changes the run's pieces that --net encoder / latent build: the frames network has none")
+    if args.changes and args.net == "frames" and args.head == "plain":
+        parser.error("--set changes the run's pieces that --net encoder / latent and --head world_model build: the "
+                     "frames network with its own head has none")
     if not 0 < args.start < 1:
         parser.error(f"--from must be in (0, 1), got {args.start}")
     if args.updates < 1 or args.batch < 2:
@@ -287,11 +299,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"scored, {args.updates} updates of {args.batch}" + (", balanced" if args.balanced else "")
           + f", {args.loss} loss, {args.net} net" + (" with the reconstruction" if args.recon else "")
           + (" (its gradient stopped)" if args.stop_recon_gradient else "")
+          + (", the run's reward head" if args.head == "world_model" else "")
           + (f", {dict(args.changes)}" if args.changes else ""), flush=True)
     bins = value_bins(config) if args.loss == "twohot" else None
     try:
         net = make_reward_net(config, parts.obs_shape, args.net, args.recon, 1 if bins is None else bins.shape[0],
-                              not args.stop_recon_gradient)
+                              not args.stop_recon_gradient, args.head)
     except ValueError as error:
         parser.error(str(error))
     table = {}

@@ -5,6 +5,7 @@ it sees the rewards of its replay (agents/world_model/reward_events.py, scripts/
 which window rows the table reads, and the script on the same tiny run; and whether a network of its own reads the
 rewards from the replay's frames (scripts/reward_from_frames.py): which rows it trains and scores on, the script."""
 
+import dataclasses
 import os
 import runpy
 
@@ -197,7 +198,8 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
                           (["--stop-recon-gradient", "--frames", "after", "--net", "latent"],
                            "--stop-recon-gradient stops the decoder's gradient: it needs --recon"),
                           (["--set", "latent_groups=2", "--frames", "after"], "--set changes the run's pieces "
-                                                                               "that --net encoder / latent build"),
+                           "that --net encoder / latent and --head world_model build"),
+                          (["--head", "wide"], "invalid choice: 'wide'"),
                           (["--set", "latent_grups=2", "--frames", "after", "--net", "encoder"],
                            "--set: latent_grups: not a world-model setting; valid: "),
                           (["--set", "latent_groups=0", "--frames", "after", "--net", "latent"],
@@ -264,3 +266,30 @@ def test_reward_from_frames_nets_are_the_world_models_pieces(parts):
     shared, stopped = recon_grads(net), recon_grads(make_reward_net(CONFIG, parts.obs_shape, "latent", True, 1, False))
     assert min(shared["encoder"], shared["latent"], shared["decoder"], stopped["decoder"]) > 0
     assert stopped["encoder"] == stopped["latent"] == 0.0
+
+
+
+def test_reward_from_frames_world_model_head_is_the_reward_heads_init(parts):
+    """``--head world_model`` is the run's reward head: zero-initialised (``reward_zero_init``), the reward's first
+    gradient reaches only its output layer; with LeCun-normal weights it reaches the encoder and latent too. Either way
+    the same parameter shapes as the world model's head, which also reads the sequence output."""
+    make_reward_net = _script("reward_from_frames.py").__globals__["make_reward_net"]
+    obs = jnp.zeros((3, *parts.obs_shape), parts.obs_dtype)
+    key = jax.random.PRNGKey(0)
+    wm_head = jax.tree.map(jnp.shape, init_params(parts, key)["wm"]["params"]["reward_head"])
+
+    def reward_grads(**changes):
+        net = make_reward_net(dataclasses.replace(CONFIG, **changes), parts.obs_shape, "latent", False,
+                              CONFIG.reward_bins, head="world_model")
+        params = net.init(key, obs, None, key)["params"]
+        head = jax.tree.map(jnp.shape, params["head"])
+        assert head == {**wm_head, "Dense_0": {"kernel": (CONFIG.latent_size, wm_head["Dense_0"]["kernel"][1])}}
+
+        def loss(p):
+            return jnp.sum((net.apply({"params": p}, obs, None, key)[0] - 1.0) ** 2)
+
+        return {k: float(optax.tree.norm(g)) for k, g in jax.grad(loss)(params).items()}
+
+    zero, lecun = reward_grads(), reward_grads(reward_zero_init=False)
+    assert zero["encoder"] == zero["latent"] == 0.0 and zero["head"] > 0
+    assert lecun["encoder"] > 0 and lecun["latent"] > 0
