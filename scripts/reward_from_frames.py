@@ -262,8 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the reward's head: the net's own (two 256-wide Dense layers), or the run's reward head "
                              "(mlp_hidden, mlp_layers, reward_norm, reward_zero_init: --set them)")
     parser.add_argument("--set", dest="changes", action="append", default=[], type=setting, metavar="NAME=VALUE",
-                        help="a world-model setting of the pieces --net encoder / latent build, e.g. latent_groups=32, "
-                             "or the reward's weight reward_loss_scale")
+                        help="a world-model setting of the pieces --net encoder / latent and --head world_model build, "
+                             "e.g. latent_groups=32, or the reward's weight reward_loss_scale")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.net != "frames" and args.frames != ["after"]:

@@ -78,8 +78,8 @@ class WorldModelConfig:
                                  choices=REWARD_OUTPUTS)
     reward_zero_init: bool = setting(True, "the reward head's output layer starts at zero, so the first predictions "
                                      "are 0 (DreamerV3); false: LeCun-normal, as its hidden layers, so the reward's "
-                                     "gradient reaches the features from the first update (docs/RESULTS.md: a sparse "
-                                     "reward is not learned in 1,600 updates from zero)")
+                                     "gradient reaches the features from the first update (docs/RESULTS.md: from "
+                                     "zero a sparse reward is learned hundreds of updates later)")
     reward_norm: bool = setting(True, "LayerNorm in the reward head's hidden layers, as every head's (DreamerV3); "
                                 "false: Dense layers with a bias (docs/RESULTS.md: with the norm a sparse reward is "
                                 "not learned in 1,600 updates from features the reward alone shapes)")
