@@ -7,6 +7,7 @@ rewards from the replay's frames (scripts/reward_from_frames.py): which rows it 
 
 import dataclasses
 import os
+import re
 import runpy
 
 import chex
@@ -155,7 +156,9 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
 
     refit = main([run_dir, "--windows", "2", "--refit", "2", "--every", "1", "--set", "hidden=8", "--from", "0.75"])
     assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
-    assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in printed
+    assert re.search(r"update 2: correlation .*; reward loss \d+\.\d{3}, representation KL \d+\.\d{2} nats", printed)
 
     for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),
                           (["--refit", "1", "--set", "hiden=8"], "--set: hiden: not a world-model setting; valid: "),
