@@ -271,7 +271,6 @@ def test_reward_from_frames_nets_are_the_world_models_pieces(parts):
     assert stopped["encoder"] == stopped["latent"] == 0.0
 
 
-
 def test_reward_from_frames_world_model_head_is_the_reward_heads_init(parts):
     """``--head world_model`` is the run's reward head: zero-initialised (``reward_zero_init``), the reward's first
     gradient reaches only its output layer; with LeCun-normal weights it reaches the encoder and latent too. Either way
