@@ -1,6 +1,7 @@
 """Can the rewards of a world-model run's replay be read from its frames at all, and from which ones?
 
     python scripts/reward_from_frames.py RUN_DIR [--frames before after both] [--updates 1600] [--from 0.75]
+                                                 [--train-rows N] [--balanced]
                                                  [--loss squared|twohot] [--net frames|encoder|latent] [--recon]
                                                  [--stop-recon-gradient] [--head plain|world_model]
                                                  [--set NAME=VALUE ...]
@@ -15,8 +16,10 @@ own, no world model involved, regresses the reward ``r_t`` of each replay row (p
 
 It trains on the rows before the fraction ``--from`` of the replay and reports, on the rows after (the agent's
 later games), the mean prediction where the env paid less than, exactly and more than zero and the correlation,
-as the reward-events table does. ``--balanced`` draws half of each batch from the rewarded rows. Rows whose three
-frames are not in one episode are left out. Images go through strided convolutions, vectors through an MLP.
+as the reward-events table does. ``--balanced`` draws half of each batch from the rewarded rows. ``--train-rows N``
+trains on the earliest N of those rows only, scored on the same rows: how many rows of the env reading the reward
+takes. Rows whose three frames are not in one episode are left out. Images go through strided convolutions,
+vectors through an MLP.
 ``--loss twohot`` fits the world model's reward loss instead of the squared error (its two-hot cross-entropy over
 the run's bins, the output layer zero-initialised as the reward head's): whether the loss, not the model, decides
 how soon a sparse reward is learned.
@@ -248,6 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--updates", type=int, default=1600)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--balanced", action="store_true", help="half of each batch from rows that paid")
+    parser.add_argument("--train-rows", type=int, metavar="N",
+                        help="train on the earliest N of the rows before --from (default: all of them)")
     parser.add_argument("--loss", choices=LOSSES, default="squared",
                         help="squared error, or the world model's two-hot cross-entropy over the run's bins")
     parser.add_argument("--net", choices=NETS, default="frames",
@@ -278,6 +283,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--from must be in (0, 1), got {args.start}")
     if args.updates < 1 or args.batch < 2:
         parser.error(f"--updates must be >= 1 and --batch >= 2, got {args.updates}, {args.batch}")
+    if args.train_rows is not None and args.train_rows < 1:
+        parser.error(f"--train-rows must be >= 1, got {args.train_rows}")
     try:
         parts, step, state = open_world_model_run(args.run_dir)
     except RunDirError as error:
@@ -289,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     replay, size = state.replay, int(state.replay.size)
     first_row = int(args.start * size)
     train, test = usable_rows(np.asarray(replay.first[:size]), first_row)
+    train = train[:args.train_rows]
     if len(train) == 0 or len(test) == 0:
         parser.error(f"--from {args.start} of {size} rows leaves {len(train)} rows to train on and {len(test)} "
                      "to score")

@@ -192,6 +192,7 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
     assert f"{out['train_rows']} rows to train on" in printed and "| paid < 0: mean prediction (steps) | " in printed
     for argv, message in [(["--from", "1"], "--from must be in (0, 1), got 1.0"),
                           (["--updates", "0"], "--updates must be >= 1 and --batch >= 2, got 0, 64"),
+                          (["--train-rows", "0"], "--train-rows must be >= 1, got 0"),
                           (["--frames", "later"], "invalid choice: 'later'"),
                           (["--loss", "huber"], "invalid choice: 'huber'"),
                           (["--net", "latent"], "--net latent reads the run's encoder, of one frame: it needs "
@@ -210,6 +211,10 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
         with pytest.raises(SystemExit):
             script([run_dir, *argv])
         assert message in capsys.readouterr().err, argv
+
+    fewer = script([run_dir, "--updates", "2", "--batch", "4", "--frames", "after", "--train-rows", "5"])
+    assert fewer["train_rows"] == 5 and fewer["test_rows"] == out["test_rows"]
+    assert "5 rows to train on" in capsys.readouterr().out
 
     out = script([run_dir, "--updates", "4", "--batch", "4", "--frames", "after", "--net", "latent", "--recon",
                   "--stop-recon-gradient", "--set", "latent_groups=2", "--set", "reward_loss_scale=10"])
