@@ -171,8 +171,8 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
 
 
 def test_reward_from_frames_rows():
-    """Rows t whose frames t-1, t, t+1 are in one episode; training rows end before the split, test rows start
-    after it."""
+    """Rows t whose frames t-1, t, t+1 are in one episode, in row order; training rows end before the split, test
+    rows start after it."""
     usable_rows = _script("reward_from_frames.py").__globals__["usable_rows"]
     first = np.zeros((12, 2), bool)
     first[0] = True
@@ -180,6 +180,7 @@ def test_reward_from_frames_rows():
     train, test = usable_rows(first, 6)
     assert sorted(map(tuple, train.tolist())) == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 1), (4, 1)]
     assert sorted(map(tuple, test.tolist())) == [(7, 0), (7, 1), (8, 0), (9, 0), (10, 0), (10, 1)]
+    assert train.tolist() == sorted(train.tolist())  # in row order: --train-rows N takes the earliest N
 
 
 def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
