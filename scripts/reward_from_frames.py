@@ -1,7 +1,7 @@
 """Can the rewards of a world-model run's replay be read from its frames at all, and from which ones?
 
     python scripts/reward_from_frames.py RUN_DIR [--frames before after both] [--updates 1600] [--from 0.75]
-                                                 [--train-rows N] [--balanced]
+                                                 [--train-rows N] [--balanced] [--ahead K]
                                                  [--loss squared|twohot] [--net frames|encoder|latent] [--recon]
                                                  [--stop-recon-gradient] [--head plain|world_model]
                                                  [--set NAME=VALUE ...]
@@ -18,8 +18,10 @@ It trains on the rows before the fraction ``--from`` of the replay and reports, 
 later games), the mean prediction where the env paid less than, exactly and more than zero and the correlation,
 as the reward-events table does. ``--balanced`` draws half of each batch from the rewarded rows. ``--train-rows N``
 trains on the earliest N of those rows only, scored on the same rows: how many rows of the env reading the reward
-takes. Rows whose three frames are not in one episode are left out. Images go through strided convolutions,
-vectors through an MLP.
+takes. ``--ahead K`` (``before`` only) foresees ``r_t`` from ``o_{t-K}, o_{t-K+1}`` and the actions
+``a_{t-K+1} .. a_t``: what the world model's ``K``-th imagined step has to predict from a context ending at
+``o_{t-K+1}``, open-loop. Rows whose frames are not in one episode are left out. Images go through strided
+convolutions, vectors through an MLP.
 ``--loss twohot`` fits the world model's reward loss instead of the squared error (its two-hot cross-entropy over
 the run's bins, the output layer zero-initialised as the reward head's): whether the loss, not the model, decides
 how soon a sparse reward is learned.
@@ -68,24 +70,32 @@ NETS = ("frames", "encoder", "latent")
 HEADS = ("plain", "world_model")
 
 
-def usable_rows(first: np.ndarray, first_row: int) -> tuple[np.ndarray, np.ndarray]:
+def usable_rows(first: np.ndarray, first_row: int, back: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``first [N, E]`` (bool: the row starts an episode) -> ``(train, test)`` arrays of ``(row, env)`` index pairs
-    ``[K, 2]``: the rows ``t`` whose frames ``t-1, t, t+1`` are in one episode, ``t + 1 < first_row`` for training
-    and ``t - 1 >= first_row`` for testing."""
+    ``[K, 2]``, in row order: the rows ``t`` whose frames ``t-back .. t+1`` are in one episode, ``t + 1 <
+    first_row`` for training and ``t - back >= first_row`` for testing."""
     N = first.shape[0]
-    t, e = np.meshgrid(np.arange(1, N - 1), np.arange(first.shape[1]), indexing="ij")
+    t, e = np.meshgrid(np.arange(back, N - 1), np.arange(first.shape[1]), indexing="ij")
     t, e = t.ravel(), e.ravel()
-    one_episode = ~first[t, e] & ~first[t + 1, e]
+    one_episode = np.logical_and.reduce([~first[t + k, e] for k in range(1 - back, 2)])
     pairs = np.stack([t, e], 1)[one_episode]
-    return pairs[pairs[:, 0] + 1 < first_row], pairs[pairs[:, 0] - 1 >= first_row]
+    return pairs[pairs[:, 0] + 1 < first_row], pairs[pairs[:, 0] - back >= first_row]
 
 
-def frame_inputs(obs: np.ndarray, pairs: np.ndarray, frames: str) -> np.ndarray:
+def frame_inputs(obs: np.ndarray, pairs: np.ndarray, frames: str, ahead: int = 1) -> np.ndarray:
     """The input of ``frames`` for rows ``pairs [K, 2]`` of ``obs [N, E, *obs_shape]``: the frames concatenated on
-    the last axis, in the env's dtype."""
+    the last axis, in the env's dtype (``before``: ``o_{t-ahead}, o_{t-ahead+1}``, ``ahead`` steps before ``t``'s
+    reward)."""
     t, e = pairs[:, 0], pairs[:, 1]
-    offsets = {"before": (-1, 0), "after": (1,), "both": (0, 1)}[frames]
+    offsets = {"before": (-ahead, 1 - ahead), "after": (1,), "both": (0, 1)}[frames]
     return np.concatenate([obs[t + k, e] for k in offsets], -1)
+
+
+def action_inputs(action: np.ndarray, pairs: np.ndarray, num_actions: int, ahead: int = 1) -> jax.Array:
+    """The actions ``a_{t-ahead+1} .. a_t`` of rows ``pairs [K, 2]`` of ``action [N, E]``, one-hot and concatenated:
+    ``[K, ahead * num_actions]``."""
+    t, e = pairs[:, 0], pairs[:, 1]
+    return jnp.concatenate([jax.nn.one_hot(action[t + k, e], num_actions) for k in range(1 - ahead, 1)], -1)
 
 
 class CategoricalLatent(nn.Module):
@@ -167,13 +177,15 @@ def make_reward_net(config: WorldModelConfig, obs_shape: tuple[int, ...], net: s
 
 def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: int, updates: int, batch: int,
                   balanced: bool, seed: int, on_score: Callable[[int, dict, dict], None] | None = None,
-                  bins: jax.Array | None = None, net: RewardNet | None = None, reward_scale: float = 1.0) -> dict:
+                  bins: jax.Array | None = None, net: RewardNet | None = None, reward_scale: float = 1.0,
+                  ahead: int = 1) -> dict:
     """Fit ``net`` (by default the :class:`RewardNet` of its own convolutions) on rows ``train`` (squared error, or
     with ``bins`` the two-hot cross-entropy over them, times ``reward_scale``, plus the reconstruction's summed
     squared error where the net has a decoder; Adam 3e-4) and return its reward-events entry on rows ``test``:
     ``{outcome: (steps, mean prediction), "correlation": r}``, with a decoder also ``"reconstruction"``, its mean
     summed squared error per frame; ``on_score(update, entry on test, entry on train)`` four times on the way, the
-    last after the last update."""
+    last after the last update. ``ahead``: the frames and actions ``before`` reads (:func:`frame_inputs`,
+    :func:`action_inputs`)."""
     outputs = 1 if bins is None else bins.shape[0]
     if net is None:
         net = RewardNet(image=obs.ndim == 5, outputs=outputs)
@@ -198,8 +210,8 @@ def fit_and_score(obs, action, reward, train, test, frames: str, num_actions: in
     use_action = frames == "before"
 
     def inputs(pairs):
-        a = jax.nn.one_hot(action[pairs[:, 0], pairs[:, 1]], num_actions) if use_action else None
-        return frame_inputs(obs, pairs, frames), a
+        a = action_inputs(action, pairs, num_actions, ahead) if use_action else None
+        return frame_inputs(obs, pairs, frames, ahead), a
 
     init_key = jax.random.PRNGKey(seed)
     score_key, update_key = jax.random.fold_in(init_key, 1), jax.random.fold_in(init_key, 2)
@@ -253,6 +265,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--balanced", action="store_true", help="half of each batch from rows that paid")
     parser.add_argument("--train-rows", type=int, metavar="N",
                         help="train on the earliest N of the rows before --from (default: all of them)")
+    parser.add_argument("--ahead", type=int, default=1, metavar="K",
+                        help="--frames before: foresee r_t from o_{t-K}, o_{t-K+1} and the actions a_{t-K+1} .. a_t, "
+                             "as the world model's K-th imagined step (default 1: o_{t-1}, o_t and a_t)")
     parser.add_argument("--loss", choices=LOSSES, default="squared",
                         help="squared error, or the world model's two-hot cross-entropy over the run's bins")
     parser.add_argument("--net", choices=NETS, default="frames",
@@ -285,6 +300,11 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--updates must be >= 1 and --batch >= 2, got {args.updates}, {args.batch}")
     if args.train_rows is not None and args.train_rows < 1:
         parser.error(f"--train-rows must be >= 1, got {args.train_rows}")
+    if args.ahead < 1:
+        parser.error(f"--ahead must be >= 1, got {args.ahead}")
+    if args.ahead > 1 and args.frames != ["before"]:
+        parser.error(f"--ahead foresees the reward from the frames before it: it needs --frames before, got "
+                     f"{' '.join(args.frames)}")
     try:
         parts, step, state = open_world_model_run(args.run_dir)
     except RunDirError as error:
@@ -295,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--set: {error}")
     replay, size = state.replay, int(state.replay.size)
     first_row = int(args.start * size)
-    train, test = usable_rows(np.asarray(replay.first[:size]), first_row)
+    train, test = usable_rows(np.asarray(replay.first[:size]), first_row, args.ahead)
     train = train[:args.train_rows]
     if len(train) == 0 or len(test) == 0:
         parser.error(f"--from {args.start} of {size} rows leaves {len(train)} rows to train on and {len(test)} "
@@ -305,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
     paid = reward[train[:, 0], train[:, 1]]
     print(f"{parts.config.env_name}: {len(train)} rows to train on ({int((paid != 0).sum())} paid), {len(test)} "
           f"scored, {args.updates} updates of {args.batch}" + (", balanced" if args.balanced else "")
+          + (f", {args.ahead} steps ahead" if args.ahead > 1 else "")
           + f", {args.loss} loss, {args.net} net" + (" with the reconstruction" if args.recon else "")
           + (" (its gradient stopped)" if args.stop_recon_gradient else "")
           + (", the run's reward head" if args.head == "world_model" else "")
@@ -326,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             table[frames] = fit_and_score(obs, action, reward, train, test, frames, parts.num_actions, args.updates,
                                           args.batch, args.balanced, args.seed, report, bins, net,
-                                          config.reward_loss_scale)
+                                          config.reward_loss_scale, args.ahead)
         except ValueError as error:
             parser.error(str(error))
     print("\n" + format_table(table))

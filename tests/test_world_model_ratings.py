@@ -181,6 +181,24 @@ def test_reward_from_frames_rows():
     assert sorted(map(tuple, train.tolist())) == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 1), (4, 1)]
     assert sorted(map(tuple, test.tolist())) == [(7, 0), (7, 1), (8, 0), (9, 0), (10, 0), (10, 1)]
     assert train.tolist() == sorted(train.tolist())  # in row order: --train-rows N takes the earliest N
+    train, test = usable_rows(first, 6, back=2)  # --ahead 2: frames t-2 .. t+1, tested from t-2 at the split on
+    assert train.tolist() == [[2, 0], [2, 1], [3, 1], [4, 1]]
+    assert test.tolist() == [[8, 0], [9, 0], [10, 0]]
+
+
+def test_reward_from_frames_inputs_ahead():
+    """``--ahead K`` reads the two frames ``o_{t-K}, o_{t-K+1}`` and the actions ``a_{t-K+1} .. a_t`` of row t: the
+    context and actions of the world model's K-th imagined step."""
+    globals_ = _script("reward_from_frames.py").__globals__
+    frame_inputs, action_inputs = globals_["frame_inputs"], globals_["action_inputs"]
+    obs = np.broadcast_to(np.arange(10.0)[:, None, None], (10, 2, 1))  # each frame holds its row
+    action = np.broadcast_to((np.arange(10) % 3)[:, None], (10, 2))
+    pairs = np.array([[5, 0], [7, 1]])
+    assert frame_inputs(obs, pairs, "before").tolist() == [[4, 5], [6, 7]]
+    assert frame_inputs(obs, pairs, "before", ahead=3).tolist() == [[2, 3], [4, 5]]
+    assert frame_inputs(obs, pairs, "after", ahead=3).tolist() == [[6], [8]]  # only before looks ahead
+    assert np.asarray(action_inputs(action, pairs, 3)).tolist() == [[0, 0, 1], [0, 1, 0]]
+    assert np.asarray(action_inputs(action, pairs, 3, ahead=2)).tolist() == [[0, 1, 0, 0, 0, 1], [1, 0, 0, 0, 1, 0]]
 
 
 def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
@@ -194,6 +212,9 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
     for argv, message in [(["--from", "1"], "--from must be in (0, 1), got 1.0"),
                           (["--updates", "0"], "--updates must be >= 1 and --batch >= 2, got 0, 64"),
                           (["--train-rows", "0"], "--train-rows must be >= 1, got 0"),
+                          (["--ahead", "0", "--frames", "before"], "--ahead must be >= 1, got 0"),
+                          (["--ahead", "2"], "--ahead foresees the reward from the frames before it: it needs "
+                                             "--frames before, got before after both"),
                           (["--frames", "later"], "invalid choice: 'later'"),
                           (["--loss", "huber"], "invalid choice: 'huber'"),
                           (["--net", "latent"], "--net latent reads the run's encoder, of one frame: it needs "
@@ -216,6 +237,9 @@ def test_reward_from_frames_script_reads_a_run(trained_run, capsys):
     fewer = script([run_dir, "--updates", "2", "--batch", "4", "--frames", "after", "--train-rows", "5"])
     assert fewer["train_rows"] == 5 and fewer["test_rows"] == out["test_rows"]
     assert "5 rows to train on" in capsys.readouterr().out
+    ahead = script([run_dir, "--updates", "2", "--batch", "4", "--frames", "before", "--ahead", "3"])
+    assert 0 < ahead["test_rows"] < out["test_rows"]  # rows need frames from t-3 on, scored from the split on
+    assert "3 steps ahead" in capsys.readouterr().out
 
     out = script([run_dir, "--updates", "4", "--batch", "4", "--frames", "after", "--net", "latent", "--recon",
                   "--stop-recon-gradient", "--set", "latent_groups=2", "--set", "reward_loss_scale=10"])
