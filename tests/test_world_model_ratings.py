@@ -171,8 +171,8 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
 
 
 def test_reward_from_frames_rows():
-    """Rows t whose frames t-1, t, t+1 are in one episode, in row order; training rows end before the split, test
-    rows start after it."""
+    """Rows t whose frames t-1, t, t+1 (t-back .. t+1 for --ahead) are in one episode, in row order; training rows
+    end before the split, test rows start after it."""
     usable_rows = _script("reward_from_frames.py").__globals__["usable_rows"]
     first = np.zeros((12, 2), bool)
     first[0] = True
