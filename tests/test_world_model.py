@@ -63,6 +63,7 @@ def make_parts(config):
         step=jax.jit(lambda p, c, z, a, f: wm.apply(p, c, z, a, f, method="imagine_step")),
         loss=jax.jit(lambda p, b, k: world_model_loss(p, wm, config, b, k)),
         decode=jax.jit(lambda p, z, h: wm.apply(p, z, h, method="decode")),
+        follow=jax.jit(lambda p, c, z, a, f: wm.apply(p, c, z, a, f, method="follow")),
     )
     return parts, params, fns
 
@@ -340,6 +341,48 @@ def test_observe_parallel_equals_step_mode(model_parts):
     """The context pass over a window (parallel scan with resets) is reproduced step for step by the
     posterior + imagine_step used when acting and imagining."""
     assert_observe_equals_steps(*model_parts)
+
+
+def test_follow_fed_the_posterior_samples_is_the_posterior_pass(model_parts):
+    """follow (the sequence fed given latents) fed observe's own samples gives observe's sequence outputs."""
+    parts, params, fns = model_parts
+    b = batch(first_at=(3, 1))
+    carry, out = fns.observe(params["wm"], parts.wm.initialize_carry(2), b["obs"], b["action"], b["first"],
+                             jax.random.split(jax.random.PRNGKey(4), 6))
+    followed, h_prev, h = fns.follow(params["wm"], parts.wm.initialize_carry(2), out["z"], b["action"], b["first"])
+    np.testing.assert_allclose(h_prev, out["h_prev"], atol=1e-5)
+    np.testing.assert_allclose(h, out["h"], atol=1e-5)
+    np.testing.assert_allclose(followed["h"], carry["h"], atol=1e-5)
+
+
+def test_prior_reward_loss_reads_the_state_built_on_prior_samples():
+    """prior_reward_scale adds that weight times a reward loss read from the sequence fed prior samples: its
+    gradient reaches the prior head, which the posterior pass's reward loss never trains; where every frame starts
+    an episode nothing is fed from the prior, and the two reward losses are one."""
+    config = tiny("drama", reward_input="state_action", reward_zero_init=False)
+    parts = build(config, num_actions=A)
+    params = jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+    b = batch()
+
+    def metrics(p, scale, window):
+        on = dataclasses.replace(config, prior_reward_scale=scale)
+        loss, (_, m) = world_model_loss(p, parts.wm, on, window, jax.random.PRNGKey(0))
+        return loss, m
+
+    losses = jax.jit(metrics, static_argnums=1)
+    (off, _), (on, m) = losses(params, 0.0, b), losses(params, 3.0, b)
+    np.testing.assert_allclose(on - off, 3.0 * m["prior_reward_loss"], rtol=1e-5)
+    assert abs(float(m["prior_reward_loss"] - m["reward_loss"])) > 1e-4
+
+    def prior_head_grad(term):
+        grad = jax.jit(jax.grad(lambda p: losses(p, 3.0, b)[1][term]))(params)["params"]
+        return float(optax.tree.norm(grad["sequence"]["prior_head"]))
+
+    assert prior_head_grad("prior_reward_loss") > 0
+    assert prior_head_grad("reward_loss") == 0.0
+    every_first = {**b, "first": jnp.ones_like(b["first"])}
+    _, m = losses(params, 3.0, every_first)
+    np.testing.assert_allclose(m["prior_reward_loss"], m["reward_loss"], rtol=1e-5)
 
 
 @pytest.mark.parametrize("layer", ["lru", "mingru", "linear_attention", "transformer"])

@@ -89,6 +89,10 @@ class WorldModelConfig:
     dyn_scale: float = setting(0.5, "dynamics KL weight", ge=0)
     rep_scale: float = setting(0.1, "representation KL weight", ge=0)
     reward_loss_scale: float = setting(1.0, "reward loss weight (DreamerV3, Drama: 1)", ge=0)
+    prior_reward_scale: float = setting(0.0, "weight of a second reward loss, read from the sequence model fed a "
+                                        "prior sample in place of each posterior latent, as imagination feeds it "
+                                        "(0: off; docs/RESULTS.md: imagination kept Pong's lost point one step, "
+                                        "not two)", ge=0)
     recon_gradient: bool = setting(True, "the reconstruction's gradient shapes the model state (DreamerV3, Drama); "
                                    "false: the decoder reads the state through stop_gradient, so the reward, "
                                    "continuation and KL losses alone decide what the encoder and latent hold")

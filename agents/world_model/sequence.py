@@ -19,6 +19,7 @@ Methods (all through ``SequenceModel.apply(params, ..., method=...)``):
 ``initialize_carry(B)``; ``observe(carry, embed [T,B,E], action [T,B,A], resets [T,B], keys [T])``;
 ``posterior(carry, embed_t [B,E], reset_t [B], key) -> (z_t, logp_t, h_prev)``;
 ``imagine_step(carry, z_t [B,L], action_t [B,A], reset_t [B]) -> (carry, h_t)``;
+``follow(carry, z [T,B,L], action [T,B,A], resets [T,B]) -> (carry, h_prev, h)``;
 ``prior(h [..., H]) -> logp [..., G, C]``.
 """
 
@@ -148,9 +149,7 @@ class SequenceModel(nn.Module):
         if self.parallel:
             post = self._post_logp(embed, None)
             z = jax.vmap(sample_latent)(keys, post)
-            seq, h = self.backbone.scan(carry["seq"], self._inputs(z, action, resets), resets)
-            h_prev = _mask(jnp.concatenate([carry["h"][None], h[:-1]], 0), resets)
-            carry = {"seq": seq, "h": h[-1]}
+            carry, h_prev, h = self.follow(carry, z, action, resets)
         else:
             def body(mdl, c, inputs):
                 e_t, a_t, r_t, k_t = inputs
@@ -161,3 +160,19 @@ class SequenceModel(nn.Module):
             scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False})
             carry, (z, post, h_prev, h) = scan(self, carry, (embed, action, resets, keys))
         return carry, {"z": z, "post": post, "h_prev": h_prev, "h": h, "prior": self.prior(h)}
+
+    def follow(self, carry: dict, z: jax.Array, action: jax.Array, resets: jax.Array):
+        """The sequence fed given latents ``z [T,B,L]`` with ``action [T,B,A]`` (one-hot) and ``resets [T,B]``:
+        ``(carry, h_prev [T,B,H], h [T,B,H])``, as ``observe`` computes them from its posterior samples."""
+        chex.assert_shape([z, action], (*resets.shape, None))
+        h_start = carry["h"]
+        if self.parallel:
+            seq, h = self.backbone.scan(carry["seq"], self._inputs(z, action, resets), resets)
+            carry = {"seq": seq, "h": h[-1]}
+        else:
+            def body(mdl, c, inputs):
+                return mdl.imagine_step(c, *inputs)
+
+            scan = nn.scan(body, variable_broadcast="params", split_rngs={"params": False})
+            carry, h = scan(self, carry, (z, action, resets))
+        return carry, _mask(jnp.concatenate([h_start[None], h[:-1]], 0), resets), h

@@ -10,7 +10,9 @@ Loss per window (DreamerV3 / Drama): summed squared error of the observation (pi
 ``h_t``, ``[s_t, a_t]`` or ``s_{t+1}``: ``reward_input``; from ``s_{t+1}`` only where frame t+1 is in the window and
 the episode) and Bernoulli
 cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior from ``h_t`` and the posterior of frame
-t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode.
+t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode. Optionally
+(``prior_reward_scale``) the reward once more, read from the sequence model fed prior samples in place of the
+posteriors, as imagination feeds it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ import jax.numpy as jnp
 import optax
 
 from ssmrl.agents.world_model.config import WorldModelConfig
-from ssmrl.agents.world_model.distributions import bin_values, categorical_kl, symexp, symlog, twohot_loss, twohot_mean
+from ssmrl.agents.world_model.distributions import (
+    bin_values,
+    categorical_kl,
+    sample_latent,
+    symexp,
+    symlog,
+    twohot_loss,
+    twohot_mean,
+)
 from ssmrl.agents.world_model.networks import MLP, make_observation_networks, preprocess
 from ssmrl.agents.world_model.sequence import SequenceModel
 
@@ -153,6 +163,10 @@ class WorldModel(nn.Module):
     def prior(self, h):
         return self.sequence.prior(h)
 
+    def follow(self, carry, z, action, resets):
+        """``z [T, B, L]``, ``action [T, B]`` int, ``resets [T, B]``: :meth:`SequenceModel.follow`."""
+        return self.sequence.follow(carry, z, jax.nn.one_hot(action, self.num_actions), resets)
+
     def observe(self, carry, obs, action, resets, keys):
         """``obs [T, B, *obs_shape]``, ``action [T, B]`` int, ``resets [T, B]``, ``keys [T]``."""
         return self.sequence.observe(carry, self.embed(obs), jax.nn.one_hot(action, self.num_actions),
@@ -240,4 +254,27 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
         "wm_loss": loss, "recon_loss": recon_loss, "reward_loss": reward_loss, "cont_loss": cont_loss,
         "dyn_kl": _masked_mean(dyn, mask), "rep_kl": _masked_mean(rep, mask),
     }
+    if config.prior_reward_scale:
+        prior_reward_loss = _prior_fed_reward_loss(params, model, config.reward_input, out, batch,
+                                                   jax.random.fold_in(key, T))
+        loss = loss + config.prior_reward_scale * prior_reward_loss
+        metrics = {**metrics, "wm_loss": loss, "prior_reward_loss": prior_reward_loss}
     return loss, (out, metrics)
+
+
+def _prior_fed_reward_loss(params, model: WorldModel, reward_input: str, out: dict, batch: dict, key: jax.Array
+                           ) -> jax.Array:
+    """The reward loss of a window whose sequence model is fed, in place of each posterior ``z_t``, a sample of the
+    prior from the posterior pass's ``h_{t-1}`` (the posterior stays where frame t starts the window or an episode),
+    as imagination feeds it; with ``reward_input="next_state"`` ``z_{t+1}`` is a prior sample too. Imagination's
+    second reward is read from a state built on its first prior sample: trained only on posteriors, the reward can
+    rest on what the frame shows and the prior does not foresee (docs/RESULTS.md, Pong's lost point)."""
+    action, reward, first = batch["action"], batch["reward"], batch["first"]
+    T, B = first.shape
+    k_prior, k_next = jax.random.split(key)
+    predicted = sample_latent(k_prior, out["prior"][:-1])  # z_{t+1} [T-1, B, L] from h_t
+    z = jnp.concatenate([out["z"][:1], jnp.where(first[1:, :, None], out["z"][1:], predicted)], 0)
+    _, h_prev, h = model.apply(params, model.initialize_carry(B), z, action, first, method="follow")
+    z_next = sample_latent(k_next, model.apply(params, h, method="prior"))
+    reward_out, _ = model.apply(params, jnp.concatenate([z, h_prev], -1), action, h, z_next, method="heads")
+    return _masked_mean(model.reward_error(reward_out, reward), reward_mask(reward_input, first))
