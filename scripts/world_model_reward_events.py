@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> dict:
             table = events(params, key)
             progress.append({"update": i, "table": table, "reward_loss": metrics["reward_loss"]})
             correlations = ", ".join(f"{name} {signed(e['correlation'])}" for name, e in table.items())
+            prior_fed = (f", prior-fed reward loss {metrics['prior_reward_loss']:.3f}"
+                         if "prior_reward_loss" in metrics else "")
             print(f"update {i}: correlation {correlations}; reward loss {metrics['reward_loss']:.3f}, "
-                  f"representation KL {metrics['rep_kl']:.2f} nats", flush=True)
+                  f"representation KL {metrics['rep_kl']:.2f} nats{prior_fed}", flush=True)
 
         older_rows = state.replay.replace(size=jnp.asarray(first_row, jnp.int32))  # the probed rows held out
         wm_params = fit_world_model(parts, older_rows, args.refit, seed=args.seed, every=args.every,

@@ -158,7 +158,10 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
     printed = capsys.readouterr().out
     assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in printed
-    assert re.search(r"update 2: correlation .*; reward loss \d+\.\d{3}, representation KL \d+\.\d{2} nats", printed)
+    assert re.search(r"update 2: correlation .*; reward loss \d+\.\d{3}, representation KL \d+\.\d{2} nats\n", printed)
+    main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "prior_reward_scale=1", "--from", "0.75"])
+    assert re.search(r"update 1: .*representation KL \d+\.\d{2} nats, prior-fed reward loss \d+\.\d{3}\n",
+                     capsys.readouterr().out)
 
     for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),
                           (["--refit", "1", "--set", "hiden=8"], "--set: hiden: not a world-model setting; valid: "),
