@@ -250,15 +250,15 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     rep_loss = _masked_mean(jnp.maximum(rep, config.free_bits), mask)
     loss = (recon_loss + config.reward_loss_scale * reward_loss + cont_loss + config.dyn_scale * dyn_loss
             + config.rep_scale * rep_loss)
+    optional = {}
+    if config.prior_reward_scale:
+        optional["prior_reward_loss"] = _prior_fed_reward_loss(params, model, config.reward_input, out, batch,
+                                                               jax.random.fold_in(key, T))
+        loss = loss + config.prior_reward_scale * optional["prior_reward_loss"]
     metrics = {
         "wm_loss": loss, "recon_loss": recon_loss, "reward_loss": reward_loss, "cont_loss": cont_loss,
-        "dyn_kl": _masked_mean(dyn, mask), "rep_kl": _masked_mean(rep, mask),
+        "dyn_kl": _masked_mean(dyn, mask), "rep_kl": _masked_mean(rep, mask), **optional,
     }
-    if config.prior_reward_scale:
-        prior_reward_loss = _prior_fed_reward_loss(params, model, config.reward_input, out, batch,
-                                                   jax.random.fold_in(key, T))
-        loss = loss + config.prior_reward_scale * prior_reward_loss
-        metrics = {**metrics, "wm_loss": loss, "prior_reward_loss": prior_reward_loss}
     return loss, (out, metrics)
 
 
@@ -275,6 +275,6 @@ def _prior_fed_reward_loss(params, model: WorldModel, reward_input: str, out: di
     predicted = sample_latent(k_prior, out["prior"][:-1])  # z_{t+1} [T-1, B, L] from h_t
     z = jnp.concatenate([out["z"][:1], jnp.where(first[1:, :, None], out["z"][1:], predicted)], 0)
     _, h_prev, h = model.apply(params, model.initialize_carry(B), z, action, first, method="follow")
-    z_next = sample_latent(k_next, model.apply(params, h, method="prior"))
-    reward_out, _ = model.apply(params, jnp.concatenate([z, h_prev], -1), action, h, z_next, method="heads")
+    z_next = sample_latent(k_next, model.apply(params, h, method="prior")) if reward_input == "next_state" else None
+    reward_out, _ = model.apply(params, state({"z": z, "h_prev": h_prev}), action, h, z_next, method="heads")
     return _masked_mean(model.reward_error(reward_out, reward), reward_mask(reward_input, first))
