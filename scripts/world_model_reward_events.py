@@ -9,7 +9,9 @@ imagination sees them (``imag_context`` frames observed, then ``horizon`` steps 
 actions). The table gives the model's mean predicted reward where the env paid less than, exactly and more
 than zero, for the observed steps and for imagined steps 1, 2, half the horizon and the horizon, with the
 correlation of predicted and paid rewards. A model whose predictions do not move with what was paid gives its
-actor nothing to learn from.
+actor nothing to learn from. A second table gives the share of latent groups in which imagination's first latent
+(the prior after the observed frames) has the real next frame's most likely class, by what imagined steps 1 and 2
+were paid: the later imagined steps are built on that latent.
 
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.agent import build
 from ssmrl.agents.world_model.probe import fit_world_model, setting, with_settings
-from ssmrl.agents.world_model.reward_events import format_table, make_reward_events, signed, window_length
+from ssmrl.agents.world_model.reward_events import OUTCOMES, format_table, make_reward_events, signed, window_length
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
@@ -80,20 +82,27 @@ def main(argv: list[str] | None = None) -> dict:
     progress = []
     if args.refit:
         def report(i, params, metrics):
-            table = events(params, key)
-            progress.append({"update": i, "table": table, "reward_loss": metrics["reward_loss"]})
+            table, agreement = events(params, key)
+            progress.append({"update": i, "table": table, "agreement": agreement,
+                             "reward_loss": metrics["reward_loss"]})
             correlations = ", ".join(f"{name} {signed(e['correlation'])}" for name, e in table.items())
             prior_fed = (f", prior-fed reward loss {metrics['prior_reward_loss']:.3f}"
                          if "prior_reward_loss" in metrics else "")
-            print(f"update {i}: correlation {correlations}; reward loss {metrics['reward_loss']:.3f}, "
-                  f"representation KL {metrics['rep_kl']:.2f} nats{prior_fed}", flush=True)
+            agrees = ("" if agreement is None else "; first latent agrees, by imagined 2's payment: " + ", ".join(
+                f"{outcome} {signed(agreement['imagined 2'][outcome][1])}" for outcome in OUTCOMES))
+            print(f"update {i}: correlation {correlations}; mean over {args.every} updates: reward loss "
+                  f"{metrics['reward_loss']:.3f}, representation KL {metrics['rep_kl']:.2f} nats{prior_fed}{agrees}",
+                  flush=True)
 
         older_rows = state.replay.replace(size=jnp.asarray(first_row, jnp.int32))  # the probed rows held out
         wm_params = fit_world_model(parts, older_rows, args.refit, seed=args.seed, every=args.every,
                                     on_metrics=report)[0]
-    table = events(wm_params, key)
+    table, agreement = events(wm_params, key)
     print("\n" + format_table(table))
-    return {"checkpoint": step, "first_row": first_row, "table": table, "progress": progress}
+    if agreement is not None:
+        print("\nImagination's first latent: the share of latent groups whose most likely class under the prior is the "
+              "real next frame's\n\n" + format_table(agreement, "groups agreeing (windows)"))
+    return {"checkpoint": step, "first_row": first_row, "table": table, "agreement": agreement, "progress": progress}
 
 
 if __name__ == "__main__":

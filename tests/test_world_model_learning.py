@@ -29,8 +29,12 @@ from ssmrl.agents.world_model.probe import (
 def test_world_model_learns_observations_and_rewards():
     parts = small_parts("s4wm")
     replay = random_policy_replay(parts, jax.random.PRNGKey(0), 300)
-    _, history = fit_world_model(parts, replay, 200)
+    reports = []
+    _, history = fit_world_model(parts, replay, 200, every=20, on_metrics=lambda i, _, m: reports.append((i, m)))
     first, last = history[0], {k: np.mean([h[k] for h in history[-20:]]) for k in history[0]}
+    # the metrics reported every 20 updates are their mean over those updates, not the last batch's
+    assert [i for i, _ in reports] == list(range(20, 201, 20)) and reports[-1][1] == pytest.approx(last)
+    assert reports[0][1]["reward_loss"] == pytest.approx(np.mean([h["reward_loss"] for h in history[:20]]))
     # one-hot suits in symlog space (0 or ln 2): predicting the mean card costs 4 * 0.75 * 0.25 * ln(2)^2
     mean_card_error = 4 * 0.75 * 0.25 * np.log(2.0) ** 2
     assert last["recon_loss"] < 0.3 * mean_card_error and last["recon_loss"] < 0.1 * first["recon_loss"], (first, last)

@@ -22,7 +22,14 @@ from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params
 from ssmrl.agents.world_model.ratings import env_ratings, imagined_ratings, policy_names
-from ssmrl.agents.world_model.reward_events import OUTCOMES, by_outcome, replay_windows, window_length
+from ssmrl.agents.world_model.reward_events import (
+    OUTCOMES,
+    agreement_by_outcome,
+    by_outcome,
+    first_latent_agreement,
+    replay_windows,
+    window_length,
+)
 from ssmrl.experiment.world_model import run_world_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,21 +153,55 @@ def test_reward_event_windows_and_columns(parts):
     assert set(perfect["observed"]) == {*OUTCOMES, "correlation"}
 
 
+def test_first_latent_agreement_is_the_prior_after_the_context_against_the_next_posterior(parts):
+    """The prior read after observing ``imag_context`` frames (imagination's first latent) against the posterior of
+    the next real frame, observed from there: the share of groups whose most likely classes agree; grouped by
+    what imagined steps 1 and 2 (window rows ``imag_context - 1`` and ``imag_context``) were paid."""
+    C, T, B = CONFIG.imag_context, window_length(parts), 6
+    wm, params = parts.wm, init_params(parts, jax.random.PRNGKey(0))["wm"]
+    k_obs, k_action, k_first, key = jax.random.split(jax.random.PRNGKey(1), 4)
+    obs = jax.random.bernoulli(k_obs, 0.3, (T, B, *parts.obs_shape)).astype(parts.obs_dtype)
+    action = jax.random.randint(k_action, (T, B), 0, parts.num_actions)
+    first = jax.random.bernoulli(k_first, 0.2, (T, B)).at[0].set(True)
+    agreement = first_latent_agreement(parts, params, obs, action, first, C, key)
+
+    keys = jax.random.split(key, C + 1)
+    carry, _ = wm.apply(params, wm.initialize_carry(B), obs[:C], action[:C], first[:C], keys[:C], method="observe")
+    prior = wm.apply(params, carry["h"], method="prior")  # as open_loop_predictions samples its first latent
+    _, after = wm.apply(params, carry, obs[C:C + 1], action[C:C + 1], first[C:C + 1], keys[C:], method="observe")
+    expected = np.mean(np.argmax(prior, -1) == np.argmax(after["post"][0], -1), -1)
+    assert agreement.shape == (B,)
+    np.testing.assert_allclose(agreement, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="windows of 3 rows hold no frame after a context of 3"):
+        first_latent_agreement(parts, params, obs[:C], action[:C], first[:C], C, key)
+
+    paid = np.zeros((T, 4))
+    paid[C - 1] = [-1.0, 0.0, 1.0, 1.0]  # imagined step 1
+    paid[C] = [0.0, -2.0, -2.0, 0.0]  # imagined step 2
+    table = agreement_by_outcome(parts, np.array([0.25, 0.5, 0.75, 1.0]), paid)
+    assert list(table) == ["imagined 1", "imagined 2"]
+    assert [table["imagined 1"][o] for o in OUTCOMES] == [(1, 0.25), (1, 0.5), (2, 0.875)]
+    assert [table["imagined 2"][o] for o in OUTCOMES] == [(2, 0.625), (2, 0.625), (0, None)]
+
+
 def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     run_dir, _ = trained_run
     main = _script("world_model_reward_events.py")
     out = main([run_dir, "--windows", "4"])
     assert out["checkpoint"] == CONFIG.num_chunks and out["first_row"] == 60 and out["progress"] == []
     assert sum(out["table"]["imagined 1"][o][0] for o in OUTCOMES) == 4 * CONFIG.num_envs
-    assert "| paid < 0: mean prediction (steps) |" in capsys.readouterr().out
+    assert sum(out["agreement"]["imagined 2"][o][0] for o in OUTCOMES) == 4 * CONFIG.num_envs
+    printed = capsys.readouterr().out
+    assert "| paid < 0: mean prediction (steps) |" in printed and "| paid 0: groups agreeing (windows) |" in printed
 
     refit = main([run_dir, "--windows", "2", "--refit", "2", "--every", "1", "--set", "hidden=8", "--from", "0.75"])
     assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
     printed = capsys.readouterr().out
     assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in printed
-    assert re.search(r"update 2: correlation .*; reward loss \d+\.\d{3}, representation KL \d+\.\d{2} nats\n", printed)
+    assert re.search(r"update 2: correlation .*; mean over 1 updates: reward loss \d+\.\d{3}, representation KL "
+                     r"\d+\.\d{2} nats; first latent agrees, by imagined 2's payment: paid < 0 .*\n", printed)
     main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "prior_reward_scale=1", "--from", "0.75"])
-    assert re.search(r"update 1: .*representation KL \d+\.\d{2} nats, prior-fed reward loss \d+\.\d{3}\n",
+    assert re.search(r"update 1: .*representation KL \d+\.\d{2} nats, prior-fed reward loss \d+\.\d{3}; ",
                      capsys.readouterr().out)
 
     for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),

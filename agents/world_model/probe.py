@@ -11,6 +11,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssmrl.agents.config import ConfigError, from_fields, to_fields
 from ssmrl.agents.world_model import config as wmc
@@ -63,7 +64,8 @@ def random_policy_replay(parts: Parts, key: jax.Array, steps: int) -> rb.Replay:
 def fit_world_model(parts: Parts, replay: rb.Replay, updates: int, seed: int = 0, reward_scale: float = 1.0,
                     every: int = 0, on_metrics=None):
     """``updates`` world-model gradient steps on windows of ``replay``; returns ``(params, metrics per
-    update)``; ``on_metrics(i, params, metrics)`` is called every ``every`` updates."""
+    update)``; ``on_metrics(i, params, metrics)`` is called every ``every`` updates with the metrics averaged over
+    those ``every`` updates (one batch's loss varies with the few rewards it holds)."""
     config = parts.config
     params = init_params(parts, agent_keys(jax.random.PRNGKey(seed))[0])["wm"]  # init()'s, with no env
     opt = parts.wm_tx.init(params)
@@ -83,7 +85,7 @@ def fit_world_model(parts: Parts, replay: rb.Replay, updates: int, seed: int = 0
         params, opt, replay, metrics = update(params, opt, replay, jax.random.PRNGKey(1000 + i))
         history.append({k: float(v) for k, v in metrics.items()})
         if every and (i + 1) % every == 0 and on_metrics is not None:
-            on_metrics(i + 1, params, history[-1])
+            on_metrics(i + 1, params, {k: float(np.mean([h[k] for h in history[-every:]])) for k in history[-1]})
     return params, history
 
 

@@ -9,13 +9,20 @@ start's own action, read from its posterior state, or with ``reward_input="next_
 it; ``k >= 2``: from prior samples), and earlier positions the rewards of observed steps, as the world model is
 trained on them. Grouped by what the env paid (less than, equal to, more than zero), the mean predictions say
 whether the model tells a step that paid from one that did not.
+
+Imagination's later steps are built on its first latent, a sample of the prior after the last observed frame; a
+second table (:func:`first_latent_agreement`) says how often that prior's most likely class is the real next
+frame's, grouped by what imagined steps 1 and 2 were paid: a prior that misses the latents of the frames before a
+reward drops the reward from every step after the first.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
@@ -47,23 +54,58 @@ def replay_windows(replay: rb.Replay, length: int, first_row: int, count: int) -
 
 
 def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: int, batch: int = 256
-                       ) -> Callable[[Any, jax.Array], dict]:
-    """``events(wm_params, key) -> by_outcome's table`` on ``count`` windows per env of ``replay`` from
-    ``first_row`` on: the reward head's mean prediction for each recorded action, the first ``imag_context``
-    observed, the rest imagined (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`), in batches of
-    ``batch`` windows (the last one padded). Compiled once for every call."""
+                       ) -> Callable[[Any, jax.Array], tuple[dict, dict | None]]:
+    """``events(wm_params, key) -> (by_outcome's table, agreement_by_outcome's table)`` on ``count`` windows per
+    env of ``replay`` from ``first_row`` on: the reward head's mean prediction for each recorded action, the first
+    ``imag_context`` observed, the rest imagined (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`),
+    and the first imagined latent's agreement with the next frame's posterior (:func:`first_latent_agreement`; None
+    with ``horizon=1``, whose windows end before that frame), in batches of ``batch`` windows (the last one padded).
+    Compiled once for every call."""
+    C = parts.config.imag_context
     windows = replay_windows(replay, window_length(parts), first_row, count)
-    predict = jax.jit(lambda p, o, a, f, k: parts.wm.reward_value(
-        open_loop_predictions(parts, p, o, a, f, parts.config.imag_context, k)[1]))
+    predict = jax.jit(lambda p, o, a, f, k: parts.wm.reward_value(open_loop_predictions(parts, p, o, a, f, C, k)[1]))
+    agreement = jax.jit(lambda p, o, a, f, k: first_latent_agreement(parts, p, o, a, f, C, k))
     N = windows["action"].shape[1]
     batches = [np.minimum(np.arange(i, i + batch), N - 1) for i in range(0, N, batch)]
 
-    def events(wm_params, key: jax.Array) -> dict:
-        predicted = [np.asarray(predict(wm_params, *(windows[n][:, take] for n in ("obs", "action", "first")), k))
-                     for take, k in zip(batches, jax.random.split(key, len(batches)))]
-        return by_outcome(parts, np.concatenate(predicted, 1)[:, :N], windows["reward"])
+    def over_batches(fn, wm_params, key: jax.Array, axis: int) -> np.ndarray:
+        out = [np.asarray(fn(wm_params, *(windows[n][:, take] for n in ("obs", "action", "first")), k))
+               for take, k in zip(batches, jax.random.split(key, len(batches)))]
+        return np.take(np.concatenate(out, axis), np.arange(N), axis)
+
+    def events(wm_params, key: jax.Array) -> tuple[dict, dict | None]:
+        k_predict, k_agree = jax.random.split(key)
+        table = by_outcome(parts, over_batches(predict, wm_params, k_predict, 1), windows["reward"])
+        if parts.config.horizon < 2:
+            return table, None
+        return table, agreement_by_outcome(parts, over_batches(agreement, wm_params, k_agree, 0), windows["reward"])
 
     return events
+
+
+def first_latent_agreement(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array,
+                           context: int, key: jax.Array) -> jax.Array:
+    """The share of latent groups ``[B]`` in which the prior after the first ``context`` frames (what imagination
+    samples its first latent from) puts its most likely class where the posterior of the real frame ``context``
+    does; ``obs [T, B, *obs_shape]``, ``action, first [T, B]``, ``T > context``."""
+    T, B = action.shape
+    chex.assert_shape(obs, (T, B, *parts.obs_shape))
+    if T <= context:
+        raise ValueError(f"windows of {T} rows hold no frame after a context of {context}")
+    wm = parts.wm
+    _, out = wm.apply(wm_params, wm.initialize_carry(B), obs[:context + 1], action[:context + 1],
+                      first[:context + 1], jax.random.split(key, context + 1), method="observe")
+    # out["prior"][t] is read from h_t, causal: the prior a context of frames 0..context-1 gives
+    agree = jnp.argmax(out["prior"][context - 1], -1) == jnp.argmax(out["post"][context], -1)  # [B, G]
+    return jnp.mean(agree, -1)
+
+
+def agreement_by_outcome(parts: Parts, agreement: np.ndarray, paid: np.ndarray) -> dict:
+    """``agreement [N]`` (:func:`first_latent_agreement`), ``paid [T, N]`` -> ``{"imagined k": {outcome: (windows,
+    mean agreement), "correlation": r}}`` grouped by what imagined step ``k`` (1 and 2) was paid
+    (:func:`outcome_entry`)."""
+    C = parts.config.imag_context
+    return {f"imagined {k}": outcome_entry(agreement, paid[C - 2 + k]) for k in (1, 2)}
 
 
 def by_outcome(parts: Parts, predicted: np.ndarray, paid: np.ndarray) -> dict:
@@ -93,11 +135,12 @@ def signed(x: float | None) -> str:
     return "-" if x is None else f"{x:+.3f}"
 
 
-def format_table(table: dict) -> str:
-    """``by_outcome``'s table as Markdown: a row per outcome (mean prediction, steps) and the correlation."""
+def format_table(table: dict, measure: str = "mean prediction (steps)") -> str:
+    """``by_outcome``'s table as Markdown: a row per outcome (the mean ``measure`` names, its count) and the
+    correlation."""
     lines = ["| paid by the env | " + " | ".join(table) + " |", "|---" * (len(table) + 1) + "|"]
     for outcome in OUTCOMES:
         cells = [f"{signed(e[outcome][1])} ({e[outcome][0]})" for e in table.values()]
-        lines.append(f"| {outcome}: mean prediction (steps) | " + " | ".join(cells) + " |")
+        lines.append(f"| {outcome}: {measure} | " + " | ".join(cells) + " |")
     lines.append("| correlation | " + " | ".join(signed(e["correlation"]) for e in table.values()) + " |")
     return "\n".join(lines)
