@@ -92,7 +92,8 @@ class WorldModelConfig:
     prior_reward_scale: float = setting(0.0, "weight of a second reward loss, read from the sequence model fed a "
                                         "prior sample in place of each posterior latent, as imagination feeds it "
                                         "(0: off; docs/RESULTS.md: on Pong, at 10,000 beside a 10,000x reward, "
-                                        "imagination still foresaw the lost point one step, not two)", ge=0)
+                                        "imagination still foresaw the lost point one step, not two, with the "
+                                        "reward read from next_state or after_action)", ge=0)
     recon_gradient: bool = setting(True, "the reconstruction's gradient shapes the model state (DreamerV3, Drama); "
                                    "false: the decoder reads the state through stop_gradient, so the reward, "
                                    "continuation and KL losses alone decide what the encoder and latent hold")
