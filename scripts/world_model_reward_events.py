@@ -11,7 +11,8 @@ than zero, for the observed steps and for imagined steps 1, 2, half the horizon 
 correlation of predicted and paid rewards. A model whose predictions do not move with what was paid gives its
 actor nothing to learn from. A second table gives the share of latent groups in which imagination's first latent
 (the prior after the observed frames) has the real next frame's most likely class, by what imagined steps 1 and 2
-were paid: the later imagined steps are built on that latent.
+were paid: the later imagined steps are built on that latent. A model with ``reward_ahead`` heads gets a third: their
+predictions of the rewards 1 .. K steps later from the observed state, against what was paid then.
 
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
@@ -82,27 +83,34 @@ def main(argv: list[str] | None = None) -> dict:
     progress = []
     if args.refit:
         def report(i, params, metrics):
-            table, agreement = events(params, key)
-            progress.append({"update": i, "table": table, "agreement": agreement,
-                             "reward_loss": metrics["reward_loss"]})
-            correlations = ", ".join(f"{name} {signed(e['correlation'])}" for name, e in table.items())
-            prior_fed = (f", prior-fed reward loss {metrics['prior_reward_loss']:.3f}"
-                         if "prior_reward_loss" in metrics else "")
+            tables = events(params, key)
+            progress.append({"update": i, "table": tables["rewards"], "agreement": tables.get("agreement"),
+                             "ahead": tables.get("ahead"), "reward_loss": metrics["reward_loss"]})
+            correlations = ", ".join(f"{name} {signed(e['correlation'])}"
+                                     for name, e in {**tables["rewards"], **tables.get("ahead", {})}.items())
+            extra = "".join(f", {name} {metrics[key]:.3f}" for key, name in (
+                ("prior_reward_loss", "prior-fed reward loss"), ("reward_ahead_loss", "reward-ahead loss"))
+                if key in metrics)
+            agreement = tables.get("agreement")
             agrees = ("" if agreement is None else "; first latent agrees, by imagined 2's payment: " + ", ".join(
                 f"{outcome} {signed(agreement['imagined 2'][outcome][1])}" for outcome in OUTCOMES))
             print(f"update {i}: correlation {correlations}; mean over {args.every} updates: reward loss "
-                  f"{metrics['reward_loss']:.3f}, representation KL {metrics['rep_kl']:.2f} nats{prior_fed}{agrees}",
+                  f"{metrics['reward_loss']:.3f}, representation KL {metrics['rep_kl']:.2f} nats{extra}{agrees}",
                   flush=True)
 
         older_rows = state.replay.replace(size=jnp.asarray(first_row, jnp.int32))  # the probed rows held out
         wm_params = fit_world_model(parts, older_rows, args.refit, seed=args.seed, every=args.every,
                                     on_metrics=report)[0]
-    table, agreement = events(wm_params, key)
-    print("\n" + format_table(table))
-    if agreement is not None:
+    tables = events(wm_params, key)
+    print("\n" + format_table(tables["rewards"]))
+    if "agreement" in tables:
         print("\nImagination's first latent: the share of latent groups whose most likely class under the prior is the "
-              "real next frame's\n\n" + format_table(agreement, "groups agreeing (windows)"))
-    return {"checkpoint": step, "first_row": first_row, "table": table, "agreement": agreement, "progress": progress}
+              "real next frame's\n\n" + format_table(tables["agreement"], "groups agreeing (windows)"))
+    if "ahead" in tables:
+        print("\nThe rewards k steps later read from the observed state (the reward_ahead heads)\n\n"
+              + format_table(tables["ahead"]))
+    return {"checkpoint": step, "first_row": first_row, "table": tables["rewards"],
+            "agreement": tables.get("agreement"), "ahead": tables.get("ahead"), "progress": progress}
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params, observation_spec, open_loop, policy_step, train_step
 from ssmrl.agents.world_model.behavior import actor_critic_losses, actor_policy, imagine, lambda_returns
-from ssmrl.agents.world_model.world_model import next_latents, state, value_bins, world_model_loss
+from ssmrl.agents.world_model.world_model import ahead_mask, next_latents, state, value_bins, world_model_loss
 
 MODELS = ("drama", "s4wm", "rssm")
 A = 4  # actions
@@ -383,6 +383,47 @@ def test_prior_reward_loss_reads_the_state_built_on_prior_samples():
     every_first = {**b, "first": jnp.ones_like(b["first"])}
     _, m = losses(params, 3.0, every_first)
     np.testing.assert_allclose(m["prior_reward_loss"], m["reward_loss"], rtol=1e-5)
+
+
+def test_ahead_mask_keeps_the_later_rewards_of_h_ts_episode_in_the_window():
+    first = np.zeros((6, 1), bool)
+    first[[0, 3]] = True
+    mask = np.asarray(ahead_mask(jnp.asarray(first), 2))[..., 0]
+    np.testing.assert_array_equal(mask, [[1, 1, 0, 1, 1, 0], [1, 0, 0, 1, 0, 0]])
+
+
+def test_reward_ahead_heads_read_later_rewards_from_the_state():
+    """reward_ahead=K adds, at the reward's weight, the symlog error of head k's r_{t+k} read from h_t and the actions
+    a_{t+1} .. a_{t+k}, pooled where that reward is in the window and h_t's episode; head k at t reads no action
+    after a_{t+k}; its gradient reaches the backbone and not the reward head."""
+    K, T = 2, 6
+    config = tiny("drama", reward_ahead=K, reward_output="symlog_mse", reward_zero_init=False, reward_loss_scale=3.0)
+    parts = build(config, num_actions=A)
+    wm, params = parts.wm, jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+    b, key = batch(first_at=(3, 1)), jax.random.PRNGKey(2)
+    losses = jax.jit(lambda p, c: world_model_loss(p, wm, c, b, key)[:1] + (world_model_loss(p, wm, c, b, key)[1][1],),
+                     static_argnums=1)
+    (off, _), (on, m) = losses(params, dataclasses.replace(config, reward_ahead=0)), losses(params, config)
+    np.testing.assert_allclose(on - off, 3.0 * m["reward_ahead_loss"], rtol=1e-3)  # beside a loss in the thousands
+
+    _, out = jax.jit(lambda p: wm.apply(p, wm.initialize_carry(2), b["obs"], b["action"], b["first"],
+                                        jax.random.split(key, T), method="observe"))(params)
+    ahead = jax.jit(lambda p, a: wm.apply(p, out["h"], a, method="rewards_ahead"))
+    predicted = np.asarray(ahead(params, b["action"]))[..., 0]  # [K, T, B] symlog
+    reward, first = np.asarray(b["reward"]), np.asarray(b["first"])
+    errors = [(predicted[k - 1, t, i] - np.sign(reward[t + k, i]) * np.log1p(abs(reward[t + k, i]))) ** 2
+              for k in range(1, K + 1) for t in range(T - k) for i in range(2) if not first[t + 1:t + k + 1, i].any()]
+    np.testing.assert_allclose(m["reward_ahead_loss"], np.mean(errors), rtol=1e-5)
+
+    changed = np.asarray(ahead(params, b["action"].at[4].set((b["action"][4] + 1) % A)))[..., 0] != predicted
+    np.testing.assert_array_equal(changed.any(-1), [[0, 0, 0, 1, 0, 0], [0, 0, 1, 1, 0, 0]])  # h_t is given
+
+    def grad_norm(part):
+        grad = jax.jit(jax.grad(lambda p: losses(p, config)[1]["reward_ahead_loss"]))(params)["params"]
+        return float(optax.tree.norm(part(grad)))
+
+    assert grad_norm(lambda g: g["sequence"]["backbone"]) > 0
+    assert grad_norm(lambda g: g["reward_head"]) == 0.0
 
 
 @pytest.mark.parametrize("layer", ["lru", "mingru", "linear_attention", "transformer"])

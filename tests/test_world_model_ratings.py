@@ -25,6 +25,7 @@ from ssmrl.agents.world_model.ratings import env_ratings, imagined_ratings, poli
 from ssmrl.agents.world_model.reward_events import (
     OUTCOMES,
     agreement_by_outcome,
+    ahead_by_outcome,
     by_outcome,
     first_latent_agreement,
     replay_windows,
@@ -184,6 +185,20 @@ def test_first_latent_agreement_is_the_prior_after_the_context_against_the_next_
     assert [table["imagined 2"][o] for o in OUTCOMES] == [(2, 0.625), (2, 0.625), (0, None)]
 
 
+def test_ahead_table_pairs_each_heads_prediction_with_the_reward_paid_k_steps_later():
+    """Head k's prediction at row t is scored against the reward of row t + k, where that row is in the window and
+    no frame after t starts another episode."""
+    paid = np.array([[0.0], [-1.0], [0.0], [2.0], [0.0]])
+    first = np.array([[True], [False], [False], [True], [False]])
+    predicted = np.stack([np.arange(5.0)[:, None], 10 + np.arange(5.0)[:, None]])  # [K=2, T=5, N=1]
+    table = ahead_by_outcome(predicted, paid, first)
+    assert list(table) == ["ahead 1", "ahead 2"]
+    # ahead 1: rows 0, 1, 3 (row 2's next frame starts an episode, row 4 has none): paid -1, 0, 0
+    assert [table["ahead 1"][o] for o in OUTCOMES] == [(1, 0.0), (2, 2.0), (0, None)]
+    # ahead 2: row 0 only (rows 1, 2 reach past frame 3's start): paid 0
+    assert [table["ahead 2"][o] for o in OUTCOMES] == [(0, None), (1, 10.0), (0, None)]
+
+
 def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     run_dir, _ = trained_run
     main = _script("world_model_reward_events.py")
@@ -203,6 +218,14 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "prior_reward_scale=1", "--from", "0.75"])
     assert re.search(r"update 1: .*representation KL \d+\.\d{2} nats, prior-fed reward loss \d+\.\d{3}; ",
                      capsys.readouterr().out)
+    ahead = main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "reward_ahead=2", "--from",
+                  "0.75"])
+    printed = capsys.readouterr().out
+    assert re.search(r"update 1: correlation .*, ahead 1 \S+, ahead 2 \S+; .* nats, reward-ahead loss \d+\.\d{3}; ",
+                     printed)
+    assert "read from the observed state (the reward_ahead heads)" in printed and list(ahead["ahead"]) == [
+        "ahead 1", "ahead 2"]
+    assert out["ahead"] is None
 
     for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),
                           (["--refit", "1", "--set", "hiden=8"], "--set: hiden: not a world-model setting; valid: "),

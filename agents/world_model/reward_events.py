@@ -13,7 +13,9 @@ whether the model tells a step that paid from one that did not.
 Imagination's later steps are built on its first latent, a sample of the prior after the last observed frame; a
 second table (:func:`first_latent_agreement`) says how often that prior's most likely class is the real next
 frame's, grouped by what imagined steps 1 and 2 were paid: a prior that misses the latents of the frames before a
-reward drops the reward from every step after the first.
+reward drops the reward from every step after the first. A model trained with ``reward_ahead`` heads gets a third
+table (:func:`ahead_by_outcome`): their predictions of the rewards 1 .. K steps later, read from the posterior pass's
+state with the recorded actions between: what the state holds of a reward before the frame that decides it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
+from ssmrl.agents.world_model.world_model import ahead_mask
 
 OUTCOMES = ("paid < 0", "paid 0", "paid > 0")
 
@@ -54,17 +57,19 @@ def replay_windows(replay: rb.Replay, length: int, first_row: int, count: int) -
 
 
 def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: int, batch: int = 256
-                       ) -> Callable[[Any, jax.Array], tuple[dict, dict | None]]:
-    """``events(wm_params, key) -> (by_outcome's table, agreement_by_outcome's table)`` on ``count`` windows per
-    env of ``replay`` from ``first_row`` on: the reward head's mean prediction for each recorded action, the first
-    ``imag_context`` observed, the rest imagined (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`),
-    and the first imagined latent's agreement with the next frame's posterior (:func:`first_latent_agreement`; None
-    with ``horizon=1``, whose windows end before that frame), in batches of ``batch`` windows (the last one padded).
-    Compiled once for every call."""
+                       ) -> Callable[[Any, jax.Array], dict]:
+    """``events(wm_params, key) -> {"rewards": by_outcome's table, "agreement": agreement_by_outcome's, "ahead":
+    ahead_by_outcome's}`` on ``count`` windows per env of ``replay`` from ``first_row`` on: the reward head's mean
+    prediction for each recorded action, the first ``imag_context`` observed, the rest imagined
+    (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`); the first imagined latent's agreement with the
+    next frame's posterior (:func:`first_latent_agreement`; left out with ``horizon=1``, whose windows end before
+    that frame); the ``reward_ahead`` heads' predictions (:func:`ahead_predictions`; left out without them). In
+    batches of ``batch`` windows (the last one padded); compiled once for every call."""
     C = parts.config.imag_context
     windows = replay_windows(replay, window_length(parts), first_row, count)
     predict = jax.jit(lambda p, o, a, f, k: parts.wm.reward_value(open_loop_predictions(parts, p, o, a, f, C, k)[1]))
     agreement = jax.jit(lambda p, o, a, f, k: first_latent_agreement(parts, p, o, a, f, C, k))
+    ahead = jax.jit(lambda p, o, a, f, k: ahead_predictions(parts, p, o, a, f, k))
     N = windows["action"].shape[1]
     batches = [np.minimum(np.arange(i, i + batch), N - 1) for i in range(0, N, batch)]
 
@@ -73,14 +78,44 @@ def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: i
                for take, k in zip(batches, jax.random.split(key, len(batches)))]
         return np.take(np.concatenate(out, axis), np.arange(N), axis)
 
-    def events(wm_params, key: jax.Array) -> tuple[dict, dict | None]:
-        k_predict, k_agree = jax.random.split(key)
-        table = by_outcome(parts, over_batches(predict, wm_params, k_predict, 1), windows["reward"])
-        if parts.config.horizon < 2:
-            return table, None
-        return table, agreement_by_outcome(parts, over_batches(agreement, wm_params, k_agree, 0), windows["reward"])
+    def events(wm_params, key: jax.Array) -> dict:
+        k_predict, k_agree, k_ahead = jax.random.split(key, 3)
+        tables = {"rewards": by_outcome(parts, over_batches(predict, wm_params, k_predict, 1), windows["reward"])}
+        if parts.config.horizon >= 2:
+            tables["agreement"] = agreement_by_outcome(parts, over_batches(agreement, wm_params, k_agree, 0),
+                                                       windows["reward"])
+        if parts.config.reward_ahead:
+            tables["ahead"] = ahead_by_outcome(over_batches(ahead, wm_params, k_ahead, 2), windows["reward"],
+                                               windows["first"])
+        return tables
 
     return events
+
+
+def ahead_predictions(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, key: jax.Array
+                      ) -> jax.Array:
+    """The ``reward_ahead`` heads' predicted rewards ``[K, T, B]`` (row ``k - 1``: ``r_{t+k}`` from ``h_t`` and the
+    recorded actions between) over the posterior pass of windows ``obs [T, B, *obs_shape]``, ``action, first
+    [T, B]``."""
+    T, B = action.shape
+    chex.assert_shape(obs, (T, B, *parts.obs_shape))
+    wm = parts.wm
+    _, out = wm.apply(wm_params, wm.initialize_carry(B), obs, action, first, jax.random.split(key, T),
+                      method="observe")
+    return wm.reward_value(wm.apply(wm_params, out["h"], action, method="rewards_ahead"))
+
+
+def ahead_by_outcome(predicted: np.ndarray, paid: np.ndarray, first: np.ndarray) -> dict:
+    """``predicted [K, T, N]`` (:func:`ahead_predictions`), ``paid, first [T, N]`` -> ``{"ahead k": column}``: each
+    head's predictions against the rewards paid ``k`` steps later, pooled over the positions where that reward is
+    in the window and the episode (:func:`~ssmrl.agents.world_model.world_model.ahead_mask`; :func:`outcome_entry`)."""
+    K, T = predicted.shape[:2]
+    mask = np.asarray(ahead_mask(jnp.asarray(first), K)) > 0
+    table = {}
+    for k in range(1, K + 1):
+        later = np.concatenate([paid[k:], np.zeros((k, *paid.shape[1:]), paid.dtype)], 0)  # r_{t+k}
+        table[f"ahead {k}"] = outcome_entry(predicted[k - 1][mask[k - 1]], later[mask[k - 1]])
+    return table
 
 
 def first_latent_agreement(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array,

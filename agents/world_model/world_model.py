@@ -12,7 +12,8 @@ the episode) and Bernoulli
 cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior from ``h_t`` and the posterior of frame
 t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode. Optionally
 (``prior_reward_scale``) the reward once more, read from the sequence model fed prior samples in place of the
-posteriors, as imagination feeds it.
+posteriors, as imagination feeds it; and (``reward_ahead``) the rewards 1 .. K steps later, read from ``h_t`` with
+the actions between, at the reward's weight.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class WorldModel(nn.Module):
     reward_output: str = "twohot"
     reward_zero_init: bool = True
     reward_norm: bool = True
+    reward_ahead: int = 0
 
     def setup(self):
         self.encoder, self.observation_decoder = make_observation_networks(
@@ -77,6 +79,8 @@ class WorldModel(nn.Module):
         self.reward_head = MLP(self.mlp_hidden, self.mlp_layers, per_action * self.reward_width,
                                zero_out=self.reward_zero_init, norm=self.reward_norm)
         self.cont_head = MLP(self.mlp_hidden, self.mlp_layers, 1)
+        self.ahead_heads = [MLP(self.mlp_hidden, self.mlp_layers, self.reward_width, zero_out=self.reward_zero_init,
+                                norm=self.reward_norm) for _ in range(self.reward_ahead)]
 
     @nn.nowrap
     def _sequence_model(self) -> SequenceModel:
@@ -123,6 +127,19 @@ class WorldModel(nn.Module):
         else:
             reward_logits = self.reward_head(h)
         return reward_logits, self.cont_head(h)[..., 0]
+
+    def rewards_ahead(self, h: jax.Array, action: jax.Array) -> jax.Array:
+        """``h_t [T, B, H]``, ``action [T, B]`` int -> ``[reward_ahead, T, B, reward_width]``: row ``k - 1`` is head
+        k's output for ``r_{t+k}``, read from ``h_t`` and the one-hot actions ``a_{t+1} .. a_{t+k}`` (zeros past the
+        window's end, where :func:`ahead_mask` drops the prediction). The imagined reward ``k + 1`` steps after a
+        real frame is read from a state built on ``k`` prior samples after it; only what ``h_t`` holds of
+        ``r_{t+k}`` can reach those samples, and the reward heads, which read a state that has seen frame
+        ``t + k``, never ask it for that (docs/RESULTS.md, Pong's lost point)."""
+        T = action.shape[0]
+        onehot = jax.nn.one_hot(action, self.num_actions)
+        padded = jnp.concatenate([onehot, jnp.zeros((self.reward_ahead, *onehot.shape[1:]), onehot.dtype)], 0)
+        later = [padded[k:k + T] for k in range(1, self.reward_ahead + 1)]  # a_{t+k} [T, B, A]
+        return jnp.stack([head(jnp.concatenate([h, *later[:k]], -1)) for k, head in enumerate(self.ahead_heads, 1)])
 
     def reward_per_action(self, s: jax.Array) -> jax.Array:
         """``reward_input="state_per_action"``: the reward head's output for every action ``[..., A, reward_width]``
@@ -175,7 +192,9 @@ class WorldModel(nn.Module):
     def __call__(self, carry, obs, action, resets, keys):
         """Everything once (for ``init``): observe, decode, heads."""
         _, out = self.observe(carry, obs, action, resets, keys)
-        return self.decode(out["z"], out["h_prev"]), self.heads(state(out), action, out["h"], next_latents(out))
+        ahead = self.rewards_ahead(out["h"], action) if self.reward_ahead else None
+        return (self.decode(out["z"], out["h_prev"]), self.heads(state(out), action, out["h"], next_latents(out)),
+                ahead)
 
 
 def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tuple[int, ...]) -> WorldModel:
@@ -188,7 +207,7 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
                       twohot_range=config.twohot_range, reward_input=config.reward_input,
                       reward_output=config.reward_output, reward_zero_init=config.reward_zero_init,
-                      reward_norm=config.reward_norm)
+                      reward_norm=config.reward_norm, reward_ahead=config.reward_ahead)
 
 
 def state(out: dict) -> jax.Array:
@@ -211,6 +230,16 @@ def reward_mask(reward_input: str, first: jax.Array) -> jax.Array:
         return jnp.ones(first.shape, jnp.float32)
     after = 1.0 - first[1:].astype(jnp.float32)
     return jnp.concatenate([after, jnp.zeros_like(after[:1])], 0)
+
+
+def ahead_mask(first: jax.Array, steps: int) -> jax.Array:
+    """``first [T, B]`` -> ``[steps, T, B]`` float: row ``k - 1`` is 1 where ``r_{t+k}`` is in the window and in
+    ``h_t``'s episode (no frame of ``t+1 .. t+k`` starts another), the rewards :meth:`WorldModel.rewards_ahead`
+    predicts."""
+    T = first.shape[0]
+    same = 1.0 - first.astype(jnp.float32)
+    padded = jnp.concatenate([same, jnp.zeros((steps, *same.shape[1:]), same.dtype)], 0)
+    return jnp.cumprod(jnp.stack([padded[k:k + T] for k in range(1, steps + 1)]), 0)
 
 
 def value_bins(config: WorldModelConfig) -> jax.Array:
@@ -251,6 +280,13 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     loss = (recon_loss + config.reward_loss_scale * reward_loss + cont_loss + config.dyn_scale * dyn_loss
             + config.rep_scale * rep_loss)
     optional = {}
+    if config.reward_ahead:
+        ahead = model.apply(params, out["h"], action, method="rewards_ahead")
+        later = jnp.concatenate([reward, jnp.zeros((config.reward_ahead, B), reward.dtype)], 0)
+        paid = jnp.stack([later[k:k + T] for k in range(1, config.reward_ahead + 1)])  # r_{t+k}
+        optional["reward_ahead_loss"] = _masked_mean(model.reward_error(ahead, paid),
+                                                     ahead_mask(first, config.reward_ahead))
+        loss = loss + config.reward_loss_scale * optional["reward_ahead_loss"]
     if config.prior_reward_scale:
         optional["prior_reward_loss"] = _prior_fed_reward_loss(params, model, config.reward_input, out, batch,
                                                                jax.random.fold_in(key, T))
