@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
             agreement = tables.get("agreement")
             agrees = ("" if agreement is None else "; first latent agrees, by imagined 2's payment: " + ", ".join(
                 f"{outcome} {signed(agreement['imagined 2'][outcome][1])}" for outcome in OUTCOMES))
-            print(f"update {i}: correlation {correlations}; mean over {args.every} updates: reward loss "
+            span = "the update" if args.every == 1 else f"{args.every} updates"
+            print(f"update {i}: correlation {correlations}; mean over {span}: reward loss "
                   f"{metrics['reward_loss']:.3f}, representation KL {metrics['rep_kl']:.2f} nats{extra}{agrees}",
                   flush=True)
 

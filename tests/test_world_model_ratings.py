@@ -213,7 +213,7 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
     printed = capsys.readouterr().out
     assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in printed
-    assert re.search(r"update 2: correlation .*; mean over 1 updates: reward loss \d+\.\d{3}, representation KL "
+    assert re.search(r"update 2: correlation .*; mean over the update: reward loss \d+\.\d{3}, representation KL "
                      r"\d+\.\d{2} nats; first latent agrees, by imagined 2's payment: paid < 0 .*\n", printed)
     main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "prior_reward_scale=1", "--from", "0.75"])
     assert re.search(r"update 1: .*representation KL \d+\.\d{2} nats, prior-fed reward loss \d+\.\d{3}; ",
@@ -226,6 +226,9 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert "read from the observed state (the reward_ahead heads)" in printed and list(ahead["ahead"]) == [
         "ahead 1", "ahead 2"]
     assert out["ahead"] is None
+    one_step = main([run_dir, "--windows", "2", "--refit", "1", "--set", "horizon=1", "--from", "0.75"])
+    # with one imagined step the windows end before the frame the first latent is compared with
+    assert one_step["agreement"] is None and "Imagination's first latent" not in capsys.readouterr().out
 
     for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),
                           (["--refit", "1", "--set", "hiden=8"], "--set: hiden: not a world-model setting; valid: "),
