@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
                              "ahead": tables.get("ahead"), "reward_loss": metrics["reward_loss"]})
             correlations = ", ".join(f"{name} {signed(e['correlation'])}"
                                      for name, e in {**tables["rewards"], **tables.get("ahead", {})}.items())
-            extra = "".join(f", {name} {metrics[key]:.3f}" for key, name in (
+            extra = "".join(f", {name} {metrics[metric]:.3f}" for metric, name in (
                 ("prior_reward_loss", "prior-fed reward loss"), ("reward_ahead_loss", "reward-ahead loss"))
-                if key in metrics)
+                if metric in metrics)
             agreement = tables.get("agreement")
             agrees = ("" if agreement is None else "; first latent agrees, by imagined 2's payment: " + ", ".join(
                 f"{outcome} {signed(agreement['imagined 2'][outcome][1])}" for outcome in OUTCOMES))

@@ -29,7 +29,7 @@ import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
-from ssmrl.agents.world_model.world_model import ahead_mask
+from ssmrl.agents.world_model.world_model import ahead_mask, later_rows
 
 OUTCOMES = ("paid < 0", "paid 0", "paid > 0")
 
@@ -109,13 +109,11 @@ def ahead_by_outcome(predicted: np.ndarray, paid: np.ndarray, first: np.ndarray)
     """``predicted [K, T, N]`` (:func:`ahead_predictions`), ``paid, first [T, N]`` -> ``{"ahead k": column}``: each
     head's predictions against the rewards paid ``k`` steps later, pooled over the positions where that reward is
     in the window and the episode (:func:`~ssmrl.agents.world_model.world_model.ahead_mask`; :func:`outcome_entry`)."""
-    K, T = predicted.shape[:2]
+    K = predicted.shape[0]
     mask = np.asarray(ahead_mask(jnp.asarray(first), K)) > 0
-    table = {}
-    for k in range(1, K + 1):
-        later = np.concatenate([paid[k:], np.zeros((k, *paid.shape[1:]), paid.dtype)], 0)  # r_{t+k}
-        table[f"ahead {k}"] = outcome_entry(predicted[k - 1][mask[k - 1]], later[mask[k - 1]])
-    return table
+    later = np.asarray(later_rows(jnp.asarray(paid), K))  # r_{t+k}
+    return {f"ahead {k}": outcome_entry(predicted[k - 1][mask[k - 1]], later[k - 1][mask[k - 1]])
+            for k in range(1, K + 1)}
 
 
 def first_latent_agreement(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array,

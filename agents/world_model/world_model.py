@@ -135,10 +135,7 @@ class WorldModel(nn.Module):
         real frame is read from a state built on ``k`` prior samples after it; only what ``h_t`` holds of
         ``r_{t+k}`` can reach those samples, and the reward heads, which read a state that has seen frame
         ``t + k``, never ask it for that (docs/RESULTS.md, Pong's lost point)."""
-        T = action.shape[0]
-        onehot = jax.nn.one_hot(action, self.num_actions)
-        padded = jnp.concatenate([onehot, jnp.zeros((self.reward_ahead, *onehot.shape[1:]), onehot.dtype)], 0)
-        later = [padded[k:k + T] for k in range(1, self.reward_ahead + 1)]  # a_{t+k} [T, B, A]
+        later = later_rows(jax.nn.one_hot(action, self.num_actions), self.reward_ahead)  # a_{t+k} [K, T, B, A]
         return jnp.stack([head(jnp.concatenate([h, *later[:k]], -1)) for k, head in enumerate(self.ahead_heads, 1)])
 
     def reward_per_action(self, s: jax.Array) -> jax.Array:
@@ -232,14 +229,18 @@ def reward_mask(reward_input: str, first: jax.Array) -> jax.Array:
     return jnp.concatenate([after, jnp.zeros_like(after[:1])], 0)
 
 
+def later_rows(x: jax.Array, steps: int) -> jax.Array:
+    """``x [T, ...]`` -> ``[steps, T, ...]``: row ``k - 1`` holds ``x_{t+k}`` at position t, zeros past the end."""
+    T = x.shape[0]
+    padded = jnp.concatenate([x, jnp.zeros((steps, *x.shape[1:]), x.dtype)], 0)
+    return jnp.stack([padded[k:k + T] for k in range(1, steps + 1)])
+
+
 def ahead_mask(first: jax.Array, steps: int) -> jax.Array:
     """``first [T, B]`` -> ``[steps, T, B]`` float: row ``k - 1`` is 1 where ``r_{t+k}`` is in the window and in
     ``h_t``'s episode (no frame of ``t+1 .. t+k`` starts another), the rewards :meth:`WorldModel.rewards_ahead`
     predicts."""
-    T = first.shape[0]
-    same = 1.0 - first.astype(jnp.float32)
-    padded = jnp.concatenate([same, jnp.zeros((steps, *same.shape[1:]), same.dtype)], 0)
-    return jnp.cumprod(jnp.stack([padded[k:k + T] for k in range(1, steps + 1)]), 0)
+    return jnp.cumprod(later_rows(1.0 - first.astype(jnp.float32), steps), 0)
 
 
 def value_bins(config: WorldModelConfig) -> jax.Array:
@@ -282,9 +283,7 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     optional = {}
     if config.reward_ahead:
         ahead = model.apply(params, out["h"], action, method="rewards_ahead")
-        later = jnp.concatenate([reward, jnp.zeros((config.reward_ahead, B), reward.dtype)], 0)
-        paid = jnp.stack([later[k:k + T] for k in range(1, config.reward_ahead + 1)])  # r_{t+k}
-        optional["reward_ahead_loss"] = _masked_mean(model.reward_error(ahead, paid),
+        optional["reward_ahead_loss"] = _masked_mean(model.reward_error(ahead, later_rows(reward, config.reward_ahead)),
                                                      ahead_mask(first, config.reward_ahead))
         loss = loss + config.reward_loss_scale * optional["reward_ahead_loss"]
     if config.prior_reward_scale:
