@@ -401,8 +401,12 @@ def test_reward_ahead_heads_read_later_rewards_from_the_state():
     parts = build(config, num_actions=A)
     wm, params = parts.wm, jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
     b, key = batch(first_at=(3, 1)), jax.random.PRNGKey(2)
-    losses = jax.jit(lambda p, c: world_model_loss(p, wm, c, b, key)[:1] + (world_model_loss(p, wm, c, b, key)[1][1],),
-                     static_argnums=1)
+
+    def loss_and_metrics(p, c):
+        loss, (_, m) = world_model_loss(p, wm, c, b, key)
+        return loss, m
+
+    losses = jax.jit(loss_and_metrics, static_argnums=1)
     (off, _), (on, m) = losses(params, dataclasses.replace(config, reward_ahead=0)), losses(params, config)
     np.testing.assert_allclose(on - off, 3.0 * m["reward_ahead_loss"], rtol=1e-3)  # beside a loss in the thousands
 
