@@ -13,7 +13,7 @@ cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior fro
 t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode. Optionally
 (``prior_reward_scale``) the reward once more, read from the sequence model fed prior samples in place of the
 posteriors, as imagination feeds it; and (``reward_ahead``) the rewards 1 .. K steps later, read from ``h_t`` with
-the actions between, at the reward's weight.
+the actions between, their mean loss at the reward's weight.
 """
 
 from __future__ import annotations
