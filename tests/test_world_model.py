@@ -393,9 +393,10 @@ def test_ahead_mask_keeps_the_later_rewards_of_h_ts_episode_in_the_window():
 
 
 def test_reward_ahead_heads_read_later_rewards_from_the_state():
-    """reward_ahead=K adds, at the reward's weight, the symlog error of head k's r_{t+k} read from h_t and the actions
-    a_{t+1} .. a_{t+k}, pooled where that reward is in the window and h_t's episode; head k at t reads no action
-    after a_{t+k}; its gradient reaches the backbone and not the reward head."""
+    """reward_ahead=K adds, each head at the reward's weight, the symlog error of head k's r_{t+k} read from h_t and
+    the actions a_{t+1} .. a_{t+k}, its mean where that reward is in the window and h_t's episode (the metric: the
+    heads' mean); head k at t reads no action after a_{t+k}; its gradient reaches the backbone and not the reward
+    head."""
     K, T = 2, 6
     config = tiny("drama", reward_ahead=K, reward_output="symlog_mse", reward_zero_init=False, reward_loss_scale=3.0)
     parts = build(config, num_actions=A)
@@ -408,16 +409,17 @@ def test_reward_ahead_heads_read_later_rewards_from_the_state():
 
     losses = jax.jit(loss_and_metrics, static_argnums=1)
     (off, _), (on, m) = losses(params, dataclasses.replace(config, reward_ahead=0)), losses(params, config)
-    np.testing.assert_allclose(on - off, 3.0 * m["reward_ahead_loss"], rtol=1e-3)  # beside a loss in the thousands
+    np.testing.assert_allclose(on - off, 3.0 * K * m["reward_ahead_loss"], rtol=1e-3)  # beside a loss in the thousands
 
     _, out = jax.jit(lambda p: wm.apply(p, wm.initialize_carry(2), b["obs"], b["action"], b["first"],
                                         jax.random.split(key, T), method="observe"))(params)
     ahead = jax.jit(lambda p, a: wm.apply(p, out["h"], a, method="rewards_ahead"))
     predicted = np.asarray(ahead(params, b["action"]))[..., 0]  # [K, T, B] symlog
     reward, first = np.asarray(b["reward"]), np.asarray(b["first"])
-    errors = [(predicted[k - 1, t, i] - np.sign(reward[t + k, i]) * np.log1p(abs(reward[t + k, i]))) ** 2
-              for k in range(1, K + 1) for t in range(T - k) for i in range(2) if not first[t + 1:t + k + 1, i].any()]
-    np.testing.assert_allclose(m["reward_ahead_loss"], np.mean(errors), rtol=1e-5)
+    head_means = [np.mean([(predicted[k - 1, t, i] - np.sign(reward[t + k, i]) * np.log1p(abs(reward[t + k, i]))) ** 2
+                           for t in range(T - k) for i in range(2) if not first[t + 1:t + k + 1, i].any()])
+                  for k in range(1, K + 1)]
+    np.testing.assert_allclose(m["reward_ahead_loss"], np.mean(head_means), rtol=1e-5)
 
     changed = np.asarray(ahead(params, b["action"].at[4].set((b["action"][4] + 1) % A)))[..., 0] != predicted
     np.testing.assert_array_equal(changed.any(-1), [[0, 0, 0, 1, 0, 0], [0, 0, 1, 1, 0, 0]])  # h_t is given

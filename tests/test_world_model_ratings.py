@@ -152,6 +152,9 @@ def test_reward_event_windows_and_columns(parts):
     assert all(abs(e["correlation"] - 1) < 1e-12 for e in perfect.values())
     assert perfect["imagined 1"]["paid < 0"] == (2, -2.0) and perfect["imagined 1"]["paid > 0"] == (2, 1.5)
     assert set(perfect["observed"]) == {*OUTCOMES, "correlation"}
+    # a model with reward_ahead heads gets every imagined step they ask the state to foresee, up to the horizon
+    ahead_parts = dataclasses.replace(parts, config=dataclasses.replace(parts.config, reward_ahead=2))
+    assert list(by_outcome(ahead_parts, position, paid)) == ["observed", *(f"imagined {k}" for k in (1, 2, 3, 4))]
 
 
 def test_first_latent_agreement_is_the_prior_after_the_context_against_the_next_posterior(parts):

@@ -95,7 +95,7 @@ class WorldModelConfig:
                                         "imagination still foresaw the lost point one step, not two, with the "
                                         "reward read from next_state or after_action)", ge=0)
     reward_ahead: int = setting(0, "heads reading the rewards 1 .. N steps later from h_t and the actions between "
-                                "(MuZero's reward unrolled from a state), their mean loss at reward_loss_scale, so "
+                                "(MuZero's reward unrolled from a state), each head's loss at reward_loss_scale, so "
                                 "the state holds a reward before the frame that decides it; auxiliary: imagination "
                                 "reads the reward head alone (0: off; docs/RESULTS.md, Pong's lost point)", ge=0)
     recon_gradient: bool = setting(True, "the reconstruction's gradient shapes the model state (DreamerV3, Drama); "

@@ -144,10 +144,11 @@ def agreement_by_outcome(parts: Parts, agreement: np.ndarray, paid: np.ndarray) 
 def by_outcome(parts: Parts, predicted: np.ndarray, paid: np.ndarray) -> dict:
     """``predicted, paid [T, N]`` -> ``{column: {outcome: (steps, mean prediction), "correlation": r}}`` with
     columns ``observed`` (the steps before imagination starts, pooled) and ``imagined k`` for ``k`` in 1, 2,
-    half the horizon and the horizon (:func:`outcome_entry`)."""
-    C, H = parts.config.imag_context, parts.config.horizon
+    half the horizon, the horizon and, for a model with ``reward_ahead`` heads, every step up to ``reward_ahead + 1``
+    (the steps those heads ask the state to foresee; :func:`outcome_entry`)."""
+    C, H, K = parts.config.imag_context, parts.config.horizon, parts.config.reward_ahead
     columns = {"observed": np.arange(0, C - 1)}
-    for k in sorted({1, min(2, H), max(1, H // 2), H}):
+    for k in sorted({1, min(2, H), max(1, H // 2), H, *range(1, min(H, K + 1) + 1)}):
         columns[f"imagined {k}"] = np.asarray([C - 2 + k])
     return {name: outcome_entry(predicted[rows].ravel(), paid[rows].ravel()) for name, rows in columns.items()}
 

@@ -13,7 +13,7 @@ cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior fro
 t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode. Optionally
 (``prior_reward_scale``) the reward once more, read from the sequence model fed prior samples in place of the
 posteriors, as imagination feeds it; and (``reward_ahead``) the rewards 1 .. K steps later, read from ``h_t`` with
-the actions between, their mean loss at the reward's weight.
+the actions between, each head's loss at the reward's weight.
 """
 
 from __future__ import annotations
@@ -283,9 +283,11 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     optional = {}
     if config.reward_ahead:
         ahead = model.apply(params, out["h"], action, method="rewards_ahead")
-        optional["reward_ahead_loss"] = _masked_mean(model.reward_error(ahead, later_rows(reward, config.reward_ahead)),
-                                                     ahead_mask(first, config.reward_ahead))
-        loss = loss + config.reward_loss_scale * optional["reward_ahead_loss"]
+        errors = model.reward_error(ahead, later_rows(reward, config.reward_ahead))  # [K, T, B]
+        per_head = jax.vmap(_masked_mean)(errors, ahead_mask(first, config.reward_ahead))
+        # each head at the reward's full weight, so that more heads do not thin the first ones' weight
+        optional["reward_ahead_loss"] = per_head.mean()
+        loss = loss + config.reward_loss_scale * per_head.sum()
     if config.prior_reward_scale:
         optional["prior_reward_loss"] = _prior_fed_reward_loss(params, model, config.reward_input, out, batch,
                                                                jax.random.fold_in(key, T))
