@@ -7,12 +7,13 @@ RUN_DIR is a `train/world_model.py` run; its newest checkpoint is read. ``--wind
 over the replay from the fraction ``--from`` of its rows on, are replayed through the model as the agent's
 imagination sees them (``imag_context`` frames observed, then ``horizon`` steps imagined with the recorded
 actions). The table gives the model's mean predicted reward where the env paid less than, exactly and more
-than zero, for the observed steps and for imagined steps 1, 2, half the horizon, the horizon (and, with ``reward_ahead``
-heads, every step up to ``reward_ahead + 1``), with the correlation of predicted and paid rewards. A model whose predictions do not move with what was paid gives its
-actor nothing to learn from. A second table gives the share of latent groups in which imagination's first latent
-(the prior after the observed frames) has the real next frame's most likely class, by what imagined steps 1 and 2
-were paid: the later imagined steps are built on that latent. A model with ``reward_ahead`` heads gets a third: their
-predictions of the rewards 1 .. K steps later from the observed state, against what was paid then.
+than zero, for the observed steps and for imagined steps 1, 2, half the horizon, the horizon (and, with
+``reward_ahead`` heads, every step up to ``reward_ahead + 1``), with the correlation of predicted and paid rewards.
+A model whose predictions do not move with what was paid gives its actor nothing to learn from. A second table
+gives the share of latent groups in which imagination's first latent (the prior after the observed frames) has the
+real next frame's most likely class, by what imagined steps 1 and 2 were paid: the later imagined steps are built on
+that latent. A model with ``reward_ahead`` heads gets a third: their predictions of the rewards 1 .. K steps later
+from the observed state, against what was paid then.
 
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
