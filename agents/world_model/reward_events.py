@@ -148,7 +148,7 @@ def by_outcome(parts: Parts, predicted: np.ndarray, paid: np.ndarray) -> dict:
     (the steps those heads ask the state to foresee; :func:`outcome_entry`)."""
     C, H, K = parts.config.imag_context, parts.config.horizon, parts.config.reward_ahead
     columns = {"observed": np.arange(0, C - 1)}
-    for k in sorted({1, min(2, H), max(1, H // 2), H, *range(1, min(H, K + 1) + 1)}):
+    for k in sorted({min(2, H), max(1, H // 2), H, *range(1, min(H, K + 1) + 1)}):  # the range holds step 1
         columns[f"imagined {k}"] = np.asarray([C - 2 + k])
     return {name: outcome_entry(predicted[rows].ravel(), paid[rows].ravel()) for name, rows in columns.items()}
 
