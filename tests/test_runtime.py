@@ -7,12 +7,14 @@ import json
 import os
 import signal
 import socket
+import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ssmrl.experiment import loop
 from ssmrl.experiment.checkpoint import Checkpoints
 from ssmrl.experiment.loop import Diverged, Interrupted, LoopSpec, Terminated, run_loop, run_main
 from ssmrl.experiment.results import read_results
@@ -81,6 +83,21 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path):
     assert resumed.wall_time_s > 0 and not (tmp_path / "cut" / LOCK_FILE).exists()
     assert read_run(str(tmp_path / "cut")) == {"kind": "ppo", "version": read_run(str(tmp_path / "whole"))["version"],
                                                "config": CONFIG}
+
+
+def test_wall_time_is_summed_over_the_crashed_and_the_resumed_process(tmp_path, monkeypatch):
+    """A clock that moves 10 s per chunk and stands still otherwise: the time after the crashed process's last
+    checkpoint (its save, its exit) is not counted, so the resumed run's figure equals the uninterrupted one's."""
+    clock = [0.0]
+
+    def chunk(state):
+        clock[0] += 10.0
+        return _chunk(state)
+
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    assert _run(tmp_path / "whole", chunk).wall_time_s == 40.0
+    assert _run(tmp_path / "cut", chunk, stop_after=1).wall_time_s == 10.0
+    assert _run(tmp_path / "cut", chunk, resume=True).wall_time_s == 40.0
 
 
 def test_a_fresh_and_a_resumed_run_share_one_compiled_chunk(tmp_path):
