@@ -20,7 +20,8 @@ import pytest
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.agent import build, init_params
+from ssmrl.agents.world_model.action_response import MEASURES, action_response
+from ssmrl.agents.world_model.agent import build, init_params, open_loop_predictions
 from ssmrl.agents.world_model.ratings import env_ratings, imagined_ratings, policy_names
 from ssmrl.agents.world_model.reward_events import (
     OUTCOMES,
@@ -188,6 +189,44 @@ def test_first_latent_agreement_is_the_prior_after_the_context_against_the_next_
     assert [table["imagined 2"][o] for o in OUTCOMES] == [(2, 0.625), (2, 0.625), (0, None)]
 
 
+def test_action_response_holds_each_action_from_the_last_observed_step(parts):
+    """Against a hand computation: the frames imagined with each action held from window row ``imag_context - 1``
+    on, one key, their mean absolute difference over the action pairs; the recorded actions under a second key; the
+    rewards' range over the held actions. A model blind to the actions (the sequence model's action inputs zeroed)
+    answers them with nothing, while its sampling noise stays."""
+    C, H, T, B, A = CONFIG.imag_context, CONFIG.horizon, window_length(parts), 5, parts.num_actions
+    params = init_params(parts, jax.random.PRNGKey(0))["wm"]
+    leaves, tree = jax.tree_util.tree_flatten(params)  # jittered: the reward head starts at zero
+    noise = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = tree.unflatten([x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, noise)])
+    k_obs, k_action, key = jax.random.split(jax.random.PRNGKey(2), 3)
+    obs = jax.random.bernoulli(k_obs, 0.3, (T, B, *parts.obs_shape)).astype(parts.obs_dtype)
+    action = jax.random.randint(k_action, (T, B), 0, A)
+    first = jnp.zeros((T, B), bool).at[0].set(True)
+    measure = jax.jit(lambda p: action_response(parts, p, obs, action, first, key))
+    response = np.asarray(measure(params))
+    assert response.shape == (len(MEASURES), H - 1, B)
+
+    k_same, k_other = jax.random.split(key)
+    held = [open_loop_predictions(parts, params, obs, action.at[C - 1:].set(a), first, C, k_same) for a in range(A)]
+    frames = [np.asarray(f[C:]) for f, _ in held]
+    rewards = np.stack([np.asarray(parts.wm.reward_value(r))[C - 1:-1] for _, r in held])  # led to frames 1..H-1
+    pairs = [np.abs(frames[a] - frames[b]).mean((2, 3, 4)) for a in range(A) for b in range(a + 1, A)]
+    other = np.asarray(open_loop_predictions(parts, params, obs, action, first, C, k_other)[0][C:])
+    recorded = np.asarray(open_loop_predictions(parts, params, obs, action, first, C, k_same)[0][C:])
+    np.testing.assert_allclose(response[0], np.mean(pairs, 0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(response[1], np.abs(recorded - other).mean((2, 3, 4)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(response[2], rewards.max(0) - rewards.min(0), atol=1e-5)  # a difference of ~0.1s
+    assert np.all(response[0] > 0) and np.all(response[2] > 0)
+
+    L = CONFIG.latent_groups * CONFIG.latent_classes  # the sequence model's inputs: [z, one-hot action, first]
+    kernel = params["params"]["sequence"]["in_proj"]["kernel"]
+    blind = jax.tree_util.tree_map(lambda x: x, params)
+    blind["params"]["sequence"]["in_proj"]["kernel"] = kernel.at[L:L + A].set(0.0)
+    response = np.asarray(measure(blind))
+    assert np.all(response[0] == 0) and np.all(response[2] == 0) and np.all(response[1] > 0)
+
+
 def test_ahead_table_pairs_each_heads_prediction_with_the_reward_paid_k_steps_later():
     """Head k's prediction at row t is scored against the reward of row t + k, where that row is in the window and
     no frame after t starts another episode."""
@@ -211,6 +250,11 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert sum(out["agreement"]["imagined 2"][o][0] for o in OUTCOMES) == 4 * CONFIG.num_envs
     printed = capsys.readouterr().out
     assert "| paid < 0: mean prediction (steps) |" in printed and "| paid 0: groups agreeing (windows) |" in printed
+    H = CONFIG.horizon
+    assert list(out["actions"]) == [f"imagined {k}" for k in sorted({1, 2, H // 2, H - 1})]
+    assert all(list(column) == list(MEASURES) and min(column.values()) >= 0 for column in out["actions"].values())
+    assert "each of the 3 actions held from the last observed step on" in printed
+    assert "| frames: actions apart |" in printed
 
     refit = main([run_dir, "--windows", "2", "--refit", "2", "--every", "1", "--set", "hidden=8", "--from", "0.75"])
     assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
@@ -231,7 +275,9 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert out["ahead"] is None
     one_step = main([run_dir, "--windows", "2", "--refit", "1", "--set", "horizon=1", "--from", "0.75"])
     # with one imagined step the windows end before the frame the first latent is compared with
-    assert one_step["agreement"] is None and "Imagination's first latent" not in capsys.readouterr().out
+    assert one_step["agreement"] is None and one_step["actions"] is None
+    printed = capsys.readouterr().out
+    assert "Imagination's first latent" not in printed and "answer to the actions" not in printed
 
     for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),
                           (["--refit", "1", "--set", "hiden=8"], "--set: hiden: not a world-model setting; valid: "),

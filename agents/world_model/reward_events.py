@@ -70,26 +70,31 @@ def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: i
     predict = jax.jit(lambda p, o, a, f, k: parts.wm.reward_value(open_loop_predictions(parts, p, o, a, f, C, k)[1]))
     agreement = jax.jit(lambda p, o, a, f, k: first_latent_agreement(parts, p, o, a, f, C, k))
     ahead = jax.jit(lambda p, o, a, f, k: ahead_predictions(parts, p, o, a, f, k))
-    N = windows["action"].shape[1]
-    batches = [np.minimum(np.arange(i, i + batch), N - 1) for i in range(0, N, batch)]
-
-    def over_batches(fn, wm_params, key: jax.Array, axis: int) -> np.ndarray:
-        out = [np.asarray(fn(wm_params, *(windows[n][:, take] for n in ("obs", "action", "first")), k))
-               for take, k in zip(batches, jax.random.split(key, len(batches)))]
-        return np.take(np.concatenate(out, axis), np.arange(N), axis)
 
     def events(wm_params, key: jax.Array) -> dict:
         k_predict, k_agree, k_ahead = jax.random.split(key, 3)
-        tables = {"rewards": by_outcome(parts, over_batches(predict, wm_params, k_predict, 1), windows["reward"])}
+        predicted = over_batches(predict, windows, batch, wm_params, k_predict, 1)
+        tables = {"rewards": by_outcome(parts, predicted, windows["reward"])}
         if parts.config.horizon >= 2:
-            tables["agreement"] = agreement_by_outcome(parts, over_batches(agreement, wm_params, k_agree, 0),
-                                                       windows["reward"])
+            tables["agreement"] = agreement_by_outcome(
+                parts, over_batches(agreement, windows, batch, wm_params, k_agree, 0), windows["reward"])
         if parts.config.reward_ahead:
-            tables["ahead"] = ahead_by_outcome(over_batches(ahead, wm_params, k_ahead, 2), windows["reward"],
-                                               windows["first"])
+            tables["ahead"] = ahead_by_outcome(over_batches(ahead, windows, batch, wm_params, k_ahead, 2),
+                                               windows["reward"], windows["first"])
         return tables
 
     return events
+
+
+def over_batches(fn: Callable, windows: dict, batch: int, wm_params, key: jax.Array, axis: int) -> np.ndarray:
+    """``fn(wm_params, obs, action, first, key)`` over :func:`replay_windows`' windows in batches of ``batch`` (the
+    last one padded with the last window, each batch its own key), its outputs joined along ``axis`` (the windows')
+    without the padding."""
+    N = windows["action"].shape[1]
+    batches = [np.minimum(np.arange(i, i + batch), N - 1) for i in range(0, N, batch)]
+    out = [np.asarray(fn(wm_params, *(windows[n][:, take] for n in ("obs", "action", "first")), k))
+           for take, k in zip(batches, jax.random.split(key, len(batches)))]
+    return np.take(np.concatenate(out, axis), np.arange(N), axis)
 
 
 def ahead_predictions(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, key: jax.Array
