@@ -13,10 +13,13 @@ A model whose predictions do not move with what was paid gives its actor nothing
 gives the share of latent groups in which imagination's first latent (the prior after the observed frames) has the
 real next frame's most likely class, by what imagined steps 1 and 2 were paid: the later imagined steps are built on
 that latent. A model with ``reward_ahead`` heads gets a third: their predictions of the rewards 1 .. K steps later
-from the observed state, against what was paid then. A last table says whether imagination answers the actions at
-all (agents/world_model/action_response.py): how far apart the imagined frames of two actions held from the last
-observed step on are, beside how far another sampling key moves them, and the range of the rewards predicted for
-the held actions; a model that imagines the same game whatever the actor does gives it no advantage to learn.
+from the observed state, against what was paid then. Then, whether its frames draw what moves at all
+(agents/world_model/moving_content.py): the squared error on the values away from the windows' median frame, as a
+share of that still frame's (1: no better than drawing the still frame). A last table says whether imagination
+answers the actions (agents/world_model/action_response.py): how far apart the imagined frames of two actions held
+from the last observed step on are, beside how far another sampling key moves them, and the range of the rewards
+predicted for the held actions; a model that imagines the same game whatever the actor does gives it no advantage
+to learn.
 
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
@@ -34,6 +37,7 @@ import jax.numpy as jnp
 from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.action_response import format_response, make_action_response
 from ssmrl.agents.world_model.agent import build
+from ssmrl.agents.world_model.moving_content import format_content, make_moving_content
 from ssmrl.agents.world_model.probe import fit_world_model, setting, with_settings
 from ssmrl.agents.world_model.reward_events import OUTCOMES, format_table, make_reward_events, signed, window_length
 from ssmrl.experiment import compile_cache
@@ -115,13 +119,16 @@ def main(argv: list[str] | None = None) -> dict:
     if "ahead" in tables:
         print("\nThe rewards k steps later read from the observed state (the reward_ahead heads)\n\n"
               + format_table(tables["ahead"]))
+    content = make_moving_content(parts, state.replay, first_row, args.windows)(wm_params, key)
+    print("\nWhat the frames draw: the squared error on the values that move (away from the windows' median frame), "
+          "a share of the median frame's\n\n" + format_content(content))
     actions = None
     if parts.config.horizon >= 2:  # else the windows end before the first imagined frame
         actions = make_action_response(parts, state.replay, first_row, args.windows)(wm_params, key)
         print(f"\nImagination's answer to the actions: each of the {parts.num_actions} actions held from the last "
               "observed step on, one sampling key\n\n" + format_response(actions))
     return {"checkpoint": step, "first_row": first_row, "table": tables["rewards"],
-            "agreement": tables.get("agreement"), "ahead": tables.get("ahead"), "actions": actions,
+            "agreement": tables.get("agreement"), "ahead": tables.get("ahead"), "content": content, "actions": actions,
             "progress": progress}
 
 

@@ -22,6 +22,9 @@ from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.action_response import MEASURES, action_response
 from ssmrl.agents.world_model.agent import build, init_params, open_loop_predictions
+from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
+from ssmrl.agents.world_model.moving_content import MOVING, moving_errors, moving_sums
+from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.ratings import env_ratings, imagined_ratings, policy_names
 from ssmrl.agents.world_model.reward_events import (
     OUTCOMES,
@@ -227,6 +230,30 @@ def test_action_response_holds_each_action_from_the_last_observed_step(parts):
     assert np.all(response[0] == 0) and np.all(response[2] == 0) and np.all(response[1] > 0)
 
 
+def test_moving_sums_count_the_values_away_from_the_still_frame(parts):
+    """Only values more than ``MOVING`` from the still frame count: drawing the real frames scores 0, drawing the
+    still frame scores the still frame's own error; and the model's frames are those the open loop imagines."""
+    still = jnp.zeros((2,))
+    real = jnp.asarray([[[0.0, 0.2]], [[0.5 * MOVING, -0.3]], [[0.1, 0.0]]])  # [T=3, B=1, 2]
+    sums = np.asarray(moving_sums(jnp.full_like(real, 0.05), real, still))
+    np.testing.assert_allclose(sums[:, :, 0], [[0.15 ** 2, 0.35 ** 2, 0.05 ** 2], [0.04, 0.09, 0.01], [1, 1, 1]],
+                               rtol=1e-6)
+    assert np.all(np.asarray(moving_sums(real, real, still))[0] == 0)
+    drawn_still = np.asarray(moving_sums(jnp.broadcast_to(still, real.shape), real, still))
+    np.testing.assert_array_equal(drawn_still[0], drawn_still[1])
+
+    C, T, B = CONFIG.imag_context, window_length(parts), 4
+    params = init_params(parts, jax.random.PRNGKey(0))["wm"]
+    k_obs, k_action, key = jax.random.split(jax.random.PRNGKey(5), 3)
+    obs = jax.random.bernoulli(k_obs, 0.3, (T, B, *parts.obs_shape)).astype(parts.obs_dtype)
+    action = jax.random.randint(k_action, (T, B), 0, parts.num_actions)
+    first = jnp.zeros((T, B), bool).at[0].set(True)
+    still = preprocess(obs[0, 0])
+    frames, _ = open_loop_predictions(parts, params, obs, action, first, C, key)
+    np.testing.assert_allclose(moving_errors(parts, params, still, obs, action, first, key),
+                               moving_sums(frames, preprocess(obs), still), rtol=1e-6)
+
+
 def test_ahead_table_pairs_each_heads_prediction_with_the_reward_paid_k_steps_later():
     """Head k's prediction at row t is scored against the reward of row t + k, where that row is in the window and
     no frame after t starts another episode."""
@@ -251,6 +278,10 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     printed = capsys.readouterr().out
     assert "| paid < 0: mean prediction (steps) |" in printed and "| paid 0: groups agreeing (windows) |" in printed
     H = CONFIG.horizon
+    assert list(out["content"]) == ["observed", *(f"imagined {k}" for k in sorted({1, 2, H // 2, H - 1}))]
+    for column in out["content"].values():
+        assert list(column) == list(CONTENT) and 0 < column[CONTENT[1]] < 1 and column[CONTENT[0]] > 0
+    assert "What the frames draw" in printed and "| moving pixels' error, a share of the still frame's |" in printed
     assert list(out["actions"]) == [f"imagined {k}" for k in sorted({1, 2, H // 2, H - 1})]
     assert all(list(column) == list(MEASURES) and min(column.values()) >= 0 for column in out["actions"].values())
     assert "each of the 3 actions held from the last observed step on" in printed
