@@ -14,7 +14,7 @@ gives the share of latent groups in which imagination's first latent (the prior 
 real next frame's most likely class, by what imagined steps 1 and 2 were paid: the later imagined steps are built on
 that latent. A model with ``reward_ahead`` heads gets a third: their predictions of the rewards 1 .. K steps later
 from the observed state, against what was paid then. Then, whether its frames draw what moves at all
-(agents/world_model/moving_content.py): the squared error on the values away from the windows' median frame, as a
+(agents/world_model/moving_content.py): the squared error on the values away from each window's median frame, as a
 share of that still frame's (1: no better than drawing the still frame). A last table says whether imagination
 answers the actions (agents/world_model/action_response.py): how far apart the imagined frames of two actions held
 from the last observed step on are, beside how far another sampling key moves them, and the range of the rewards
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("\nThe rewards k steps later read from the observed state (the reward_ahead heads)\n\n"
               + format_table(tables["ahead"]))
     content = make_moving_content(parts, state.replay, first_row, args.windows)(wm_params, key)
-    print("\nWhat the frames draw: the squared error on the values that move (away from the windows' median frame), "
+    print("\nWhat the frames draw: the squared error on the values that move (away from each window's median frame), "
           "a share of the median frame's\n\n" + format_content(content))
     actions = None
     if parts.config.horizon >= 2:  # else the windows end before the first imagined frame

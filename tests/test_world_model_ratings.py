@@ -230,16 +230,17 @@ def test_action_response_holds_each_action_from_the_last_observed_step(parts):
     assert np.all(response[0] == 0) and np.all(response[2] == 0) and np.all(response[1] > 0)
 
 
-def test_moving_sums_count_the_values_away_from_the_still_frame(parts):
-    """Only values more than ``MOVING`` from the still frame count: drawing the real frames scores 0, drawing the
-    still frame scores the still frame's own error; and the model's frames are those the open loop imagines."""
-    still = jnp.zeros((2,))
-    real = jnp.asarray([[[0.0, 0.2]], [[0.5 * MOVING, -0.3]], [[0.1, 0.0]]])  # [T=3, B=1, 2]
-    sums = np.asarray(moving_sums(jnp.full_like(real, 0.05), real, still))
-    np.testing.assert_allclose(sums[:, :, 0], [[0.15 ** 2, 0.35 ** 2, 0.05 ** 2], [0.04, 0.09, 0.01], [1, 1, 1]],
-                               rtol=1e-6)
-    assert np.all(np.asarray(moving_sums(real, real, still))[0] == 0)
-    drawn_still = np.asarray(moving_sums(jnp.broadcast_to(still, real.shape), real, still))
+def test_moving_sums_count_the_values_away_from_the_windows_still_frame(parts):
+    """Only values more than ``MOVING`` from the window's per-value median over its rows count: drawing the real
+    frames scores 0, drawing the still frame scores the still frame's own error; and the model's frames are those
+    the open loop reconstructs and imagines."""
+    real = jnp.asarray([[[0.0, 0.2]], [[0.5 * MOVING, 0.2]], [[0.1, -0.3]]])  # [T=3, B=1, 2]: median [0.025, 0.2]
+    sums = np.asarray(moving_sums(jnp.full_like(real, 0.05), real))
+    # moving: row 2's both values (0.1 - 0.025 = 0.075, -0.5); rows 0 and 1 stay within MOVING of the median
+    np.testing.assert_allclose(sums[:, :, 0], [[0, 0, 0.05 ** 2 + 0.35 ** 2], [0, 0, 0.075 ** 2 + 0.5 ** 2],
+                                               [0, 0, 2]], rtol=1e-6)
+    assert np.all(np.asarray(moving_sums(real, real))[0] == 0)
+    drawn_still = np.asarray(moving_sums(jnp.broadcast_to(jnp.median(real, 0), real.shape), real))
     np.testing.assert_array_equal(drawn_still[0], drawn_still[1])
 
     C, T, B = CONFIG.imag_context, window_length(parts), 4
@@ -248,10 +249,9 @@ def test_moving_sums_count_the_values_away_from_the_still_frame(parts):
     obs = jax.random.bernoulli(k_obs, 0.3, (T, B, *parts.obs_shape)).astype(parts.obs_dtype)
     action = jax.random.randint(k_action, (T, B), 0, parts.num_actions)
     first = jnp.zeros((T, B), bool).at[0].set(True)
-    still = preprocess(obs[0, 0])
     frames, _ = open_loop_predictions(parts, params, obs, action, first, C, key)
-    np.testing.assert_allclose(moving_errors(parts, params, still, obs, action, first, key),
-                               moving_sums(frames, preprocess(obs), still), rtol=1e-6)
+    np.testing.assert_allclose(moving_errors(parts, params, obs, action, first, key),
+                               moving_sums(frames, preprocess(obs)), rtol=1e-6)
 
 
 def test_ahead_table_pairs_each_heads_prediction_with_the_reward_paid_k_steps_later():

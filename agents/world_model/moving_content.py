@@ -4,8 +4,9 @@ A model that reconstructs only the still parts of its observations (a playfield'
 reaches a small reconstruction loss on frames whose moving objects are a few pixels, and holds nothing an actor
 could act on. Here the windows' frames, reconstructed and imagined as the agent's imagination sees them
 (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`, the recorded actions), are compared with the real
-ones on the pixels that differ from a still frame, the windows' per-pixel median (of 256 windows at most): the
-model's squared error there, as a share of the still frame's. 0: the moving content is drawn as it was; 1: no
+ones on the pixels that differ from a still frame, the window's own per-pixel median over its rows (what stays put
+for the window's length: walls, colours, a score that did not change): the model's squared error there, as a share
+of the still frame's. 0: the moving content is drawn as it was; 1: no
 better than drawing the still frame; above 1: worse (moving content drawn in the wrong place). Observations are
 compared in ``preprocess``' units (pixels in [-0.5, 0.5], vectors symlog); a value moves where it is more than
 ``MOVING`` away from the still frame's.
@@ -29,25 +30,26 @@ MOVING = 0.05  # in preprocess' units: 13 of 255 pixel levels
 MEASURES = ("moving pixels' error, a share of the still frame's", "share of the values moving")
 
 
-def moving_sums(frames: jax.Array, real: jax.Array, still: jax.Array) -> jax.Array:
-    """``frames, real [T, B, *obs_shape]``, ``still [*obs_shape]`` (``preprocess``' units) -> ``[3, T, B]``: per
-    window row, the squared error of ``frames`` summed over the values of ``real`` that move (more than ``MOVING``
-    from ``still``), the still frame's summed over them, and their count."""
+def moving_sums(frames: jax.Array, real: jax.Array) -> jax.Array:
+    """``frames, real [T, B, *obs_shape]`` (``preprocess``' units) -> ``[3, T, B]``: per window row, the squared
+    error of ``frames`` summed over the values of ``real`` that move (more than ``MOVING`` from the window's still
+    frame, its per-value median over the ``T`` rows), the still frame's summed over them, and their count."""
     chex.assert_equal_shape([frames, real])
+    still = jnp.median(real, axis=0)
     moving = jnp.abs(real - still) > MOVING
     values = tuple(range(2, real.ndim))
     total = lambda x: jnp.sum(jnp.where(moving, x, 0.0), values)  # noqa: E731
     return jnp.stack([total((frames - real) ** 2), total((still - real) ** 2), total(jnp.ones_like(real))])
 
 
-def moving_errors(parts: Parts, wm_params, still: jax.Array, obs: jax.Array, action: jax.Array, first: jax.Array,
-                  key: jax.Array) -> jax.Array:
+def moving_errors(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, key: jax.Array
+                  ) -> jax.Array:
     """:func:`moving_sums` of the frames the model reconstructs and imagines for windows ``obs [T, B,
     *obs_shape]``, ``action, first [T, B]``."""
     T, B = action.shape
     chex.assert_shape(obs, (T, B, *parts.obs_shape))
     frames, _ = open_loop_predictions(parts, wm_params, obs, action, first, parts.config.imag_context, key)
-    return moving_sums(frames, preprocess(obs), still)
+    return moving_sums(frames, preprocess(obs))
 
 
 def make_moving_content(parts: Parts, replay: rb.Replay, first_row: int, count: int, batch: int = 64
@@ -59,12 +61,7 @@ def make_moving_content(parts: Parts, replay: rb.Replay, first_row: int, count: 
     for every call. A measure is None where no value moves."""
     C, last = parts.config.imag_context, parts.config.horizon - 1
     windows = replay_windows(replay, window_length(parts), first_row, count)
-    sample = windows["obs"][:, ::max(1, windows["obs"].shape[1] // 256)]  # a still frame from 256 windows or fewer
-    median = np.median(sample, axis=(0, 1))
-    if np.issubdtype(parts.obs_dtype, np.integer):
-        median = np.round(median)
-    still = preprocess(jnp.asarray(median.astype(parts.obs_dtype)))
-    measure = jax.jit(lambda p, o, a, f, k: moving_errors(parts, p, still, o, a, f, k))
+    measure = jax.jit(lambda p, o, a, f, k: moving_errors(parts, p, o, a, f, k))
     columns = {"observed": np.arange(C)}
     if last >= 1:
         columns.update({f"imagined {k}": np.asarray([C - 1 + k])
