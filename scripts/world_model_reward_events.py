@@ -24,7 +24,8 @@ to learn.
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
 read as JSON where it parses, else as a string): does a larger model, or more updates, see the rewards the
-agent's model missed? ``--every`` prints the correlations as the refit goes.
+agent's model missed? ``--every`` prints the correlations as the refit goes, with the moving pixels' error
+of the observed frames and the actions' and sampling keys' distances at imagined frame 1.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ import jax
 import jax.numpy as jnp
 
 from ssmrl.agents.config import ConfigError
+from ssmrl.agents.world_model.action_response import MEASURES as ANSWER
 from ssmrl.agents.world_model.action_response import format_response, make_action_response
 from ssmrl.agents.world_model.agent import build
+from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import format_content, make_moving_content
 from ssmrl.agents.world_model.probe import fit_world_model, setting, with_settings
 from ssmrl.agents.world_model.reward_events import OUTCOMES, format_table, make_reward_events, signed, window_length
@@ -85,6 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--from {args.start} leaves {size - first_row} rows, fewer than a "
                      f"{window_length(parts)}-step window")
     events = make_reward_events(parts, state.replay, first_row, args.windows)
+    drawn = make_moving_content(parts, state.replay, first_row, args.windows)
+    answer = (make_action_response(parts, state.replay, first_row, args.windows) if parts.config.horizon >= 2
+              else None)  # else the windows end before the first imagined frame
     key = jax.random.PRNGKey(args.seed)
     print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "
           f"{first_row}" + (f"; a fresh model refitted on rows 0-{first_row}, {dict(args.changes)}" if args.refit
@@ -92,9 +98,11 @@ def main(argv: list[str] | None = None) -> dict:
     progress = []
     if args.refit:
         def report(i, params, metrics):
-            tables = events(params, key)
+            tables, content = events(params, key), drawn(params, key)
+            actions = None if answer is None else answer(params, key)
             progress.append({"update": i, "table": tables["rewards"], "agreement": tables.get("agreement"),
-                             "ahead": tables.get("ahead"), "reward_loss": metrics["reward_loss"]})
+                             "ahead": tables.get("ahead"), "content": content, "actions": actions,
+                             "reward_loss": metrics["reward_loss"]})
             correlations = ", ".join(f"{name} {signed(e['correlation'])}"
                                      for name, e in {**tables["rewards"], **tables.get("ahead", {})}.items())
             extra = "".join(f", {name} {metrics[metric]:.3f}" for metric, name in (
@@ -103,10 +111,16 @@ def main(argv: list[str] | None = None) -> dict:
             agreement = tables.get("agreement")
             agrees = ("" if agreement is None else "; first latent agrees, by imagined 2's payment: " + ", ".join(
                 f"{outcome} {signed(agreement['imagined 2'][outcome][1])}" for outcome in OUTCOMES))
+            moving = content["observed"][CONTENT[0]]
+            drawing = "" if moving is None else f"; moving pixels' error {moving:.3f} of the still frame's (observed)"
+            if actions is not None:
+                first = actions["imagined 1"]
+                drawing += (f"; imagined frame 1: actions apart {first[ANSWER[0]]:.5f}, sampling keys apart "
+                            f"{first[ANSWER[1]]:.5f}")
             span = "the update" if args.every == 1 else f"{args.every} updates"
             print(f"update {i}: correlation {correlations}; mean over {span}: reward loss "
-                  f"{metrics['reward_loss']:.3f}, representation KL {metrics['rep_kl']:.2f} nats{extra}{agrees}",
-                  flush=True)
+                  f"{metrics['reward_loss']:.3f}, representation KL {metrics['rep_kl']:.2f} nats{extra}{agrees}"
+                  f"{drawing}", flush=True)
 
         older_rows = state.replay.replace(size=jnp.asarray(first_row, jnp.int32))  # the probed rows held out
         wm_params = fit_world_model(parts, older_rows, args.refit, seed=args.seed, every=args.every,
@@ -119,12 +133,12 @@ def main(argv: list[str] | None = None) -> dict:
     if "ahead" in tables:
         print("\nThe rewards k steps later read from the observed state (the reward_ahead heads)\n\n"
               + format_table(tables["ahead"]))
-    content = make_moving_content(parts, state.replay, first_row, args.windows)(wm_params, key)
+    content = drawn(wm_params, key)
     print("\nWhat the frames draw: the squared error on the values that move (away from each window's median frame), "
           "a share of the median frame's\n\n" + format_content(content))
     actions = None
-    if parts.config.horizon >= 2:  # else the windows end before the first imagined frame
-        actions = make_action_response(parts, state.replay, first_row, args.windows)(wm_params, key)
+    if answer is not None:
+        actions = answer(wm_params, key)
         print(f"\nImagination's answer to the actions: each of the {parts.num_actions} actions held from the last "
               "observed step on, one sampling key\n\n" + format_response(actions))
     return {"checkpoint": step, "first_row": first_row, "table": tables["rewards"],

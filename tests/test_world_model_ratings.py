@@ -292,7 +292,10 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     printed = capsys.readouterr().out
     assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in printed
     assert re.search(r"update 2: correlation .*; mean over the update: reward loss \d+\.\d{3}, representation KL "
-                     r"\d+\.\d{2} nats; first latent agrees, by imagined 2's payment: paid < 0 .*\n", printed)
+                     r"\d+\.\d{2} nats; first latent agrees, by imagined 2's payment: paid < 0 .*; moving pixels' "
+                     r"error \d\.\d{3} of the still frame's \(observed\); imagined frame 1: actions apart \d\.\d{5}, "
+                     r"sampling keys apart \d\.\d{5}\n", printed)
+    assert all(p["content"]["observed"] and p["actions"]["imagined 1"] for p in refit["progress"])
     main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "prior_reward_scale=1", "--from", "0.75"])
     assert re.search(r"update 1: .*representation KL \d+\.\d{2} nats, prior-fed reward loss \d+\.\d{3}; ",
                      capsys.readouterr().out)
