@@ -6,10 +6,9 @@ could act on. Here the windows' frames, reconstructed and imagined as the agent'
 (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`, the recorded actions), are compared with the real
 ones on the pixels that differ from a still frame, the window's own per-pixel median over its rows (what stays put
 for the window's length: walls, colours, a score that did not change): the model's squared error there, as a share
-of the still frame's. 0: the moving content is drawn as it was; 1: no
-better than drawing the still frame; above 1: worse (moving content drawn in the wrong place). Observations are
-compared in ``preprocess``' units (pixels in [-0.5, 0.5], vectors symlog); a value moves where it is more than
-``MOVING`` away from the still frame's.
+of the still frame's. 0: the moving content is drawn as it was; 1: no better than drawing the still frame; above 1:
+worse (moving content drawn in the wrong place). Observations are compared in ``preprocess``' units (pixels in
+[-0.5, 0.5], vectors symlog); a value moves where it is more than ``MOVING`` away from the still frame's.
 """
 
 from __future__ import annotations
@@ -72,8 +71,8 @@ def make_moving_content(parts: Parts, replay: rb.Replay, first_row: int, count: 
         size = np.prod(parts.obs_shape) * sums.shape[-1]
         table = {}
         for name, rows in columns.items():
-            model, static, moving = sums[:, rows].sum((1, 2))
-            table[name] = dict(zip(MEASURES, (float(model / static) if moving else None,
+            model, still, moving = sums[:, rows].sum((1, 2))
+            table[name] = dict(zip(MEASURES, (float(model / still) if moving else None,
                                               float(moving / (size * len(rows))))))
         return table
 
