@@ -42,7 +42,14 @@ from ssmrl.agents.world_model.agent import build
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import format_content, make_moving_content
 from ssmrl.agents.world_model.probe import fit_world_model, setting, with_settings
-from ssmrl.agents.world_model.reward_events import OUTCOMES, format_table, make_reward_events, signed, window_length
+from ssmrl.agents.world_model.reward_events import (
+    OUTCOMES,
+    format_table,
+    make_reward_events,
+    replay_windows,
+    signed,
+    window_length,
+)
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
@@ -87,9 +94,9 @@ def main(argv: list[str] | None = None) -> dict:
     if size - first_row < window_length(parts):
         parser.error(f"--from {args.start} leaves {size - first_row} rows, fewer than a "
                      f"{window_length(parts)}-step window")
-    events = make_reward_events(parts, state.replay, first_row, args.windows)
-    drawn = make_moving_content(parts, state.replay, first_row, args.windows)
-    answer = (make_action_response(parts, state.replay, first_row, args.windows) if parts.config.horizon >= 2
+    windows = replay_windows(state.replay, window_length(parts), first_row, args.windows)
+    events, drawn = make_reward_events(parts, windows), make_moving_content(parts, windows)
+    answer = (make_action_response(parts, windows) if parts.config.horizon >= 2
               else None)  # else the windows end before the first imagined frame
     key = jax.random.PRNGKey(args.seed)
     print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "

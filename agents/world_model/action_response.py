@@ -22,9 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
-from ssmrl.agents.world_model.reward_events import over_batches, replay_windows, window_length
+from ssmrl.agents.world_model.reward_events import over_batches, shown_frames, window_length
 
 MEASURES = ("frames: actions apart", "frames: sampling keys apart", "reward: actions' range")
 
@@ -54,22 +53,18 @@ def action_response(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, 
     return jnp.stack([apart, noise, rewards.max(0) - rewards.min(0)])
 
 
-def make_action_response(parts: Parts, replay: rb.Replay, first_row: int, count: int, batch: int = 64
-                         ) -> Callable[[Any, jax.Array], dict]:
-    """``response(wm_params, key) -> {"imagined k": {measure: mean over windows}}`` for ``k`` in 1, 2, half the
-    horizon and ``horizon - 1`` (the last imagined frame in a window), on ``count`` windows per env of ``replay``
-    from ``first_row`` on (as :func:`~ssmrl.agents.world_model.reward_events.make_reward_events` reads them), in
-    batches of ``batch`` windows; compiled once for every call. A horizon of 1 imagines no frame in a window."""
-    last = parts.config.horizon - 1
-    if last < 1:
+def make_action_response(parts: Parts, windows: dict, batch: int = 64) -> Callable[[Any, jax.Array], dict]:
+    """``response(wm_params, key) -> {"imagined k": {measure: mean over windows}}`` for the frames ``k`` of
+    :func:`~ssmrl.agents.world_model.reward_events.shown_frames`, on
+    :func:`~ssmrl.agents.world_model.reward_events.replay_windows`' ``windows``, in batches of ``batch`` windows;
+    compiled once for every call. A horizon of 1 imagines no frame in a window."""
+    if parts.config.horizon < 2:
         raise ValueError(f"a horizon of {parts.config.horizon} imagines no frame in a window: nothing to compare")
-    windows = replay_windows(replay, window_length(parts), first_row, count)
     measure = jax.jit(lambda p, o, a, f, k: action_response(parts, p, o, a, f, k))
 
     def response(wm_params, key: jax.Array) -> dict:
         means = over_batches(measure, windows, batch, wm_params, key, 2).mean(-1)  # [3, H - 1]
-        return {f"imagined {k}": dict(zip(MEASURES, means[:, k - 1].tolist()))
-                for k in sorted({1, min(2, last), max(1, (last + 1) // 2), last})}
+        return {f"imagined {k}": dict(zip(MEASURES, means[:, k - 1].tolist())) for k in shown_frames(parts)}
 
     return response
 

@@ -20,10 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
 from ssmrl.agents.world_model.networks import preprocess
-from ssmrl.agents.world_model.reward_events import over_batches, replay_windows, window_length
+from ssmrl.agents.world_model.reward_events import over_batches, shown_frames
 
 MOVING = 0.05  # in preprocess' units: 13 of 255 pixel levels
 MEASURES = ("moving pixels' error, a share of the still frame's", "share of the values moving")
@@ -51,20 +50,18 @@ def moving_errors(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, fi
     return moving_sums(frames, preprocess(obs))
 
 
-def make_moving_content(parts: Parts, replay: rb.Replay, first_row: int, count: int, batch: int = 64
-                        ) -> Callable[[Any, jax.Array], dict]:
-    """``content(wm_params, key) -> {column: {measure: value}}`` on ``count`` windows per env of ``replay`` from
-    ``first_row`` on (as :func:`~ssmrl.agents.world_model.reward_events.make_reward_events` reads them), pooled over
-    the observed rows (``observed``: reconstructions) and at imagined frames 1, 2, half the horizon and the last in
-    a window (``imagined k``, window row ``imag_context - 1 + k``); in batches of ``batch`` windows, compiled once
-    for every call. A measure is None where no value moves."""
-    C, last = parts.config.imag_context, parts.config.horizon - 1
-    windows = replay_windows(replay, window_length(parts), first_row, count)
+def make_moving_content(parts: Parts, windows: dict, batch: int = 64) -> Callable[[Any, jax.Array], dict]:
+    """``content(wm_params, key) -> {column: {measure: value}}`` on
+    :func:`~ssmrl.agents.world_model.reward_events.replay_windows`' ``windows``, pooled over the observed rows
+    (``observed``: reconstructions) and at the imagined frames of
+    :func:`~ssmrl.agents.world_model.reward_events.shown_frames` (``imagined k``, window row ``imag_context - 1 +
+    k``; none with a horizon of 1); in batches of ``batch`` windows, compiled once for every call. A measure is None
+    where no value moves."""
+    C = parts.config.imag_context
     measure = jax.jit(lambda p, o, a, f, k: moving_errors(parts, p, o, a, f, k))
     columns = {"observed": np.arange(C)}
-    if last >= 1:
-        columns.update({f"imagined {k}": np.asarray([C - 1 + k])
-                        for k in sorted({1, min(2, last), max(1, (last + 1) // 2), last})})
+    if parts.config.horizon >= 2:
+        columns.update({f"imagined {k}": np.asarray([C - 1 + k]) for k in shown_frames(parts)})
 
     def content(wm_params, key: jax.Array) -> dict:
         sums = over_batches(measure, windows, batch, wm_params, key, 2)  # [3, T, N]

@@ -56,17 +56,15 @@ def replay_windows(replay: rb.Replay, length: int, first_row: int, count: int) -
     return {name: gather(getattr(replay, name)) for name in ("obs", "action", "reward", "first")}
 
 
-def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: int, batch: int = 256
-                       ) -> Callable[[Any, jax.Array], dict]:
+def make_reward_events(parts: Parts, windows: dict, batch: int = 256) -> Callable[[Any, jax.Array], dict]:
     """``events(wm_params, key) -> {"rewards": by_outcome's table, "agreement": agreement_by_outcome's, "ahead":
-    ahead_by_outcome's}`` on ``count`` windows per env of ``replay`` from ``first_row`` on: the reward head's mean
+    ahead_by_outcome's}`` on :func:`replay_windows`' ``windows`` (of :func:`window_length` rows): the reward head's mean
     prediction for each recorded action, the first ``imag_context`` observed, the rest imagined
     (:func:`~ssmrl.agents.world_model.agent.open_loop_predictions`); the first imagined latent's agreement with the
     next frame's posterior (:func:`first_latent_agreement`; left out with ``horizon=1``, whose windows end before
     that frame); the ``reward_ahead`` heads' predictions (:func:`ahead_predictions`; left out without them). In
     batches of ``batch`` windows (the last one padded); compiled once for every call."""
     C = parts.config.imag_context
-    windows = replay_windows(replay, window_length(parts), first_row, count)
     predict = jax.jit(lambda p, o, a, f, k: parts.wm.reward_value(open_loop_predictions(parts, p, o, a, f, C, k)[1]))
     agreement = jax.jit(lambda p, o, a, f, k: first_latent_agreement(parts, p, o, a, f, C, k))
     ahead = jax.jit(lambda p, o, a, f, k: ahead_predictions(parts, p, o, a, f, k))
@@ -84,6 +82,13 @@ def make_reward_events(parts: Parts, replay: rb.Replay, first_row: int, count: i
         return tables
 
     return events
+
+
+def shown_frames(parts: Parts) -> list[int]:
+    """The imagined frames a table shows: 1, 2, half the horizon and ``horizon - 1``, the last in a window (the
+    window's last action leads out of it)."""
+    H = parts.config.horizon
+    return sorted({1, min(2, H - 1), max(1, H // 2), H - 1})
 
 
 def over_batches(fn: Callable, windows: dict, batch: int, wm_params, key: jax.Array, axis: int) -> np.ndarray:
