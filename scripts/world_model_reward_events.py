@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
         if first_row < parts.config.batch_length:
             parser.error(f"--from {args.start} leaves {first_row} rows to refit on, fewer than a "
                          f"{parts.config.batch_length}-step window")
-    if size - first_row < window_length(parts):
-        parser.error(f"--from {args.start} leaves {size - first_row} rows, fewer than a "
-                     f"{window_length(parts)}-step window")
-    windows = replay_windows(state.replay, window_length(parts), first_row, args.windows)
+    length = window_length(parts)
+    if size - first_row < length:
+        parser.error(f"--from {args.start} leaves {size - first_row} rows, fewer than a {length}-step window")
+    windows = replay_windows(state.replay, length, first_row, args.windows)
     events, drawn = make_reward_events(parts, windows), make_moving_content(parts, windows)
     answer = (make_action_response(parts, windows) if parts.config.horizon >= 2
               else None)  # else the windows end before the first imagined frame

@@ -59,9 +59,7 @@ def make_moving_content(parts: Parts, windows: dict, batch: int = 64) -> Callabl
     where no value moves."""
     C = parts.config.imag_context
     measure = jax.jit(lambda p, o, a, f, k: moving_errors(parts, p, o, a, f, k))
-    columns = {"observed": np.arange(C)}
-    if parts.config.horizon >= 2:
-        columns.update({f"imagined {k}": np.asarray([C - 1 + k]) for k in shown_frames(parts)})
+    columns = {"observed": np.arange(C), **{f"imagined {k}": np.asarray([C - 1 + k]) for k in shown_frames(parts)}}
 
     def content(wm_params, key: jax.Array) -> dict:
         sums = over_batches(measure, windows, batch, wm_params, key, 2)  # [3, T, N]

@@ -86,9 +86,9 @@ def make_reward_events(parts: Parts, windows: dict, batch: int = 256) -> Callabl
 
 def shown_frames(parts: Parts) -> list[int]:
     """The imagined frames a table shows: 1, 2, half the horizon and ``horizon - 1``, the last in a window (the
-    window's last action leads out of it)."""
+    window's last action leads out of it); none with a horizon of 1, whose windows end before the first."""
     H = parts.config.horizon
-    return sorted({1, min(2, H - 1), max(1, H // 2), H - 1})
+    return sorted({1, min(2, H - 1), max(1, H // 2), H - 1}) if H >= 2 else []
 
 
 def over_batches(fn: Callable, windows: dict, batch: int, wm_params, key: jax.Array, axis: int) -> np.ndarray:
