@@ -3,7 +3,9 @@ reads a run with it (scripts/world_model_policy_probe.py), on Breakout-MinAtar, 
 holding the paddle left or right loses the ball on step 6 of every episode, standing still scores. And whether
 it sees the rewards of its replay (agents/world_model/reward_events.py, scripts/world_model_reward_events.py):
 which window rows the table reads, and the script on the same tiny run; and whether a network of its own reads the
-rewards from the replay's frames (scripts/reward_from_frames.py): which rows it trains and scores on, the script."""
+rewards from the replay's frames (scripts/reward_from_frames.py): which rows it trains and scores on, the script; and
+whether its encoder and decoder alone draw the frames (scripts/world_model_autoencoder.py): what each bottleneck feeds
+the decoder, the script."""
 
 import dataclasses
 import os
@@ -11,6 +13,7 @@ import re
 import runpy
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +25,7 @@ from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.action_response import MEASURES, action_response
 from ssmrl.agents.world_model.agent import build, init_params, open_loop_predictions
+from ssmrl.agents.world_model.autoencoder import BOTTLENECKS, frame_autoencoder
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import MOVING, moving_errors, moving_sums
 from ssmrl.agents.world_model.networks import preprocess
@@ -478,3 +482,60 @@ def test_reward_from_frames_world_model_head_is_the_reward_heads_init(parts):
     zero, lecun = reward_grads(), reward_grads(reward_zero_init=False)
     assert zero["encoder"] == zero["latent"] == 0.0 and zero["head"] > 0
     assert lecun["encoder"] > 0 and lecun["latent"] > 0
+
+
+def test_frame_autoencoder_feeds_its_decoder_what_the_bottleneck_names(parts):
+    """``none``: the encoder's features; ``onehot``: a one-hot sample of each of the ``latent_groups`` softmaxes,
+    drawn with the key; ``dense``: ``latent_groups x latent_classes`` values, not one-hot; any other name is refused
+    with the valid ones."""
+    obs = jax.random.bernoulli(jax.random.PRNGKey(1), 0.3, (5, *parts.obs_shape)).astype(parts.obs_dtype)
+    G, C = CONFIG.latent_groups, CONFIG.latent_classes
+    seen = {}
+
+    def record(call, args, kwargs, context):
+        out = call(*args, **kwargs)
+        if context.method_name == "__call__":
+            seen[context.module.name] = (args[0], out)
+        return out
+
+    for bottleneck in BOTTLENECKS:
+        model = frame_autoencoder(CONFIG, parts.obs_shape, bottleneck)
+        params = model.init(jax.random.PRNGKey(0), obs, jax.random.PRNGKey(0))
+        with nn.intercept_methods(record):
+            frames = model.apply(params, obs, jax.random.PRNGKey(2))
+        chex.assert_shape(frames, (5, *parts.obs_shape))
+        decoded, features = np.asarray(seen["dec"][0]), np.asarray(seen["enc"][1])
+        assert ("to_latent" in params["params"]) == (bottleneck != "none")
+        if bottleneck == "none":
+            np.testing.assert_array_equal(decoded, features)
+        else:
+            groups = decoded.reshape(5, G, C)
+            one_hot = np.all((np.abs(groups) < 1e-6) | (np.abs(groups - 1) < 1e-6)) and np.allclose(groups.sum(-1), 1)
+            assert one_hot == (bottleneck == "onehot"), bottleneck
+        again = model.apply(params, obs, jax.random.PRNGKey(3))
+        assert np.array_equal(frames, again) == (bottleneck != "onehot"), bottleneck
+    with pytest.raises(ValueError, match=r"unknown bottleneck 'softmax'; valid: \['none', 'onehot', 'dense'\]"):
+        frame_autoencoder(CONFIG, parts.obs_shape, "softmax").init(jax.random.PRNGKey(0), obs, jax.random.PRNGKey(0))
+
+
+def test_frame_autoencoder_learns_the_runs_frames_and_its_script_reads_a_run(trained_run, capsys):
+    """Trained alone on the tiny run's MinAtar frames, the encoder and decoder reconstruct them far better than at
+    the start; the script reports every ``--every`` updates and refuses bad arguments before compiling."""
+    run_dir, _ = trained_run
+    main = _script("world_model_autoencoder.py")
+    out = main([run_dir, "--updates", "60", "--every", "20", "--batch", "16", "--windows", "4", "--set", "wm_lr=3e-3"])
+    assert [p["update"] for p in out["progress"]] == [20, 40, 60] and out["frames"] == 90 * CONFIG.num_envs
+    assert out["progress"][-1]["loss"] < 0.3 * out["progress"][0]["loss"], out["progress"]
+    assert all(p["moving"] is None or p["moving"] >= 0 for p in out["progress"])
+    printed = capsys.readouterr().out
+    assert f"{90 * CONFIG.num_envs} frames to train on, {4 * CONFIG.num_envs} windows to measure" in printed
+    assert re.search(r"bottleneck none \(4 x 4\), lr 0\.003, seed 0\nupdate 20: reconstruction loss \d+\.\d{2}, "
+                     r"moving pixels' error (\d\.\d{3}|-) of the still frame's, \d+ s\n", printed), printed
+    choices = "invalid choice: 'softmax' (choose from 'none', 'onehot', 'dense')"
+    for argv, message in [(["--bottleneck", "softmax"], choices),
+                          (["--set", "wm_lr=0"], "--set: wm_lr must be > 0"),
+                          (["--every", "0"], "--updates, --every, --batch and --windows must be >= 1"),
+                          (["--from", "0.99"], "into 118 to train on and 2 to measure on; at least 1 and a 6-step")]:
+        with pytest.raises(SystemExit):
+            main([run_dir, *argv])
+        assert message in capsys.readouterr().err, argv
