@@ -24,7 +24,7 @@ to learn.
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
 read as JSON where it parses, else as a string): does a larger model, or more updates, see the rewards the
-agent's model missed? ``--every`` prints the correlations as the refit goes, with the moving pixels' error
+agent's model missed? ``--every`` prints the correlations as the refit goes, with the losses, the moving pixels' error
 of the observed frames and the actions' and sampling keys' distances at imagined frame 1.
 """
 
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
                 drawing += (f"; imagined frame 1: actions apart {first[ANSWER[0]]:.5f}, sampling keys apart "
                             f"{first[ANSWER[1]]:.5f}")
             span = "the update" if args.every == 1 else f"{args.every} updates"
-            print(f"update {i}: correlation {correlations}; mean over {span}: reward loss "
+            print(f"update {i}: correlation {correlations}; mean over {span}: reconstruction loss "
+                  f"{metrics['recon_loss']:.2f}, reward loss "
                   f"{metrics['reward_loss']:.3f}, representation KL {metrics['rep_kl']:.2f} nats{extra}{agrees}"
                   f"{drawing}", flush=True)
 

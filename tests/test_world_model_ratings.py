@@ -295,8 +295,9 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
     printed = capsys.readouterr().out
     assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in printed
-    assert re.search(r"update 2: correlation .*; mean over the update: reward loss \d+\.\d{3}, representation KL "
-                     r"\d+\.\d{2} nats; first latent agrees, by imagined 2's payment: paid < 0 .*; moving pixels' "
+    assert re.search(r"update 2: correlation .*; mean over the update: reconstruction loss \d+\.\d{2}, reward loss "
+                     r"\d+\.\d{3}, representation KL \d+\.\d{2} nats; first latent agrees, by imagined 2's "
+                     r"payment: paid < 0 .*; moving pixels' "
                      r"error \d\.\d{3} of the still frame's \(observed\); imagined frame 1: actions apart \d\.\d{5}, "
                      r"sampling keys apart \d\.\d{5}\n", printed)
     assert all(p["content"]["observed"] and p["actions"]["imagined 1"] for p in refit["progress"])
