@@ -11,9 +11,9 @@ convolutions. Between the encoder's features and the decoder, ``bottleneck``:
 * ``dense``: the same Dense layer, no softmax (does the extra layer or the one-hot form hold the decoder back?).
 
 The loss is the world model's reconstruction loss (squared error summed over an observation's values, in
-``preprocess``' units); what is drawn is read by :func:`~ssmrl.agents.world_model.moving_content.moving_sums` on
-windows of frames, the moving pixels' error as a share of the still frame's (0: what moves drawn as it was, 1: no
-better than the still frame).
+``preprocess``' units), in f32 whatever the run's ``precision``; what is drawn is read by
+:func:`~ssmrl.agents.world_model.moving_content.moving_sums` on windows of frames, the moving pixels' error as a share
+of the still frame's (0: what moves drawn as it was, 1: no better than the still frame).
 """
 
 from __future__ import annotations
