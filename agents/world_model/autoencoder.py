@@ -75,7 +75,7 @@ def reconstruction_loss(model: FrameAutoencoder, params, obs: jax.Array, key: ja
 
 
 def fit_autoencoder(model: FrameAutoencoder, tx: optax.GradientTransformation, frames: np.ndarray,
-                    windows: jax.Array, updates: int, batch: int, seed: int = 0, every: int = 0,
+                    windows: np.ndarray, updates: int, batch: int, seed: int = 0, every: int = 0,
                     on_report: Callable[[int, float, float | None], None] | None = None):
     """``updates`` gradient steps of ``tx`` on batches of ``batch`` frames drawn uniformly from ``frames [N,
     *obs_shape]``; returns ``(params, loss per update)``. Every ``every`` updates, ``on_report(i, mean loss over those
