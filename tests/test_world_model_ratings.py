@@ -487,8 +487,9 @@ def test_reward_from_frames_world_model_head_is_the_reward_heads_init(parts):
 
 def test_frame_autoencoder_feeds_its_decoder_what_the_bottleneck_names(parts):
     """``none``: the encoder's features; ``onehot``: a one-hot sample of each of the ``latent_groups`` softmaxes,
-    drawn with the key; ``dense``: ``latent_groups x latent_classes`` values, not one-hot; any other name is refused
-    with the valid ones."""
+    drawn with the key; ``dense``: ``latent_groups x latent_classes`` values, not one-hot; ``posterior``: a one-hot
+    sample as well, of logits from an ``mlp_hidden``-wide MLP (the world model's posterior head); any other name is
+    refused with the valid ones."""
     obs = jax.random.bernoulli(jax.random.PRNGKey(1), 0.3, (5, *parts.obs_shape)).astype(parts.obs_dtype)
     G, C = CONFIG.latent_groups, CONFIG.latent_classes
     seen = {}
@@ -512,10 +513,15 @@ def test_frame_autoencoder_feeds_its_decoder_what_the_bottleneck_names(parts):
         else:
             groups = decoded.reshape(5, G, C)
             one_hot = np.all((np.abs(groups) < 1e-6) | (np.abs(groups - 1) < 1e-6)) and np.allclose(groups.sum(-1), 1)
-            assert one_hot == (bottleneck == "onehot"), bottleneck
+            assert one_hot == (bottleneck in ("onehot", "posterior")), bottleneck
+        if bottleneck == "posterior":
+            head = params["params"]["to_latent"]
+            chex.assert_shape(head["Dense_0"]["kernel"], (features.shape[-1], CONFIG.mlp_hidden))
+            chex.assert_shape(head[f"Dense_{CONFIG.mlp_layers}"]["kernel"], (CONFIG.mlp_hidden, G * C))
         again = model.apply(params, obs, jax.random.PRNGKey(3))
-        assert np.array_equal(frames, again) == (bottleneck != "onehot"), bottleneck
-    with pytest.raises(ValueError, match=r"unknown bottleneck 'softmax'; valid: \['none', 'onehot', 'dense'\]"):
+        assert np.array_equal(frames, again) == (bottleneck in ("none", "dense")), bottleneck
+    with pytest.raises(ValueError, match=r"unknown bottleneck 'softmax'; valid: \['none', 'onehot', 'dense', "
+                                         r"'posterior'\]"):
         frame_autoencoder(CONFIG, parts.obs_shape, "softmax").init(jax.random.PRNGKey(0), obs, jax.random.PRNGKey(0))
 
 
@@ -532,7 +538,7 @@ def test_frame_autoencoder_learns_the_runs_frames_and_its_script_reads_a_run(tra
     assert f"{90 * CONFIG.num_envs} frames to train on, {4 * CONFIG.num_envs} windows to measure" in printed
     assert re.search(r"bottleneck none \(4 x 4\), lr 0\.003, seed 0\nupdate 20: reconstruction loss \d+\.\d{2}, "
                      r"moving pixels' error (\d\.\d{3}|-) of the still frame's, \d+ s\n", printed), printed
-    choices = "invalid choice: 'softmax' (choose from 'none', 'onehot', 'dense')"
+    choices = "invalid choice: 'softmax' (choose from 'none', 'onehot', 'dense', 'posterior')"
     for argv, message in [(["--bottleneck", "softmax"], choices),
                           (["--set", "wm_lr=0"], "--set: wm_lr must be > 0"),
                           (["--every", "0"], "--updates, --every, --batch and --windows must be >= 1"),

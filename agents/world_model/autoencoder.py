@@ -8,7 +8,10 @@ convolutions. Between the encoder's features and the decoder, ``bottleneck``:
 * ``none``: the features, as they are;
 * ``onehot``: a Dense layer to ``groups x classes`` logits and a straight-through one-hot sample of each group's
   softmax: the form of the world model's latent, without its posterior MLP, its uniform mixture and its KL;
-* ``dense``: the same Dense layer, no softmax (does the extra layer or the one-hot form hold the decoder back?).
+* ``dense``: the same Dense layer, no softmax (does the extra layer or the one-hot form hold the decoder back?);
+* ``posterior``: the world model's posterior head in place of that Dense layer, an ``mlp_hidden``-wide MLP of
+  ``mlp_layers`` (Dense, LayerNorm, SiLU) layers to the logits, and the ``unimix`` uniform mixture before the
+  sample: the drama / s4wm posterior of a frame, without its KL.
 
 The loss is the world model's reconstruction loss (squared error summed over an observation's values, in
 ``preprocess``' units), in f32 whatever the run's ``precision``; what is drawn is read by
@@ -28,32 +31,37 @@ import numpy as np
 import optax
 
 from ssmrl.agents.world_model.config import WorldModelConfig
-from ssmrl.agents.world_model.distributions import sample_latent
+from ssmrl.agents.world_model.distributions import sample_latent, unimix_logits
 from ssmrl.agents.world_model.moving_content import moving_sums
-from ssmrl.agents.world_model.networks import make_observation_networks, preprocess
+from ssmrl.agents.world_model.networks import MLP, make_observation_networks, preprocess
 
-BOTTLENECKS = ("none", "onehot", "dense")
+BOTTLENECKS = ("none", "onehot", "dense", "posterior")
 
 
 class FrameAutoencoder(nn.Module):
     """``obs [N, *obs_shape], key -> reconstruction [N, *obs_shape]`` (``preprocess``' units) through ``enc``, the
-    ``bottleneck`` and ``dec``; ``latent`` is ``(groups, classes)`` of the ``onehot`` and ``dense`` bottlenecks."""
+    ``bottleneck`` and ``dec``; ``latent`` is ``(groups, classes)`` of the latent bottlenecks, ``head`` the
+    ``(mlp_hidden, mlp_layers)`` and ``unimix`` the uniform mixture of the ``posterior`` one."""
 
     enc: nn.Module
     dec: nn.Module
     bottleneck: str
     latent: tuple[int, int]
+    head: tuple[int, int] = (0, 0)
+    unimix: float = 0.0
 
     def setup(self):
         if self.bottleneck not in BOTTLENECKS:
             raise ValueError(f"unknown bottleneck {self.bottleneck!r}; valid: {list(BOTTLENECKS)}")
-        self.to_latent = nn.Dense(self.latent[0] * self.latent[1])
+        width = self.latent[0] * self.latent[1]
+        self.to_latent = MLP(*self.head, width) if self.bottleneck == "posterior" else nn.Dense(width)
 
     def __call__(self, obs: jax.Array, key: jax.Array) -> jax.Array:
         features = self.enc(obs)
-        if self.bottleneck == "onehot":
+        if self.bottleneck in ("onehot", "posterior"):
             logits = self.to_latent(features).reshape(*features.shape[:-1], *self.latent)
-            features = sample_latent(key, jax.nn.log_softmax(logits, -1))
+            logp = unimix_logits(logits, self.unimix) if self.bottleneck == "posterior" else jax.nn.log_softmax(logits)
+            features = sample_latent(key, logp)
         elif self.bottleneck == "dense":
             features = self.to_latent(features)
         return self.dec(features)
@@ -61,10 +69,11 @@ class FrameAutoencoder(nn.Module):
 
 def frame_autoencoder(config: WorldModelConfig, obs_shape: tuple[int, ...], bottleneck: str) -> FrameAutoencoder:
     """The autoencoder of ``config``'s world model's encoder and decoder for observations of ``obs_shape``, its
-    ``onehot`` / ``dense`` bottleneck ``latent_groups x latent_classes`` wide."""
+    latent bottlenecks ``latent_groups x latent_classes`` wide, its ``posterior`` head the world model's."""
     enc, dec = make_observation_networks(obs_shape, config.channels, config.kernel, config.decoder,
                                          config.vector_hidden, config.vector_layers, config.conv_weight_grad)
-    return FrameAutoencoder(enc, dec, bottleneck, (config.latent_groups, config.latent_classes))
+    return FrameAutoencoder(enc, dec, bottleneck, (config.latent_groups, config.latent_classes),
+                            (config.mlp_hidden, config.mlp_layers), config.unimix)
 
 
 def reconstruction_loss(model: FrameAutoencoder, params, obs: jax.Array, key: jax.Array) -> jax.Array:
