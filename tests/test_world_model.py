@@ -230,6 +230,28 @@ def test_recon_gradient_false_leaves_the_state_to_the_other_losses():
     assert grads(False, "reward_loss")["encoder"] > 0
 
 
+def test_decoder_input_latent_draws_from_the_frames_latent_alone():
+    """decoder_input="latent" (Drama): the decoder reads z_t, so the frame drawn is the same whatever h_{t-1} is, and
+    the drama sequence model (in-projection, blocks) gets no reconstruction gradient, only its posterior head."""
+    config = tiny("drama", decoder_input="latent")
+    parts, params, fns = make_parts(config)
+    params = params["wm"]
+    _, out = fns.observe(params, parts.wm.initialize_carry(2), frames(6, 2), batch()["action"], batch()["first"],
+                         jax.random.split(jax.random.PRNGKey(0), 6))
+    drawn = fns.decode(params, out["z"], out["h_prev"])
+    np.testing.assert_array_equal(drawn, fns.decode(params, out["z"], out["h_prev"] + 1.0))
+    kernel = params["params"]["observation_decoder"]["Dense_0"]["kernel"]
+    assert kernel.shape[0] == config.latent_groups * config.latent_classes, kernel.shape
+
+    def recon(p):
+        return world_model_loss(p, parts.wm, config, batch(), jax.random.PRNGKey(0))[1][1]["recon_loss"]
+
+    grads = jax.jit(jax.grad(recon))(params)["params"]
+    sequence = {k: float(optax.tree.norm(g)) for k, g in grads["sequence"].items()}
+    assert float(optax.tree.norm(grads["encoder"])) > 0 and sequence.pop("post_head") > 0
+    assert all(norm == 0.0 for norm in sequence.values()), sequence
+
+
 def test_reward_zero_init_sets_whether_the_reward_gradient_reaches_the_state_from_the_first_update():
     """reward_zero_init (default): the reward head starts at 0 and its first gradient stops at its output layer;
     false: it reaches the encoder at once."""

@@ -17,6 +17,7 @@ from ssmrl.ssm.precision import PRECISIONS
 
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
+DECODER_INPUTS = ("state", "latent")
 SAMPLERS = ("uniform", "dfs")
 REWARD_INPUTS = ("after_action", "state_action", "state_per_action", "next_state")
 REWARD_OUTPUTS = ("twohot", "symlog_mse")
@@ -56,6 +57,9 @@ class WorldModelConfig:
     channels: tuple[int, ...] = setting((16, 32, 48, 64, 64), "image encoder / decoder channels (>= 2 layers)")
     kernel: int = setting(5, "image conv kernel size", ge=1)
     decoder: str = setting("subpixel", "image upsampling (conv_transpose: the slow baseline)", choices=DECODERS)
+    decoder_input: str = setting("state", "what the observation decoder reads: state = s_t = [z_t, h_{t-1}] "
+                                 "(DreamerV3); latent = z_t alone (Drama, STORM), so all that is drawn passes "
+                                 "through the posterior latent of the frame", choices=DECODER_INPUTS)
     conv_weight_grad: str = setting("matmul", "image convs' gradients: matmul = on the CPU, the weight gradient as "
                                     "matmuls and a strided conv's input gradient as one stride-1 conv "
                                     "(XLA's CPU paths are up to 11x slower), xla = XLA's own", choices=WEIGHT_GRADS)

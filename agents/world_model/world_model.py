@@ -61,6 +61,7 @@ class WorldModel(nn.Module):
     layer_options: tuple = ()
     twohot_range: float = 20.0
     decoder: str = "subpixel"
+    decoder_input: str = "state"
     conv_weight_grad: str = "matmul"
     vector_hidden: int = 512
     vector_layers: int = 1
@@ -97,8 +98,9 @@ class WorldModel(nn.Module):
         return self.encoder(obs)
 
     def decode(self, z: jax.Array, h_prev: jax.Array) -> jax.Array:
-        """``s_t = [z_t, h_{t-1}] -> observation [..., *obs_shape]`` in ``preprocess``'s space."""
-        return self.observation_decoder(jnp.concatenate([z, h_prev], -1))
+        """``s_t = [z_t, h_{t-1}] -> observation [..., *obs_shape]`` in ``preprocess``'s space; with
+        ``decoder_input="latent"`` from ``z_t`` alone (``h_prev`` unread)."""
+        return self.observation_decoder(z if self.decoder_input == "latent" else jnp.concatenate([z, h_prev], -1))
 
     def heads(self, s: jax.Array, action: jax.Array, h: jax.Array, z_next: jax.Array | None = None
               ) -> tuple[jax.Array, jax.Array]:
@@ -200,8 +202,9 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       classes=config.latent_classes, channels=tuple(config.channels), kernel=config.kernel,
                       mlp_hidden=config.mlp_hidden, mlp_layers=config.mlp_layers, unimix=config.unimix,
                       reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer, layer_options=config.layer_options,
-                      decoder=config.decoder, conv_weight_grad=config.conv_weight_grad,
-                      vector_hidden=config.vector_hidden, vector_layers=config.vector_layers,
+                      decoder=config.decoder, decoder_input=config.decoder_input,
+                      conv_weight_grad=config.conv_weight_grad, vector_hidden=config.vector_hidden,
+                      vector_layers=config.vector_layers,
                       twohot_range=config.twohot_range, reward_input=config.reward_input,
                       reward_output=config.reward_output, reward_zero_init=config.reward_zero_init,
                       reward_norm=config.reward_norm, reward_ahead=config.reward_ahead)
