@@ -8,9 +8,10 @@ RUN_DIR is a `train/world_model.py` run; its newest checkpoint's replay is read.
 run's world model (its settings with each ``--set NAME=VALUE`` changed: ``channels``, ``kernel``, ``wm_lr``,
 ``latent_groups`` ...) are trained on batches of ``--batch`` frames from the replay's rows before the fraction
 ``--from``, with the world model's optimiser and reconstruction loss, through ``--bottleneck`` (none, onehot: the
-latent's form, dense, posterior: the world model's posterior head). Every ``--every`` updates it prints the mean loss and the moving pixels' error of ``--windows``
-windows per env from the rows after ``--from``: the squared error on the values away from each window's median frame,
-a share of that still frame's (1: no better than drawing the still frame). Set beside a ``--refit`` of
+latent's form, dense, posterior: the world model's posterior head). Every ``--every`` updates it prints the mean
+loss and the moving pixels' error of ``--windows`` windows per env from the rows after ``--from``: the squared error
+on the values away from each window's median frame, a share of that still frame's (1: no better than drawing the
+still frame). Set beside a ``--refit`` of
 scripts/world_model_reward_events.py at the same settings, which prints the same measure for the whole world model.
 """
 
