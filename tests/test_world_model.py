@@ -252,6 +252,23 @@ def test_decoder_input_latent_draws_from_the_frames_latent_alone():
     assert all(norm == 0.0 for norm in sequence.values()), sequence
 
 
+def test_posterior_head_linear_is_one_dense_from_the_embedding():
+    """posterior_head="linear": the posterior's head is one Dense to the latent's logits, from the frame's embedding
+    (drama) or the embedding and h_{t-1} (rssm); the prior's head keeps its MLP, and the loss is finite."""
+    inputs = {}
+    for model in ("drama", "rssm"):
+        config = tiny(model, posterior_head="linear")
+        parts, params, fns = make_parts(config)
+        sequence = params["wm"]["params"]["sequence"]
+        assert list(sequence["post_head"]) == ["Dense_0"], list(sequence["post_head"])
+        assert "LayerNorm_0" in sequence["prior_head"]
+        kernel = sequence["post_head"]["Dense_0"]["kernel"]
+        assert kernel.shape[1] == config.latent_groups * config.latent_classes
+        inputs[model] = kernel.shape[0]
+        assert np.isfinite(float(fns.loss(params["wm"], batch(), jax.random.PRNGKey(0))[0]))
+    assert inputs["rssm"] == inputs["drama"] + TINY["hidden"], inputs
+
+
 def test_reward_zero_init_sets_whether_the_reward_gradient_reaches_the_state_from_the_first_update():
     """reward_zero_init (default): the reward head starts at 0 and its first gradient stops at its output layer;
     false: it reaches the encoder at once."""

@@ -488,8 +488,8 @@ def test_reward_from_frames_world_model_head_is_the_reward_heads_init(parts):
 def test_frame_autoencoder_feeds_its_decoder_what_the_bottleneck_names(parts):
     """``none``: the encoder's features; ``onehot``: a one-hot sample of each of the ``latent_groups`` softmaxes,
     drawn with the key; ``dense``: ``latent_groups x latent_classes`` values, not one-hot; ``posterior``: a one-hot
-    sample as well, of logits from an ``mlp_hidden``-wide MLP (the world model's posterior head); any other name is
-    refused with the valid ones."""
+    sample as well, of logits from an ``mlp_hidden``-wide MLP (the world model's posterior head; one Dense where its
+    ``posterior_head`` is linear); any other name is refused with the valid ones."""
     obs = jax.random.bernoulli(jax.random.PRNGKey(1), 0.3, (5, *parts.obs_shape)).astype(parts.obs_dtype)
     G, C = CONFIG.latent_groups, CONFIG.latent_classes
     seen = {}
@@ -518,6 +518,9 @@ def test_frame_autoencoder_feeds_its_decoder_what_the_bottleneck_names(parts):
             head = params["params"]["to_latent"]
             chex.assert_shape(head["Dense_0"]["kernel"], (features.shape[-1], CONFIG.mlp_hidden))
             chex.assert_shape(head[f"Dense_{CONFIG.mlp_layers}"]["kernel"], (CONFIG.mlp_hidden, G * C))
+            linear = frame_autoencoder(dataclasses.replace(CONFIG, posterior_head="linear"), parts.obs_shape,
+                                       bottleneck).init(jax.random.PRNGKey(0), obs, jax.random.PRNGKey(0))
+            assert list(linear["params"]["to_latent"]) == ["Dense_0"], "the world model's linear head: one Dense"
         again = model.apply(params, obs, jax.random.PRNGKey(3))
         assert np.array_equal(frames, again) == (bottleneck in ("none", "dense")), bottleneck
     with pytest.raises(ValueError, match=r"unknown bottleneck 'softmax'; valid: \['none', 'onehot', 'dense', "

@@ -10,8 +10,8 @@ convolutions. Between the encoder's features and the decoder, ``bottleneck``:
   softmax: the form of the world model's latent, without its posterior MLP, its uniform mixture and its KL;
 * ``dense``: the same Dense layer, no softmax (does the extra layer or the one-hot form hold the decoder back?);
 * ``posterior``: the world model's posterior head in place of that Dense layer, an ``mlp_hidden``-wide MLP of
-  ``mlp_layers`` (Dense, LayerNorm, SiLU) layers to the logits, and the ``unimix`` uniform mixture before the
-  sample: the drama / s4wm posterior of a frame, without its KL.
+  ``mlp_layers`` (Dense, LayerNorm, SiLU) layers to the logits (one Dense with ``posterior_head=linear``), and the
+  ``unimix`` uniform mixture before the sample: the drama / s4wm posterior of a frame, without its KL.
 
 The loss is the world model's reconstruction loss (squared error summed over an observation's values, in
 ``preprocess``' units), in f32 whatever the run's ``precision``; what is drawn is read by
@@ -73,7 +73,8 @@ def frame_autoencoder(config: WorldModelConfig, obs_shape: tuple[int, ...], bott
     enc, dec = make_observation_networks(obs_shape, config.channels, config.kernel, config.decoder,
                                          config.vector_hidden, config.vector_layers, config.conv_weight_grad)
     return FrameAutoencoder(enc, dec, bottleneck, (config.latent_groups, config.latent_classes),
-                            (config.mlp_hidden, config.mlp_layers), config.unimix)
+                            (config.mlp_hidden, config.mlp_layers if config.posterior_head == "mlp" else 0),
+                            config.unimix)
 
 
 def reconstruction_loss(model: FrameAutoencoder, params, obs: jax.Array, key: jax.Array) -> jax.Array:

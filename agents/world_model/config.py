@@ -18,6 +18,7 @@ from ssmrl.ssm.precision import PRECISIONS
 MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
 DECODER_INPUTS = ("state", "latent")
+POSTERIOR_HEADS = ("mlp", "linear")
 SAMPLERS = ("uniform", "dfs")
 REWARD_INPUTS = ("after_action", "state_action", "state_per_action", "next_state")
 REWARD_OUTPUTS = ("twohot", "symlog_mse")
@@ -69,6 +70,10 @@ class WorldModelConfig:
     vector_layers: int = setting(1, "vector encoder / decoder layers", ge=1)
     mlp_hidden: int = setting(256, "width of the posterior, prior, reward and continue heads", ge=1)
     mlp_layers: int = setting(1, "layers of those heads", ge=1)
+    posterior_head: str = setting("mlp", "the posterior's head: mlp = as the other heads (DreamerV3, Drama); linear = "
+                                  "one Dense from the frame's embedding (with h_{t-1} for rssm) to the latent's "
+                                  "logits (docs/RESULTS.md: the MLP's hidden layer kept Pong's moving pixels out of "
+                                  "an autoencoder)", choices=POSTERIOR_HEADS)
     reward_input: str = setting("after_action", "what the reward head reads: after_action = h_t, the sequence output "
                                 "after a_t (Drama); state_action = [z_t, h_{t-1}, a_t], the actor's input "
                                 "and its action, so the features the actor reads must hold what the reward needs; "

@@ -55,7 +55,8 @@ class LayerNormGRU(nn.Module):
 
 
 class SequenceModel(nn.Module):
-    """Backbone ``kind`` (``drama`` | ``s4wm`` | ``rssm``) with posterior and prior heads."""
+    """Backbone ``kind`` (``drama`` | ``s4wm`` | ``rssm``) with posterior and prior heads; ``posterior_head`` is
+    ``mlp`` (as the prior's) or ``linear`` (one Dense to the logits)."""
 
     kind: str
     hidden: int
@@ -66,6 +67,7 @@ class SequenceModel(nn.Module):
     mlp_hidden: int
     mlp_layers: int
     unimix: float
+    posterior_head: str = "mlp"
     s4wm_layer: str = "s4"
     layer_options: tuple = ()  # more ssm.make options of the blocks, as (name, value) pairs
 
@@ -77,7 +79,8 @@ class SequenceModel(nn.Module):
             self.cell = LayerNormGRU(self.hidden)
         else:
             self.backbone = self._make_backbone()
-        self.post_head = MLP(self.mlp_hidden, self.mlp_layers, latent_logits)
+        post_layers = self.mlp_layers if self.posterior_head == "mlp" else 0  # "linear": one Dense
+        self.post_head = MLP(self.mlp_hidden, post_layers, latent_logits)
         self.prior_head = MLP(self.mlp_hidden, self.mlp_layers, latent_logits)
 
     @nn.nowrap
