@@ -73,7 +73,7 @@ def frame_autoencoder(config: WorldModelConfig, obs_shape: tuple[int, ...], bott
     enc, dec = make_observation_networks(obs_shape, config.channels, config.kernel, config.decoder,
                                          config.vector_hidden, config.vector_layers, config.conv_weight_grad)
     return FrameAutoencoder(enc, dec, bottleneck, (config.latent_groups, config.latent_classes),
-                            (config.mlp_hidden, config.mlp_layers if config.posterior_head == "mlp" else 0),
+                            (config.mlp_hidden, config.posterior_layers),
                             config.unimix)
 
 

@@ -145,6 +145,11 @@ class WorldModelConfig:
     video_context: int = setting(8, "real frames before the imagined video", ge=1)
     video_horizon: int = setting(32, "imagined frames of the video", ge=1)
 
+    @property
+    def posterior_layers(self) -> int:
+        """Hidden layers of the posterior's head: ``mlp_layers``, or 0 (one Dense) with ``posterior_head="linear"``."""
+        return self.mlp_layers if self.posterior_head == "mlp" else 0
+
     def check(self) -> None:
         """How the fields fit together and the env's options (called by ``agents.config``)."""
         from ssmrl import envs, ssm

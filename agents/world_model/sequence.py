@@ -55,8 +55,8 @@ class LayerNormGRU(nn.Module):
 
 
 class SequenceModel(nn.Module):
-    """Backbone ``kind`` (``drama`` | ``s4wm`` | ``rssm``) with posterior and prior heads; ``posterior_head`` is
-    ``mlp`` (as the prior's) or ``linear`` (one Dense to the logits)."""
+    """Backbone ``kind`` (``drama`` | ``s4wm`` | ``rssm``) with posterior and prior heads; the posterior's has
+    ``posterior_layers`` hidden layers (0: one Dense to the logits), the prior's ``mlp_layers``."""
 
     kind: str
     hidden: int
@@ -67,7 +67,7 @@ class SequenceModel(nn.Module):
     mlp_hidden: int
     mlp_layers: int
     unimix: float
-    posterior_head: str = "mlp"
+    posterior_layers: int = 1
     s4wm_layer: str = "s4"
     layer_options: tuple = ()  # more ssm.make options of the blocks, as (name, value) pairs
 
@@ -79,8 +79,7 @@ class SequenceModel(nn.Module):
             self.cell = LayerNormGRU(self.hidden)
         else:
             self.backbone = self._make_backbone()
-        post_layers = self.mlp_layers if self.posterior_head == "mlp" else 0  # "linear": one Dense
-        self.post_head = MLP(self.mlp_hidden, post_layers, latent_logits)
+        self.post_head = MLP(self.mlp_hidden, self.posterior_layers, latent_logits)
         self.prior_head = MLP(self.mlp_hidden, self.mlp_layers, latent_logits)
 
     @nn.nowrap

@@ -57,7 +57,7 @@ class WorldModel(nn.Module):
     mlp_layers: int
     unimix: float
     reward_bins: int
-    posterior_head: str = "mlp"
+    posterior_layers: int = 1
     s4wm_layer: str = "s4"
     layer_options: tuple = ()
     twohot_range: float = 20.0
@@ -89,7 +89,7 @@ class WorldModel(nn.Module):
         return SequenceModel(kind=self.kind, hidden=self.hidden, num_layers=self.num_layers,
                              state_size=self.state_size, groups=self.groups, classes=self.classes,
                              mlp_hidden=self.mlp_hidden, mlp_layers=self.mlp_layers, unimix=self.unimix,
-                             posterior_head=self.posterior_head,
+                             posterior_layers=self.posterior_layers,
                              s4wm_layer=self.s4wm_layer, layer_options=self.layer_options)
 
     @nn.nowrap
@@ -203,7 +203,7 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       num_layers=config.num_layers, state_size=config.state_size, groups=config.latent_groups,
                       classes=config.latent_classes, channels=tuple(config.channels), kernel=config.kernel,
                       mlp_hidden=config.mlp_hidden, mlp_layers=config.mlp_layers, unimix=config.unimix,
-                      posterior_head=config.posterior_head,
+                      posterior_layers=config.posterior_layers,
                       reward_bins=config.reward_bins, s4wm_layer=config.s4wm_layer, layer_options=config.layer_options,
                       decoder=config.decoder, decoder_input=config.decoder_input,
                       conv_weight_grad=config.conv_weight_grad, vector_hidden=config.vector_hidden,
