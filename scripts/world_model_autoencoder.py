@@ -68,10 +68,12 @@ def main(argv: list[str] | None = None) -> dict:
     frames = np.asarray(state.replay.obs[:split]).reshape(-1, *parts.obs_shape)  # [rows * E, *obs_shape], host
     windows = replay_windows(state.replay, length, split, args.windows)["obs"]
     model = frame_autoencoder(config, parts.obs_shape, args.bottleneck)
+    width = f" {config.posterior_layers} x {config.mlp_hidden}" if config.posterior_layers else ""
+    head = f", head {config.posterior_head}{width}, unimix {config.unimix}" if args.bottleneck == "posterior" else ""
     print(f"{config.model} on {config.env_name}, checkpoint {step}: {frames.shape[0]} frames to train on, "
           f"{windows.shape[1]} windows to measure; channels {tuple(config.channels)}, kernel {config.kernel}, "
-          f"bottleneck {args.bottleneck} ({config.latent_groups} x {config.latent_classes}), lr {config.wm_lr}, "
-          f"seed {args.seed}", flush=True)
+          f"bottleneck {args.bottleneck} ({config.latent_groups} x {config.latent_classes}{head}), "
+          f"lr {config.wm_lr}, seed {args.seed}", flush=True)
     progress, started = [], time.time()
 
     def report(i: int, loss: float, moving: float | None):

@@ -541,6 +541,10 @@ def test_frame_autoencoder_learns_the_runs_frames_and_its_script_reads_a_run(tra
     assert f"{90 * CONFIG.num_envs} frames to train on, {4 * CONFIG.num_envs} windows to measure" in printed
     assert re.search(r"bottleneck none \(4 x 4\), lr 0\.003, seed 0\nupdate 20: reconstruction loss \d+\.\d{2}, "
                      r"moving pixels' error (\d\.\d{3}|-) of the still frame's, \d+ s\n", printed), printed
+    for head, named in [("mlp", f"head mlp {CONFIG.mlp_layers} x {CONFIG.mlp_hidden}"), ("linear", "head linear")]:
+        main([run_dir, "--updates", "1", "--every", "1", "--batch", "4", "--windows", "1", "--bottleneck", "posterior",
+              "--set", f"posterior_head={head}"])
+        assert f"bottleneck posterior (4 x 4, {named}, unimix {CONFIG.unimix}), lr" in capsys.readouterr().out, head
     choices = "invalid choice: 'softmax' (choose from 'none', 'onehot', 'dense', 'posterior')"
     for argv, message in [(["--bottleneck", "softmax"], choices),
                           (["--set", "wm_lr=0"], "--set: wm_lr must be > 0"),
