@@ -1,6 +1,11 @@
 """Atari100k env (envs/atari): protocol checked against ale-py's raw ALEInterface on real ROMs,
-the score table, the registry names. Small: 1-2 emulators, at most ~120 steps each.
+the score table, the registry names, how far ahead a penalty can be avoided. Small: 1-2 emulators, a few
+hundred steps each.
 """
+
+import os
+import re
+import runpy
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +23,7 @@ from ssmrl.envs.atari import (
     make_atari,
     rom_name,
 )
+from ssmrl.envs.atari.avoidable import avoidable, new_emulator
 
 
 def _rollout(env, actions, seed=0):
@@ -34,19 +40,6 @@ def _rollout(env, actions, seed=0):
         return obs0, out
 
     return jax.tree.map(np.asarray, run(jax.random.key(seed)))
-
-
-def _raw_ale(rom, seed=0):
-    from ale_py import ALEInterface, LoggerMode, roms
-
-    ALEInterface.setLoggerMode(LoggerMode.Error)
-    ale = ALEInterface()
-    ale.setInt("random_seed", seed)
-    ale.setFloat("repeat_action_probability", 0.0)
-    ale.setInt("frame_skip", 1)
-    ale.loadROM(roms.get_rom_path(rom))
-    ale.reset_game()
-    return ale
 
 
 def _area_matrix(n_in, n_out):
@@ -126,8 +119,7 @@ def test_frame_skip_and_max_pool_match_raw_ale():
     obs0, (obs, reward, *_rest) = _rollout(full, acts)
     obs0_64, (obs_64, *_rest) = _rollout(small, acts)
 
-    ale = _raw_ale("breakout")
-    action_set = ale.getMinimalActionSet()
+    ale, action_set = new_emulator("Breakout")
     assert list(action_set) == list(full.action_set)
     np.testing.assert_array_equal(obs0[0], ale.getScreenRGB())
     pooled_differs = 0
@@ -190,3 +182,39 @@ def test_no_sticky_actions_deterministic():
     assert not np.array_equal(sticky[1][0], a[1][0])  # the check would see sticky actions
     with pytest.raises(ValueError, match="backend"):
         AtariEnv("Pong", backend="gpu")
+
+
+# ------------------------------------------------------------------------------ avoidable
+def test_a_lost_point_is_fated_a_step_before_and_avoidable_twelve_before():
+    """Pong's emulator is deterministic: of the first 3 points random play loses (seed 0), no plan saves one from
+    the step before it, and one moving the paddle then stopping saves each from 12 steps before; the shares nest
+    (any plan >= each family, held: any >= each action); bad input is refused before any play."""
+    out = avoidable("Pong", 3, [1, 12], seed=0)
+    assert out["actions"][0] == "NOOP" and len(out["actions"]) == 6 and out["steps"] > 3
+    one, twelve = out["rows"]
+    assert (one["lead"], one["penalties"], twelve["penalties"]) == (1, 3, 3)
+    assert one["any"] == 0 and twelve["move_then_stop"] == twelve["any"] == 1, out
+    for row in out["rows"]:
+        assert max(row["held"]) <= row["held_any"] <= row["any"] and row["move_then_stop"] <= row["any"], row
+    for bad, message in [((3, [0]), "leads non-empty and >= 1, got penalties 3, tail 4, leads [0]"),
+                         ((0, [1]), "penalties must be >= 1")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            avoidable("Pong", *bad)
+    with pytest.raises(ValueError, match="unknown Atari100k game 'Pongg'"):
+        avoidable("Pongg", 3, [1])
+
+
+def test_avoidable_script_prints_a_row_per_lead_and_refuses_bad_leads(capsys):
+    main = runpy.run_path(os.path.join(os.path.dirname(__file__), "..", "scripts", "atari_avoidable.py"),
+                          run_name="script")["main"]
+    out = main(["Pong", "--penalties", "1", "--leads", "1-2"])
+    assert [row["lead"] for row in out["rows"]] == [1, 2]
+    printed = capsys.readouterr().out
+    assert "| lead (agent steps) | penalties | held: any | held: NOOP |" in printed
+    assert re.search(r"\n\| 2 \| 1 \| 0\.00 \|( 0\.00 \|){6} 0\.00 \| 0\.00 \|\n", printed), printed
+    for argv, message in [(["Pong", "--leads", "a-3"], "leads are 'LO-HI' or 'K,K,...' (integers), got 'a-3'"),
+                          (["Pong", "--penalties", "0"], "penalties must be >= 1"),
+                          (["Pongg"], "invalid choice: 'Pongg'")]:
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err, argv

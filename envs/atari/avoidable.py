@@ -1,0 +1,90 @@
+"""How many agent steps before a penalty can an Atari agent still avoid it?
+
+An agent learns to avoid a penalty (a lost point in Pong, a punch taken in Boxing) only from the steps where some
+action still changes it, so this lead time bounds how far ahead its value estimates, and a world model's imagination,
+must carry the penalty for the actor to learn from it. Measured on the emulator itself: random play (actions uniform
+over the minimal set) under the Atari100k protocol of :mod:`~ssmrl.envs.atari.env` (frame skip 4, no sticky
+actions), the emulator cloned before every agent step; for each penalty (a step whose summed reward is negative)
+and each lead ``k``, the emulator is restored to ``k`` steps before the penalised step and run under two families of
+plans for ``k + tail`` steps:
+
+* ``held``: one action held throughout (each of the minimal set);
+* ``move then stop``: an action other than the first (NOOP) held for ``j = 1 .. k`` steps, then NOOP.
+
+A plan avoids the penalty when none of its steps is penalised. Leads that would cross an episode's start are
+skipped. The emulator is deterministic (no sticky actions), so a plan's outcome is a fact of the game, not a sample.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ssmrl.envs.atari.env import FRAME_SKIP
+from ssmrl.envs.atari.scores import rom_name
+
+
+def new_emulator(game: str, seed: int = 0):
+    """A raw ``ALEInterface`` of Atari100k ``game`` (one emulator frame per ``act``, no sticky actions) and its
+    minimal action set."""
+    from ale_py import ALEInterface, LoggerMode, roms
+
+    rom = rom_name(game)
+    ALEInterface.setLoggerMode(LoggerMode.Error)
+    ale = ALEInterface()
+    ale.setInt("random_seed", seed)
+    ale.setFloat("repeat_action_probability", 0.0)
+    ale.setInt("frame_skip", 1)
+    ale.loadROM(roms.get_rom_path(rom))
+    ale.reset_game()
+    return ale, list(ale.getMinimalActionSet())
+
+
+def agent_step(ale, action) -> float:
+    """One agent step: ``action`` held for ``FRAME_SKIP`` emulator frames; the summed reward."""
+    return sum(ale.act(action) for _ in range(FRAME_SKIP))
+
+
+def avoids(ale, state, plan: Sequence) -> bool:
+    """Whether the emulator restored to ``state`` and run under ``plan`` (one action per agent step) takes no
+    penalty."""
+    ale.restoreState(state)
+    return all(agent_step(ale, action) >= 0 for action in plan)
+
+
+def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, seed: int = 0) -> dict:
+    """Random play of ``game`` until ``penalties`` penalised steps, then per lead in ``leads`` (agent steps before
+    the penalised one) the share of penalties some plan avoids. Returns ``{"actions": [names], "steps": random play's
+    agent steps, "rows": [{"lead", "penalties" (those measured), "held" ([share avoided holding each action]),
+    "held_any", "move_then_stop", "any"}]}``."""
+    if penalties < 1 or tail < 0 or not leads or min(leads) < 1:
+        raise ValueError(f"penalties must be >= 1, tail >= 0 and leads non-empty and >= 1, got penalties "
+                         f"{penalties}, tail {tail}, leads {list(leads)}")
+    ale, actions = new_emulator(game, seed)
+    rng = np.random.default_rng(seed)
+    before, penalised = [], []  # the emulator's state before each agent step (None: an episode starts there)
+    while len(penalised) < penalties:
+        if ale.game_over():
+            ale.reset_game()
+            before.append(None)
+        before.append(ale.cloneState())
+        if agent_step(ale, actions[rng.integers(len(actions))]) < 0:
+            penalised.append(len(before) - 1)
+    noop, moves = actions[0], actions[1:]
+    rows = []
+    for k in leads:
+        held, moved = [], []
+        for t in penalised:
+            if t - k + 1 < 0 or any(s is None for s in before[t - k + 1:t + 1]):
+                continue
+            state, steps = before[t - k + 1], k + tail
+            held.append([avoids(ale, state, [a] * steps) for a in actions])
+            moved.append(any(avoids(ale, state, [a] * j + [noop] * (steps - j))
+                             for a in moves for j in range(1, k + 1)))
+        held, moved = np.asarray(held, bool).reshape(-1, len(actions)), np.asarray(moved, bool)
+        share = (lambda x: float(x.mean())) if len(moved) else (lambda x: float("nan"))
+        rows.append({"lead": k, "penalties": len(moved), "held": [share(h) for h in held.T],
+                     "held_any": share(held.any(1)), "move_then_stop": share(moved),
+                     "any": share(held.any(1) | moved)})
+    return {"actions": [a.name for a in actions], "steps": sum(s is not None for s in before), "rows": rows}
