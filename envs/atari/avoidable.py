@@ -5,11 +5,11 @@ action still changes it, so this lead time bounds how far ahead its value estima
 must carry the penalty for the actor to learn from it. Measured on the emulator itself: random play (actions uniform
 over the minimal set) under the Atari100k protocol of :mod:`~ssmrl.envs.atari.env` (frame skip 4, no sticky
 actions), the emulator cloned before every agent step; for each penalty (a step whose summed reward is negative)
-and each lead ``k``, the emulator is restored to ``k`` steps before the penalised step and run under two families of
-plans for ``k + tail`` steps:
+and each lead ``k``, the emulator is restored to where the plan's ``k``-th action is the penalised step's and run
+under two families of plans for ``k + tail`` steps:
 
 * ``held``: one action held throughout (each of the minimal set);
-* ``move then stop``: an action other than the first (NOOP) held for ``j = 1 .. k`` steps, then NOOP.
+* ``move then stop``: an action other than NOOP held for ``j = 1 .. k`` steps, then NOOP.
 
 A plan avoids the penalty when none of its steps is penalised. Leads that would cross an episode's start are
 skipped. The emulator is deterministic (no sticky actions), so a plan's outcome is a fact of the game, not a sample.
@@ -71,7 +71,8 @@ def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, se
         before.append(ale.cloneState())
         if agent_step(ale, actions[rng.integers(len(actions))]) < 0:
             penalised.append(len(before) - 1)
-    noop, moves = actions[0], actions[1:]
+    noop = next(a for a in actions if a.name == "NOOP")  # every minimal action set has it
+    moves = [a for a in actions if a != noop]
     rows = []
     for k in leads:
         held, moved = [], []
@@ -83,7 +84,10 @@ def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, se
             moved.append(any(avoids(ale, state, [a] * j + [noop] * (steps - j))
                              for a in moves for j in range(1, k + 1)))
         held, moved = np.asarray(held, bool).reshape(-1, len(actions)), np.asarray(moved, bool)
-        share = (lambda x: float(x.mean())) if len(moved) else (lambda x: float("nan"))
+
+        def share(avoided: np.ndarray) -> float:
+            return float(avoided.mean()) if len(moved) else float("nan")
+
         rows.append({"lead": k, "penalties": len(moved), "held": [share(h) for h in held.T],
                      "held_any": share(held.any(1)), "move_then_stop": share(moved),
                      "any": share(held.any(1) | moved)})
