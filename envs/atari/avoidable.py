@@ -53,6 +53,11 @@ def avoids(ale, state, plan: Sequence) -> bool:
     return all(agent_step(ale, action) >= 0 for action in plan)
 
 
+def share(avoided: np.ndarray) -> float:
+    """The share of ``True`` in ``avoided``; NaN where no penalty was measured."""
+    return float(avoided.mean()) if avoided.size else float("nan")
+
+
 def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, seed: int = 0) -> dict:
     """Random play of ``game`` until ``penalties`` penalised steps, then per lead in ``leads`` (agent steps before
     the penalised one) the share of penalties some plan avoids. Returns ``{"actions": [names], "steps": random play's
@@ -84,10 +89,6 @@ def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, se
             moved.append(any(avoids(ale, state, [a] * j + [noop] * (steps - j))
                              for a in moves for j in range(1, k + 1)))
         held, moved = np.asarray(held, bool).reshape(-1, len(actions)), np.asarray(moved, bool)
-
-        def share(avoided: np.ndarray) -> float:
-            return float(avoided.mean()) if len(moved) else float("nan")
-
         rows.append({"lead": k, "penalties": len(moved), "held": [share(h) for h in held.T],
                      "held_any": share(held.any(1)), "move_then_stop": share(moved),
                      "any": share(held.any(1) | moved)})
