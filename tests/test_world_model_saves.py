@@ -1,0 +1,119 @@
+"""Whether a world model's imagination lets its actor save the penalties it foresees
+(agents/world_model/imagined_saves.py, scripts/world_model_saves.py): which replay rows each lead's window reads,
+the flags against a hand computation with the agent's open loop, the shares per lead, the script's refusals."""
+
+import os
+import runpy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssmrl.agents.world_model import config as wmc
+from ssmrl.agents.world_model import replay as rb
+from ssmrl.agents.world_model.agent import build, init_params, open_loop_predictions
+from ssmrl.agents.world_model.imagined_saves import imagined_saves, penalty_windows, shares_by_lead
+from ssmrl.experiment.world_model import run_world_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = wmc.validate(wmc.small(
+    env_name="Breakout-MinAtar", model="rssm", hidden=16, latent_groups=4, latent_classes=4, channels=(4, 8),
+    mlp_hidden=16, ac_hidden=16, imag_batch=8, imag_context=3, horizon=4, batch_size=2, batch_length=8, prefill=40,
+    train_every=40, updates_per_chunk=1, total_steps=80, eval_steps=20, eval_envs=1, video_context=4,
+    video_horizon=4, reward_zero_init=False))
+
+
+def _replay(size=40):
+    """Two envs; row i's frame holds i (env 0) and 100 + i (env 1). Env 0 is penalised at row 20; env 1 at row 10,
+    its episode starting at row 8, and at row 38, too near the end for any window."""
+    replay = rb.init_replay(size, 2, obs_shape=(1,), obs_dtype=jnp.float32)
+    reward = np.zeros((size, 2), np.float32)
+    reward[20, 0], reward[10, 1], reward[38, 1] = -1.0, -2.0, -1.0
+    first = np.zeros((size, 2), bool)
+    first[0], first[8, 1] = True, True
+    obs = np.stack([np.arange(size), 100 + np.arange(size)], 1)[..., None].astype(np.float32)
+    return replay.replace(obs=jnp.asarray(obs), reward=jnp.asarray(reward), first=jnp.asarray(first),
+                          action=jnp.asarray(np.arange(size * 2).reshape(size, 2) % 3), size=jnp.asarray(size))
+
+
+def test_penalty_windows_put_the_penalty_at_its_leads_imagined_step():
+    C, tail = 3, 2
+    windows, lead = penalty_windows(_replay(), C, [1, 2, 5], tail, (0, 40), 10)
+    # env 1's row 10 first (row order): lead 1 starts at row 8, its episode's first; leads 2 and 5 would cross it
+    # env 0's row 20 at every lead; row 38 of env 1 leaves no room for a 9-row window
+    assert lead.tolist() == [1, 1, 2, 5]
+    T = C - 1 + 5 + tail
+    assert windows["obs"].shape == (T, 4, 1) and windows["action"].shape == (T, 4)
+    starts = windows["obs"][0, :, 0]
+    np.testing.assert_array_equal(starts, [108, 18, 17, 14])
+    penalty = windows["reward"][C - 2 + lead, np.arange(4)]  # the lead-th imagined step's reward
+    np.testing.assert_array_equal(penalty, [-2.0, -1.0, -1.0, -1.0])
+    np.testing.assert_array_equal(windows["obs"][:, 1, 0], 18 + np.arange(T))
+
+    windows, lead = penalty_windows(_replay(), C, [1, 2, 5], tail, (0, 40), 1)  # the first penalty only
+    assert lead.tolist() == [1]
+    windows, lead = penalty_windows(_replay(), C, [2], tail, (15, 40), 10)  # row 10 outside the rows
+    assert lead.tolist() == [2] and windows["obs"][0, 0, 0] == 17
+    with pytest.raises(ValueError, match=r"no penalty in rows 0-15 .* at leads \[2, 5\]"):
+        penalty_windows(_replay(), C, [2, 5], tail, (0, 15), 10)
+    with pytest.raises(ValueError, match="leads must be non-empty and >= 1"):
+        penalty_windows(_replay(), C, [0, 1], tail, (0, 40), 10)
+
+
+def test_imagined_saves_against_the_open_loop():
+    """The flags against the agent's open loop run by hand: the recorded actions' imagination, and each action held
+    from the first imagined step, penalised where some predicted reward of the plan's steps (imagined steps 1 ..
+    lead + tail) is below ``-threshold``."""
+    parts = build(CONFIG)
+    C, A, T, N, tail = CONFIG.imag_context, parts.num_actions, 7, 6, 1
+    params = init_params(parts, jax.random.PRNGKey(0))["wm"]
+    k_obs, k_action, key = jax.random.split(jax.random.PRNGKey(2), 3)
+    obs = jax.random.bernoulli(k_obs, 0.3, (T, N, *parts.obs_shape)).astype(parts.obs_dtype)
+    action = jax.random.randint(k_action, (T, N), 0, A)
+    first = jnp.zeros((T, N), bool).at[0].set(True)
+    lead = jnp.asarray([1, 2, 3, 1, 2, 3])
+
+    def plan_minimum(actions):
+        reward = np.asarray(parts.wm.reward_value(open_loop_predictions(parts, params, obs, actions, first, C, key)[1]))
+        return np.asarray([reward[C - 1:C - 1 + int(k) + tail, n].min() for n, k in enumerate(lead)])
+
+    recorded = plan_minimum(action)
+    held = np.stack([plan_minimum(action.at[C - 1:].set(a)) for a in range(A)])
+    threshold = -float(np.median(recorded))  # half the windows foreseen
+    flags = np.asarray(jax.jit(lambda p: imagined_saves(parts, p, obs, action, first, lead, tail, threshold, key))(
+        params))
+    assert flags.shape == (2 + A, N) and flags.dtype == bool
+    np.testing.assert_array_equal(flags[0], recorded < -threshold)
+    np.testing.assert_array_equal(flags[2:], held >= -threshold)
+    np.testing.assert_array_equal(flags[1], (held >= -threshold).any(0))
+    assert flags[0].any() and not flags[0].all()
+
+
+def test_shares_by_lead_count_saves_among_the_foreseen():
+    flags = np.array([[1, 1, 0, 1, 0],   # foreseen
+                      [1, 0, 1, 0, 0],   # some held action saves
+                      [1, 0, 1, 0, 0],   # action 0 saves
+                      [0, 0, 0, 0, 0]],  # action 1 saves
+                     bool)
+    rows = shares_by_lead(flags, np.array([1, 1, 1, 2, 3]))
+    assert [r["lead"] for r in rows] == [1, 2, 3] and [r["penalties"] for r in rows] == [3, 1, 1]
+    assert rows[0]["foreseen"] == pytest.approx(2 / 3) and rows[0]["saved"] == 0.5 and rows[0]["held"] == [0.5, 0]
+    assert rows[1]["foreseen"] == 1 and rows[1]["saved"] == 0
+    assert rows[2]["foreseen"] == 0 and np.isnan(rows[2]["saved"]) and np.isnan(rows[2]["held"]).all()
+
+
+def test_saves_script_refuses_what_it_cannot_measure(tmp_path, capsys):
+    """Breakout-MinAtar pays no penalty, so a run of it has no window to measure: the script says so."""
+    run_dir = str(tmp_path / "run")
+    run_world_model(CONFIG, run_dir, progress=False)
+    main = runpy.run_path(os.path.join(ROOT, "scripts", "world_model_saves.py"), run_name="saves")["main"]
+    with pytest.raises(SystemExit):
+        main([run_dir, "--leads", "1-2"])
+    assert "no penalty in rows 0-80 of a 80-row replay" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([run_dir, "--rows", "10-5"])
+    assert "--rows must be LO-HI with 0 <= LO < HI" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nothing")])
+    assert "not a run directory" in capsys.readouterr().err
