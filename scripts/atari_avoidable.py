@@ -13,18 +13,7 @@ from __future__ import annotations
 import argparse
 
 from ssmrl.envs.atari import GAMES
-from ssmrl.envs.atari.avoidable import avoidable
-
-
-def leads(text: str) -> list[int]:
-    """``"1-20"`` or ``"1,4,8"`` -> the leads."""
-    try:
-        if "-" in text:
-            lo, hi = (int(x) for x in text.split("-"))
-            return list(range(lo, hi + 1))
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"leads are 'LO-HI' or 'K,K,...' (integers), got {text!r}") from None
+from ssmrl.envs.atari.avoidable import avoidable, leads
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -18,20 +18,10 @@ import argparse
 import jax
 
 from ssmrl.agents.world_model.imagined_saves import penalty_windows, saves_by_lead
+from ssmrl.envs.atari.avoidable import leads
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
-
-
-def span(text: str) -> list[int]:
-    """``"1-11"`` or ``"1,4,8"`` -> the integers it names."""
-    try:
-        if "-" in text:
-            lo, hi = (int(x) for x in text.split("-"))
-            return list(range(lo, hi + 1))
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'LO-HI' or 'K,K,...' (integers), got {text!r}") from None
 
 
 def row_range(text: str) -> tuple[int, int]:
@@ -48,7 +38,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("run_dir", help="a train/world_model.py run directory")
     parser.add_argument("--rows", type=row_range, default=(0, 2**31 - 1),
                         help="replay rows LO-HI whose penalties are measured (default: all)")
-    parser.add_argument("--leads", type=span, default=list(range(1, 12)), help="imagined steps up to the penalty")
+    parser.add_argument("--leads", type=leads, default=list(range(1, 12)), help="imagined steps up to the penalty")
     parser.add_argument("--tail", type=int, default=4, help="imagined steps a plan runs past the penalty")
     parser.add_argument("--penalties", type=int, default=100, help="penalised rows measured (the first in --rows)")
     parser.add_argument("--threshold", type=float, default=0.5, help="a predicted reward below -threshold is a penalty")

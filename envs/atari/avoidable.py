@@ -17,12 +17,24 @@ skipped. The emulator is deterministic (no sticky actions), so a plan's outcome 
 
 from __future__ import annotations
 
+import argparse
 from typing import Sequence
 
 import numpy as np
 
 from ssmrl.envs.atari.env import FRAME_SKIP
 from ssmrl.envs.atari.scores import rom_name
+
+
+def leads(text: str) -> list[int]:
+    """``"1-20"`` or ``"1,4,8"`` -> the leads; an argparse ``type``."""
+    try:
+        if "-" in text:
+            lo, hi = (int(x) for x in text.split("-"))
+            return list(range(lo, hi + 1))
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"leads are 'LO-HI' or 'K,K,...' (integers), got {text!r}") from None
 
 
 def new_emulator(game: str, seed: int = 0):
