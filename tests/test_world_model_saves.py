@@ -103,11 +103,27 @@ def test_shares_by_lead_count_saves_among_the_foreseen():
     assert rows[2]["foreseen"] == 0 and np.isnan(rows[2]["saved"]) and np.isnan(rows[2]["held"]).all()
 
 
-def test_saves_script_refuses_what_it_cannot_measure(tmp_path, capsys):
-    """Breakout-MinAtar pays no penalty, so a run of it has no window to measure: the script says so."""
+def test_saves_script_reads_a_run_and_refuses_what_it_cannot_measure(tmp_path, capsys):
+    """Breakout-MinAtar pays no penalty, so a run of it has no window to measure: the script says so. With one
+    penalty written into its replay, it prints that penalty's row."""
     run_dir = str(tmp_path / "run")
     run_world_model(CONFIG, run_dir, progress=False)
     main = runpy.run_path(os.path.join(ROOT, "scripts", "world_model_saves.py"), run_name="saves")["main"]
+    opened = main.__globals__["open_world_model_run"]
+
+    def with_a_penalty(directory):
+        parts, step, state = opened(directory)
+        first = np.asarray(state.replay.first[:, 0])
+        row = next(p for p in range(50, 80) if not first[p - 1:p + 1].any())  # a lead-1 window of one episode
+        return parts, step, state.replace(replay=state.replay.replace(reward=state.replay.reward.at[row, 0].set(-1)))
+
+    main.__globals__["open_world_model_run"] = with_a_penalty
+    out = main([run_dir, "--leads", "1", "--tail", "0", "--threshold", "1e-9"])
+    main.__globals__["open_world_model_run"] = opened
+    assert [(r["lead"], r["penalties"]) for r in out] == [(1, 1)] and len(out[0]["held"]) == 3
+    printed = capsys.readouterr().out
+    assert "| lead | penalties | foreseen | saved by a held action (of foreseen) | action 0 | action 1 | action 2 |" \
+        in printed and "| 1 | 1 | " in printed
     with pytest.raises(SystemExit):
         main([run_dir, "--leads", "1-2"])
     assert "no penalty in rows 0-80 of a 80-row replay" in capsys.readouterr().err
