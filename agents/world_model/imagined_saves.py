@@ -24,6 +24,7 @@ import numpy as np
 
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
+from ssmrl.agents.world_model.reward_events import over_batches
 from ssmrl.envs.atari.avoidable import share
 
 
@@ -83,14 +84,10 @@ def saves_by_lead(parts: Parts, wm_params: Any, windows: dict, lead: np.ndarray,
     some held action saves; NaN where none is foreseen), "held" ([share of the foreseen ones each held action
     saves])}``, over :func:`penalty_windows`' windows in batches of ``batch``."""
     key = jax.random.PRNGKey(0) if key is None else key
-    measure = jax.jit(lambda p, o, a, f, k, n: imagined_saves(parts, p, o, a, f, n, tail, threshold, k))
-    N = lead.shape[0]
-    out = []
-    for i, k in zip(range(0, N, batch), jax.random.split(key, -(-N // batch))):
-        take = np.minimum(np.arange(i, i + batch), N - 1)  # the last batch padded: one compile
-        out.append(np.asarray(measure(wm_params, *(windows[n][:, take] for n in ("obs", "action", "first")), k,
-                                      lead[take])))
-    return shares_by_lead(np.concatenate(out, 1)[:, :N], lead)
+    measure = jax.jit(lambda p, o, a, f, n, k: imagined_saves(parts, p, o, a, f, n[0], tail, threshold, k))
+    flags = over_batches(measure, {**windows, "lead": lead[None]}, batch, wm_params, key, 1,
+                         names=("obs", "action", "first", "lead"))
+    return shares_by_lead(flags, lead)
 
 
 def shares_by_lead(flags: np.ndarray, lead: np.ndarray) -> list[dict]:

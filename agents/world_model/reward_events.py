@@ -91,13 +91,14 @@ def shown_frames(parts: Parts) -> list[int]:
     return sorted({1, min(2, H - 1), max(1, H // 2), H - 1}) if H >= 2 else []
 
 
-def over_batches(fn: Callable, windows: dict, batch: int, wm_params, key: jax.Array, axis: int) -> np.ndarray:
-    """``fn(wm_params, obs, action, first, key)`` over :func:`replay_windows`' windows in batches of ``batch`` (the
-    last one padded with the last window, each batch its own key), its outputs joined along ``axis`` (the windows')
-    without the padding."""
+def over_batches(fn: Callable, windows: dict, batch: int, wm_params, key: jax.Array, axis: int,
+                 names: tuple[str, ...] = ("obs", "action", "first")) -> np.ndarray:
+    """``fn(wm_params, *windows[names], key)`` (by default ``obs, action, first``) over :func:`replay_windows`'
+    windows (axis 1 of each input) in batches of ``batch`` (the last one padded with the last window, each batch its
+    own key), its outputs joined along ``axis`` (the windows') without the padding."""
     N = windows["action"].shape[1]
     batches = [np.minimum(np.arange(i, i + batch), N - 1) for i in range(0, N, batch)]
-    out = [np.asarray(fn(wm_params, *(windows[n][:, take] for n in ("obs", "action", "first")), k))
+    out = [np.asarray(fn(wm_params, *(windows[n][:, take] for n in names), k))
            for take, k in zip(batches, jax.random.split(key, len(batches)))]
     return np.take(np.concatenate(out, axis), np.arange(N), axis)
 
