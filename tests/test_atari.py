@@ -1,6 +1,6 @@
 """Atari100k env (envs/atari): protocol checked against ale-py's raw ALEInterface on real ROMs,
-the score table, the registry names, how far ahead a penalty can be avoided. Small: 1-2 emulators, a few
-hundred steps each.
+the score table, the registry names, how far ahead a penalty can be avoided, and Pong's ball, paddles and returns
+read from its RAM and frames. Small: 1-2 emulators, a few hundred steps each.
 """
 
 import os
@@ -21,9 +21,10 @@ from ssmrl.envs.atari import (
     VectorAtari,
     human_normalized_score,
     make_atari,
+    pong,
     rom_name,
 )
-from ssmrl.envs.atari.avoidable import avoidable, new_emulator
+from ssmrl.envs.atari.avoidable import avoidable, losable_returns, new_emulator
 
 
 def _rollout(env, actions, seed=0):
@@ -204,6 +205,56 @@ def test_a_lost_point_is_fated_a_step_before_and_avoidable_twelve_before():
         avoidable("Pongg", 3, [1])
 
 
+def test_a_returned_ball_is_lost_by_no_plan_a_step_before_and_by_some_held_action_six_before():
+    """The first two balls random play returns (seed 0): from the step before the point would have been paid, the
+    paddle's moves change nothing; from six before, holding some action loses each; the shares nest."""
+    out = losable_returns(2, [1, 6], seed=0)
+    assert out["actions"][0] == "NOOP" and out["steps"] > 2
+    one, six = out["rows"]
+    assert (one["returns"], six["returns"]) == (2, 2)
+    assert one["held_any"] == one["held_all"] == 0 and six["held_any"] == 1, out
+    for row in out["rows"]:
+        assert row["held_all"] <= min(row["held"]) <= max(row["held"]) <= row["held_any"], row
+    with pytest.raises(ValueError, match=re.escape("returns must be >= 1, tail >= 0 and leads non-empty and >= 1, "
+                                                   "got returns 1, tail -1, leads [1]")):
+        losable_returns(1, [1], tail=-1)
+
+
+def _pong_frames(ball_columns, paddle_row=None):
+    """Pong-like 64x64 frames: the background, with the ball (two pixels) at row 30 and each given column (None:
+    no ball), the agent's paddle at ``paddle_row`` and the opponent's at row 20."""
+    frames = np.broadcast_to(np.asarray(pong.BACKGROUND, np.uint8), (len(ball_columns), 64, 64, 3)).copy()
+    for t, x in enumerate(ball_columns):
+        if x is not None:
+            frames[t, 30, x:x + 2] = 236
+        if paddle_row is not None:
+            frames[t, paddle_row:paddle_row + 4, 56:58] = (92, 186, 92)
+        frames[t, 20:24, 6:8] = (213, 130, 74)
+    return frames
+
+
+def test_pong_readers_find_the_ball_the_paddles_and_the_returns():
+    # RAM: a turn at 186 is a return; the opponent's turn (at 100) is not, nor a missed ball's 205 before a reset
+    assert pong.returns_in_ram([100, 150, 186, 178, 100, 104, 190, 205, 0, 40]).tolist() == [2]
+    # frames: a serve left of column 40 (rows 0-2), a point paid at row 3, the ball coming right to 54 (row 7), then
+    # back across column 40 (row 10): one return, at row 7; the ball missing from row 8 carries its last column
+    columns = [32, 30, 28, None, 30, 40, 48, 54, None, 46, 38, 30]
+    frames = _pong_frames(columns, paddle_row=30)
+    x = pong.ball_x_in_frames(frames)
+    assert np.isnan(x[3]) and np.isnan(x[8]) and x[7] == 54.5 and x[0] == 32.5
+    reward, first = np.zeros(12), np.zeros(12, bool)
+    reward[3], first[0] = -1, True
+    assert pong.returns_in_frames(frames, reward, first).tolist() == [7]
+    reward[9] = -1  # a point paid between the turn and the crossing: the ball after it was never near the paddle
+    assert pong.returns_in_frames(frames, reward, first).tolist() == []
+    masks = pong.object_masks(frames[7])
+    assert {name: int(pixels.sum()) for name, (_, pixels) in masks.items()} == {
+        "ball": 2, "agent's paddle": 8, "opponent's paddle": 8}
+    assert masks["ball"][1][30, 54:56].all() and masks["agent's paddle"][1][30:34, 56:58].all()
+    assert {name: int(region.sum()) for name, (region, _) in masks.items()} == {
+        "ball": 48 * 48, "agent's paddle": 48 * 2, "opponent's paddle": 48 * 2}
+
+
 def test_avoidable_script_prints_a_row_per_lead_and_refuses_bad_leads(capsys):
     main = runpy.run_path(os.path.join(os.path.dirname(__file__), "..", "scripts", "atari_avoidable.py"),
                           run_name="script")["main"]
@@ -212,8 +263,15 @@ def test_avoidable_script_prints_a_row_per_lead_and_refuses_bad_leads(capsys):
     printed = capsys.readouterr().out
     assert "| lead (agent steps) | penalties | held: any | held: NOOP |" in printed
     assert re.search(r"\n\| 2 \| 1 \| 0\.00 \|( 0\.00 \|){6} 0\.00 \| 0\.00 \|\n", printed), printed
+    out = main(["Pong", "--returns", "1", "--leads", "1"])
+    assert [(row["lead"], row["returns"]) for row in out["rows"]] == [(1, 1)]
+    printed = capsys.readouterr().out
+    assert "| lead (agent steps) | returns | lost by some held action | lost holding NOOP |" in printed
+    assert re.search(r"\n\| 1 \| 1 \| 0\.00 \|( 0\.00 \|){6} 0\.00 \|\n", printed), printed
     for argv, message in [(["Pong", "--leads", "a-3"], "leads are 'LO-HI' or 'K,K,...' (integers), got 'a-3'"),
                           (["Pong", "--penalties", "0"], "penalties must be >= 1"),
+                          (["Pong", "--returns", "0"], "returns must be >= 1"),
+                          (["Boxing", "--returns", "3"], "--returns reads Pong's RAM; got game 'Boxing'"),
                           (["Pongg"], "invalid choice: 'Pongg'")]:
         with pytest.raises(SystemExit):
             main(argv)

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ssmrl.envs.atari import pong
 from ssmrl.envs.atari.env import FRAME_SKIP
 from ssmrl.envs.atari.scores import rom_name
 
@@ -70,6 +71,27 @@ def share(avoided: np.ndarray) -> float:
     return float(avoided.mean()) if avoided.size else float("nan")
 
 
+def random_play(ale, actions: list, seed: int, event, events: int, after: int = 0) -> tuple[list, list[float], list]:
+    """Random play (actions uniform over ``actions``) until ``events`` events have each been followed by ``after``
+    more rows: ``(before, reward, ram)``, per row the emulator's state before the agent step (None on the row an
+    episode's reset takes, whose reward is 0 and RAM the reset's), its summed reward and the RAM after it.
+    ``event(reward, ram)``, called after each agent step with the rows so far, returns the row of an event that step
+    reveals, or None."""
+    rng = np.random.default_rng(seed)
+    before, reward, ram, found = [], [], [], []
+    while len(found) < events or len(before) <= found[events - 1] + after:
+        if ale.game_over():
+            ale.reset_game()
+            before.append(None), reward.append(0.0), ram.append(ale.getRAM())
+        before.append(ale.cloneState())
+        reward.append(agent_step(ale, actions[rng.integers(len(actions))]))
+        ram.append(ale.getRAM())
+        row = event(reward, ram)
+        if row is not None:
+            found.append(row)
+    return before, reward, ram
+
+
 def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, seed: int = 0) -> dict:
     """Random play of ``game`` until ``penalties`` penalised steps, then per lead in ``leads`` (agent steps before
     the penalised one) the share of penalties some plan avoids. Returns ``{"actions": [names], "steps": random play's
@@ -79,15 +101,9 @@ def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, se
         raise ValueError(f"penalties must be >= 1, tail >= 0 and leads non-empty and >= 1, got penalties "
                          f"{penalties}, tail {tail}, leads {list(leads)}")
     ale, actions = new_emulator(game, seed)
-    rng = np.random.default_rng(seed)
-    before, penalised = [], []  # the emulator's state before each agent step (None: an episode starts there)
-    while len(penalised) < penalties:
-        if ale.game_over():
-            ale.reset_game()
-            before.append(None)
-        before.append(ale.cloneState())
-        if agent_step(ale, actions[rng.integers(len(actions))]) < 0:
-            penalised.append(len(before) - 1)
+    before, reward, _ = random_play(ale, actions, seed, lambda reward, ram: len(reward) - 1 if reward[-1] < 0 else None,
+                                    penalties)
+    penalised = [t for t, r in enumerate(reward) if r < 0]
     noop = next(a for a in actions if a.name == "NOOP")  # every minimal action set has it
     moves = [a for a in actions if a != noop]
     rows = []
@@ -104,4 +120,33 @@ def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, se
         rows.append({"lead": k, "penalties": len(moved), "held": [share(h) for h in held.T],
                      "held_any": share(held.any(1)), "move_then_stop": share(moved),
                      "any": share(held.any(1) | moved)})
+    return {"actions": [a.name for a in actions], "steps": sum(s is not None for s in before), "rows": rows}
+
+
+def losable_returns(returns: int, leads: Sequence[int], tail: int = 4, seed: int = 0) -> dict:
+    """The other side of :func:`avoidable` in Pong: random play until ``returns`` balls the paddle returned
+    (:func:`~ssmrl.envs.atari.pong.returns_in_ram`), then per lead (agent steps before the row where the point
+    would have been paid, the turn + :data:`~ssmrl.envs.atari.pong.PAID_AFTER`) the share of returns that holding
+    some action, and holding each, for ``lead + tail`` steps loses (a penalised step), and that holding every
+    action loses. Where the paddle's moves still matter, some held action loses. Returns ``{"actions", "steps",
+    "rows": [{"lead", "returns" (those measured), "held" ([share lost holding each action]), "held_any",
+    "held_all"}]}``."""
+    if returns < 1 or tail < 0 or not leads or min(leads) < 1:
+        raise ValueError(f"returns must be >= 1, tail >= 0 and leads non-empty and >= 1, got returns {returns}, "
+                         f"tail {tail}, leads {list(leads)}")
+    ale, actions = new_emulator("Pong", seed)
+
+    def turn(reward, ram):
+        found = pong.returns_in_ram([r[pong.BALL_X_RAM] for r in ram[-3:]])
+        return len(ram) - 2 if found.size else None
+
+    before, _, ram = random_play(ale, actions, seed, turn, returns, after=pong.PAID_AFTER)
+    paid = pong.returns_in_ram([r[pong.BALL_X_RAM] for r in ram])[:returns] + pong.PAID_AFTER
+    rows = []
+    for k in leads:
+        lost = [[not avoids(ale, before[p - k + 1], [a] * (k + tail)) for a in actions]
+                for p in paid if p - k + 1 >= 0 and not any(s is None for s in before[p - k + 1:p + 1])]
+        lost = np.asarray(lost, bool).reshape(-1, len(actions))
+        rows.append({"lead": k, "returns": len(lost), "held": [share(h) for h in lost.T],
+                     "held_any": share(lost.any(1)), "held_all": share(lost.all(1))})
     return {"actions": [a.name for a in actions], "steps": sum(s is not None for s in before), "rows": rows}
