@@ -1,7 +1,9 @@
-"""Whether a world model's imagination lets its actor save the penalties it foresees
-(agents/world_model/imagined_saves.py, scripts/world_model_saves.py): which replay rows each lead's window reads,
-the flags against a hand computation with the agent's open loop, the shares per lead, the script's refusals."""
+"""Whether a world model's imagination lets its actor save the penalties it foresees, and loses the balls Pong's
+paddle returned (agents/world_model/imagined_saves.py, scripts/world_model_saves.py): which replay rows each lead's
+window reads, the flags against a hand computation with the agent's open loop, the shares per lead, the script's
+tables and refusals."""
 
+import dataclasses
 import os
 import runpy
 
@@ -13,7 +15,15 @@ import pytest
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params, open_loop_predictions
-from ssmrl.agents.world_model.imagined_saves import imagined_saves, penalty_windows, shares_by_lead
+from ssmrl.agents.world_model.imagined_saves import (
+    imagined_saves,
+    lead_windows,
+    losses_by_lead,
+    penalty_windows,
+    return_windows,
+    shares_by_lead,
+)
+from ssmrl.envs.atari import pong
 from ssmrl.experiment.world_model import run_world_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,6 +71,31 @@ def test_penalty_windows_put_the_penalty_at_its_leads_imagined_step():
         penalty_windows(_replay(), C, [0, 1], tail, (0, 40), 10)
 
 
+def test_return_windows_put_the_would_be_point_at_its_leads_imagined_step():
+    """One env of Pong-like frames: the ball comes right to column 54 at row 12 and goes back across column 40 at
+    row 15, so the point would have been paid at row 12 + PAID_AFTER; its windows sit where a penalty's would."""
+    size, C, tail = 40, 3, 2
+    columns = [None] * 6 + [30, 34, 38, 42, 46, 50, 54, 50, 44, 38, 32] + [None] * (size - 17)
+    frames = np.broadcast_to(np.asarray(pong.BACKGROUND, np.uint8), (size, 64, 64, 3)).copy()
+    for t, x in enumerate(columns):
+        if x is not None:
+            frames[t, 30, x:x + 2] = 236
+    first = np.zeros((size, 1), bool)
+    first[0] = True
+    replay = rb.init_replay(size, 1, obs_shape=(64, 64, 3), obs_dtype=jnp.uint8).replace(
+        obs=jnp.asarray(frames[:, None]), first=jnp.asarray(first), size=jnp.asarray(size))
+    windows, lead = return_windows(replay, C, [1, 3], tail, (0, size), 5)
+    paid = 12 + pong.PAID_AFTER
+    assert lead.tolist() == [1, 3] and windows["obs"].shape == (C - 1 + 3 + tail, 2, 64, 64, 3)
+    starts = [paid - (C - 2 + k) for k in (1, 3)]
+    np.testing.assert_array_equal(windows["obs"][:, :, 30, 54, 0], frames[np.add.outer(np.arange(C + 4), starts),
+                                                                          30, 54, 0])
+    with pytest.raises(ValueError, match=r"no Pong return in rows 17-40 of a 40-row replay"):
+        return_windows(replay, C, [1], tail, (17, size), 5)  # the anchor, row 16, outside the rows
+    with pytest.raises(ValueError, match="returns must be >= 1, got 0"):
+        return_windows(replay, C, [1], tail, (0, size), 0)
+
+
 def test_imagined_saves_against_the_open_loop():
     """The flags against the agent's open loop run by hand: the recorded actions' imagination, and each action held
     from the first imagined step, penalised where some predicted reward of the plan's steps (imagined steps 1 ..
@@ -103,6 +138,19 @@ def test_shares_by_lead_count_saves_among_the_foreseen():
     assert rows[2]["foreseen"] == 0 and np.isnan(rows[2]["saved"]) and np.isnan(rows[2]["held"]).all()
 
 
+def test_losses_by_lead_count_the_returns_imagination_loses():
+    flags = np.array([[1, 0, 0, 0],   # the recorded actions' imagination loses it
+                      [1, 1, 0, 1],   # some held action saves it (not every one loses)
+                      [1, 1, 0, 1],   # action 0 saves it
+                      [0, 1, 0, 0]],  # action 1 saves it
+                     bool)
+    rows = losses_by_lead(flags, np.array([1, 1, 1, 2]))
+    assert [(r["lead"], r["returns"]) for r in rows] == [(1, 3), (2, 1)]
+    assert rows[0]["foreseen"] == pytest.approx(1 / 3) and rows[0]["held_any"] == pytest.approx(2 / 3)
+    assert rows[0]["held"] == pytest.approx([1 / 3, 2 / 3]) and rows[0]["held_all"] == pytest.approx(1 / 3)
+    assert (rows[1]["foreseen"], rows[1]["held_any"], rows[1]["held"], rows[1]["held_all"]) == (0, 1, [0, 1], 0)
+
+
 def test_saves_script_reads_a_run_and_refuses_what_it_cannot_measure(tmp_path, capsys):
     """Breakout-MinAtar pays no penalty, so a run of it has no window to measure: the script says so. With one
     penalty written into its replay, it prints that penalty's row."""
@@ -123,6 +171,25 @@ def test_saves_script_reads_a_run_and_refuses_what_it_cannot_measure(tmp_path, c
     assert [(r["lead"], r["penalties"]) for r in out] == [(1, 1)] and len(out[0]["held"]) == 3
     printed = capsys.readouterr().out
     assert "| lead | penalties | foreseen | saved by a held action (of foreseen) | action 0 | action 1 | action 2 |" \
+        in printed and "| 1 | 1 | " in printed
+    with pytest.raises(SystemExit):
+        main([run_dir, "--returns", "5"])
+    assert "--returns reads Pong's frames; this run is on 'Breakout-MinAtar'" in capsys.readouterr().err
+
+    def as_pong(directory):  # the run's frames stand for Pong's, its row 60 for a return's would-be point
+        parts, step, state = opened(directory)
+        return dataclasses.replace(parts, config=dataclasses.replace(parts.config, env_name="atari/Pong")), step, state
+
+    def one_return(replay, context, leads, tail, rows, returns):
+        return lead_windows(replay, context, leads, tail, [(60, 0)], "return")
+
+    main.__globals__.update(open_world_model_run=as_pong, return_windows=one_return)
+    out = main([run_dir, "--returns", "1", "--leads", "1", "--tail", "0", "--threshold", "1e-9"])
+    main.__globals__.update(open_world_model_run=opened, return_windows=return_windows)
+    assert [(r["lead"], r["returns"]) for r in out] == [(1, 1)] and len(out[0]["held"]) == 3
+    printed = capsys.readouterr().out
+    assert "Pong's returns in replay rows" in printed
+    assert "| lead | returns | lost with the recorded actions | lost by some held action | lost holding action 0 |" \
         in printed and "| 1 | 1 | " in printed
     with pytest.raises(SystemExit):
         main([run_dir, "--leads", "1-2"])
