@@ -2,6 +2,7 @@
 
     python scripts/world_model_reward_events.py RUN_DIR [--from 0.5] [--windows 512]
     python scripts/world_model_reward_events.py RUN_DIR --refit 3000 --every 500 [--set hidden=128 ...]
+    python scripts/world_model_reward_events.py RUN_DIR --refit 1000 --warm [--set reward_loss_scale=1 ...]
 
 RUN_DIR is a `train/world_model.py` run; its newest checkpoint is read. ``--windows`` windows per env, spread
 over the replay from the fraction ``--from`` of its rows on, are replayed through the model as the agent's
@@ -15,7 +16,9 @@ real next frame's most likely class, by what imagined steps 1 and 2 were paid: t
 that latent. A model with ``reward_ahead`` heads gets a third: their predictions of the rewards 1 .. K steps later
 from the observed state, against what was paid then. Then, whether its frames draw what moves at all
 (agents/world_model/moving_content.py): the squared error on the values away from each window's median frame, as a
-share of that still frame's (1: no better than drawing the still frame). A last table says whether imagination
+share of that still frame's (1: no better than drawing the still frame); on Pong, per object (the ball, the agent's
+paddle, the opponent's; agents/world_model/drawn_objects.py), how much of it the frames draw where it is, beside
+what they paint elsewhere in its region. A last table says whether imagination
 answers the actions (agents/world_model/action_response.py): how far apart the imagined frames of two actions held
 from the last observed step on are, beside how far another sampling key moves them, and the range of the rewards
 predicted for the held actions; a model that imagines the same game whatever the actor does gives it no advantage
@@ -25,7 +28,9 @@ to learn.
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
 read as JSON where it parses, else as a string): does a larger model, or more updates, see the rewards the
 agent's model missed? ``--every`` prints the correlations as the refit goes, with the losses, the moving pixels' error
-of the observed frames and the actions' and sampling keys' distances at imagined frame 1.
+of the observed frames and the actions' and sampling keys' distances at imagined frame 1. ``--warm`` starts the refit
+from the run's own world model (a fresh optimiser) instead: what more updates, or a changed loss, do to the model the
+agent has.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ import jax.numpy as jnp
 from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.action_response import MEASURES as ANSWER
 from ssmrl.agents.world_model.action_response import format_response, make_action_response
-from ssmrl.agents.world_model.agent import build
+from ssmrl.agents.world_model.agent import build, init_params
+from ssmrl.agents.world_model.drawn_objects import format_drawn, make_drawn_objects
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import format_content, make_moving_content
 from ssmrl.agents.world_model.probe import fit_world_model, setting, with_settings
@@ -50,6 +56,7 @@ from ssmrl.agents.world_model.reward_events import (
     signed,
     window_length,
 )
+from ssmrl.envs.atari import pong
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
@@ -66,6 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--set", dest="changes", action="append", default=[], type=setting, metavar="NAME=VALUE",
                         help="with --refit: a world-model setting of the refit model, e.g. hidden=128")
     parser.add_argument("--every", type=int, default=0, help="with --refit: print the correlations every N updates")
+    parser.add_argument("--warm", action="store_true", help="with --refit: start from the run's world model")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not 0 <= args.start < 1:
@@ -73,8 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.windows < 1 or args.refit < 0 or args.every < 0:
         parser.error(f"--windows must be >= 1 and --refit, --every >= 0, got {args.windows}, {args.refit}, "
                      f"{args.every}")
-    if (args.changes or args.every) and not args.refit:
-        parser.error("--set and --every change a --refit world model; add --refit N")
+    if (args.changes or args.every or args.warm) and not args.refit:
+        parser.error("--set, --every and --warm change a --refit world model; add --refit N")
     try:
         parts, step, state = open_world_model_run(args.run_dir)
     except RunDirError as error:
@@ -88,6 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
             parts = build(with_settings(config, dict(args.changes)))
         except ConfigError as error:
             parser.error(f"--set: {error}")
+        fresh = jax.eval_shape(lambda: init_params(parts, jax.random.PRNGKey(0))["wm"])
+        if args.warm and jax.tree.map(jnp.shape, fresh) != jax.tree.map(jnp.shape, wm_params):
+            parser.error(f"--warm: the run's world model has other parameters than one with {dict(args.changes)}")
         if first_row < parts.config.batch_length:
             parser.error(f"--from {args.start} leaves {first_row} rows to refit on, fewer than a "
                          f"{parts.config.batch_length}-step window")
@@ -96,20 +107,23 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--from {args.start} leaves {size - first_row} rows, fewer than a {length}-step window")
     windows = replay_windows(state.replay, length, first_row, args.windows)
     events, drawn = make_reward_events(parts, windows), make_moving_content(parts, windows)
+    objects = (make_drawn_objects(parts, windows, pong.BACKGROUND, pong.object_masks)
+               if config.env_name == "atari/Pong" else None)
     answer = (make_action_response(parts, windows) if parts.config.horizon >= 2
               else None)  # else the windows end before the first imagined frame
     key = jax.random.PRNGKey(args.seed)
     print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "
-          f"{first_row}" + (f"; a fresh model refitted on rows 0-{first_row}, {dict(args.changes)}" if args.refit
-                            else ""), flush=True)
+          f"{first_row}" + (f"; {'the run' if args.warm else 'a fresh'} model refitted on rows 0-{first_row}, "
+                            f"{dict(args.changes)}" if args.refit else ""), flush=True)
     progress = []
     if args.refit:
         def report(i, params, metrics):
             tables, content = events(params, key), drawn(params, key)
             actions = None if answer is None else answer(params, key)
+            drawn_objects = None if objects is None else objects(params, key)
             progress.append({"update": i, "table": tables["rewards"], "agreement": tables.get("agreement"),
                              "ahead": tables.get("ahead"), "content": content, "actions": actions,
-                             "reward_loss": metrics["reward_loss"]})
+                             "objects": drawn_objects, "reward_loss": metrics["reward_loss"]})
             correlations = ", ".join(f"{name} {signed(e['correlation'])}"
                                      for name, e in {**tables["rewards"], **tables.get("ahead", {})}.items())
             extra = "".join(f", {name} {metrics[metric]:.3f}" for metric, name in (
@@ -120,6 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{outcome} {signed(agreement['imagined 2'][outcome][1])}" for outcome in OUTCOMES))
             moving = content["observed"][CONTENT[0]]
             drawing = "" if moving is None else f"; moving pixels' error {moving:.3f} of the still frame's (observed)"
+            if drawn_objects is not None:
+                drawing += "; drawn / elsewhere (observed): " + ", ".join(
+                    f"{name} {row['observed']['drawn']:.2f} / {row['observed']['elsewhere']:.2f}"
+                    for name, row in drawn_objects.items() if row["observed"] is not None)
             if actions is not None:
                 first = actions["imagined 1"]
                 drawing += (f"; imagined frame 1: actions apart {first[ANSWER[0]]:.5f}, sampling keys apart "
@@ -132,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         older_rows = state.replay.replace(size=jnp.asarray(first_row, jnp.int32))  # the probed rows held out
         wm_params = fit_world_model(parts, older_rows, args.refit, seed=args.seed, every=args.every,
-                                    on_metrics=report)[0]
+                                    on_metrics=report, params=wm_params if args.warm else None)[0]
     tables = events(wm_params, key)
     print("\n" + format_table(tables["rewards"]))
     if "agreement" in tables:
@@ -144,14 +162,20 @@ def main(argv: list[str] | None = None) -> dict:
     content = drawn(wm_params, key)
     print("\nWhat the frames draw: the squared error on the values that move (away from each window's median frame), "
           "a share of the median frame's\n\n" + format_content(content))
+    drawn_objects = None
+    if objects is not None:
+        drawn_objects = objects(wm_params, key)
+        print("\nPong's objects: the frames' distance from the background on each object's pixels, a share of the real "
+              "frame's (drawn), and on the rest of its region, a share of the real object's per pixel (elsewhere)\n\n"
+              + format_drawn(drawn_objects))
     actions = None
     if answer is not None:
         actions = answer(wm_params, key)
         print(f"\nImagination's answer to the actions: each of the {parts.num_actions} actions held from the last "
               "observed step on, one sampling key\n\n" + format_response(actions))
     return {"checkpoint": step, "first_row": first_row, "table": tables["rewards"],
-            "agreement": tables.get("agreement"), "ahead": tables.get("ahead"), "content": content, "actions": actions,
-            "progress": progress}
+            "agreement": tables.get("agreement"), "ahead": tables.get("ahead"), "content": content,
+            "objects": drawn_objects, "actions": actions, "progress": progress}
 
 
 if __name__ == "__main__":

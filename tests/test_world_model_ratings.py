@@ -5,12 +5,13 @@ it sees the rewards of its replay (agents/world_model/reward_events.py, scripts/
 which window rows the table reads, and the script on the same tiny run; and whether a network of its own reads the
 rewards from the replay's frames (scripts/reward_from_frames.py): which rows it trains and scores on, the script; and
 whether its encoder and decoder alone draw the frames (scripts/world_model_autoencoder.py): what each bottleneck feeds
-the decoder, the script."""
+the decoder, the script; and how much of Pong's objects its frames draw (agents/world_model/drawn_objects.py)."""
 
 import dataclasses
 import os
 import re
 import runpy
+import types
 
 import chex
 import flax.linen as nn
@@ -26,6 +27,7 @@ from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.action_response import MEASURES, action_response
 from ssmrl.agents.world_model.agent import build, init_params, open_loop_predictions
 from ssmrl.agents.world_model.autoencoder import BOTTLENECKS, frame_autoencoder
+from ssmrl.agents.world_model.drawn_objects import drawn_shares, format_drawn, object_sums
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import MOVING, moving_errors, moving_sums
 from ssmrl.agents.world_model.networks import preprocess
@@ -39,6 +41,7 @@ from ssmrl.agents.world_model.reward_events import (
     replay_windows,
     window_length,
 )
+from ssmrl.envs.atari import pong
 from ssmrl.experiment.world_model import run_world_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -258,6 +261,40 @@ def test_moving_sums_count_the_values_away_from_the_windows_still_frame(parts):
                                moving_sums(frames, preprocess(obs)), rtol=1e-6)
 
 
+def test_drawn_objects_read_each_objects_pixels_against_the_rest_of_its_region():
+    """Pong's objects in a hand-made frame: the real frame draws each fully and paints nothing elsewhere; the
+    background draws nothing; a paddle smeared over its whole column draws its pixels at the smear's share and paints
+    the same share elsewhere."""
+    background = np.asarray(pong.BACKGROUND, np.float32)
+    real = np.broadcast_to(np.asarray(pong.BACKGROUND, np.uint8), (2, 1, 64, 64, 3)).copy()  # [T=2, B=1, ...]
+    real[:, 0, 30, 20:22] = 236  # the ball
+    real[:, 0, 30:34, 56:58] = (92, 186, 92)  # the agent's paddle
+    real[0, 0, 20:24, 6:8] = (213, 130, 74)  # the opponent's, in row 0 only
+    paddle = np.abs(np.asarray((92, 186, 92), np.float32) - background).sum()
+    smear = real.copy()
+    smear[:, 0, 11:59, 56:58] = (background + (np.asarray((92, 186, 92)) - background) / 4).astype(np.uint8)
+
+    def shares(frames):
+        totals = np.asarray(object_sums(jnp.asarray(frames), jnp.asarray(real), jnp.asarray(background),
+                                        pong.object_masks))
+        regions = np.asarray([region.sum() for region, _ in pong.object_masks(real).values()])
+        return totals, drawn_shares(totals, regions, {"rows 0-1": np.arange(2), "row 1": np.asarray([1])})
+
+    totals, (ball, agent, opponent) = shares(real)
+    assert totals.shape == (3, 4, 2, 1)
+    np.testing.assert_allclose(totals[1, :, 0, 0], [8 * paddle, 8 * paddle, 0, 8])
+    for row in (ball, agent):
+        assert row["rows 0-1"] == row["row 1"] == {"drawn": 1.0, "elsewhere": 0.0}
+    assert opponent["rows 0-1"] == {"drawn": 1.0, "elsewhere": 0.0} and opponent["row 1"] is None
+    _, (ball, _, opponent) = shares(np.broadcast_to(np.asarray(pong.BACKGROUND, np.uint8), real.shape))
+    assert ball["rows 0-1"] == opponent["rows 0-1"] == {"drawn": 0.0, "elsewhere": 0.0}
+    _, (_, agent, _) = shares(smear)
+    level = np.abs(smear[0, 0, 40, 56].astype(np.float32) - background).sum() / paddle
+    assert agent["rows 0-1"] == pytest.approx({"drawn": level, "elsewhere": level}, rel=1e-6) and 0.2 < level < 0.3
+    table = format_drawn({"ball": {"observed": {"drawn": 0.5, "elsewhere": 0.01}, "imagined 1": None}})
+    assert table.splitlines()[2] == "| ball | 0.50 / 0.01 | - |"
+
+
 def test_ahead_table_pairs_each_heads_prediction_with_the_reward_paid_k_steps_later():
     """Head k's prediction at row t is scored against the reward of row t + k, where that row is in the window and
     no frame after t starts another episode."""
@@ -318,7 +355,18 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     printed = capsys.readouterr().out
     assert "Imagination's first latent" not in printed and "answer to the actions" not in printed
 
-    for argv, message in [(["--every", "5"], "--set and --every change a --refit world model"),
+    warm = main([run_dir, "--windows", "2", "--refit", "1", "--warm", "--set", "wm_lr=1e-9", "--from", "0.75"])
+    assert "the run model refitted on rows 0-90, {'wm_lr': 1e-09}" in capsys.readouterr().out
+    # one update at a learning rate of 1e-9 leaves the run's model where it was: its table, not a fresh model's
+    fresh = main([run_dir, "--windows", "2", "--refit", "1", "--set", "wm_lr=1e-9", "--from", "0.75"])
+    as_run = main([run_dir, "--windows", "2", "--from", "0.75"])
+    capsys.readouterr()
+    moving = [out["content"]["observed"][CONTENT[0]] for out in (warm, as_run, fresh)]
+    assert moving[0] == pytest.approx(moving[1], rel=1e-3) and moving[2] != pytest.approx(moving[1], rel=1e-3)
+    for argv, message in [(["--every", "5"], "--set, --every and --warm change a --refit world model"),
+                          (["--warm"], "--set, --every and --warm change a --refit world model"),
+                          (["--refit", "1", "--warm", "--set", "hidden=8"],
+                           "--warm: the run's world model has other parameters than one with {'hidden': 8}"),
                           (["--refit", "1", "--set", "hiden=8"], "--set: hiden: not a world-model setting; valid: "),
                           (["--refit", "1", "--set", "hidden=-1"], "--set: hidden must be >= 1"),
                           (["--from", "1.5"], "--from must be in [0, 1), got 1.5"),
@@ -326,6 +374,38 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
         with pytest.raises(SystemExit):
             main([run_dir, *argv])
         assert message in capsys.readouterr().err, argv
+    assert out["objects"] is None and "Pong's objects" not in printed
+
+
+def test_reward_events_script_reads_pongs_objects_on_a_pong_run(trained_run, capsys):
+    """A Pong run gets the objects' table: here the tiny run stands for one, its frames' first channel for an
+    object."""
+    run_dir, _ = trained_run
+    main = _script("world_model_reward_events.py")
+    opened = main.__globals__["open_world_model_run"]
+
+    def as_pong(directory):
+        parts, step, state = opened(directory)
+        return dataclasses.replace(parts, config=dataclasses.replace(parts.config, env_name="atari/Pong")), step, state
+
+    def object_masks(obs):
+        region = np.ones(obs.shape[-3:-1], bool)
+        return {"thing": (region, obs[..., 0] > 0)}
+
+    pong_module = main.__globals__["pong"]
+    channels = opened(run_dir)[0].obs_shape[-1]
+    main.__globals__.update(open_world_model_run=as_pong,
+                            pong=types.SimpleNamespace(BACKGROUND=(0,) * channels, object_masks=object_masks))
+    try:
+        out = main([run_dir, "--windows", "2"])
+    finally:
+        main.__globals__.update(open_world_model_run=opened, pong=pong_module)
+    H = CONFIG.horizon
+    assert list(out["objects"]) == ["thing"]
+    assert list(out["objects"]["thing"]) == ["observed", *(f"imagined {k}" for k in sorted({1, 2, H // 2, H - 1}))]
+    printed = capsys.readouterr().out
+    assert "Pong's objects: the frames' distance from the background" in printed
+    assert re.search(r"\| thing \| \d+\.\d{2} / \d+\.\d{2} \|", printed), printed
 
 
 def test_reward_from_frames_rows():

@@ -62,12 +62,14 @@ def random_policy_replay(parts: Parts, key: jax.Array, steps: int) -> rb.Replay:
 
 
 def fit_world_model(parts: Parts, replay: rb.Replay, updates: int, seed: int = 0, reward_scale: float = 1.0,
-                    every: int = 0, on_metrics=None):
-    """``updates`` world-model gradient steps on windows of ``replay``; returns ``(params, metrics per
-    update)``; ``on_metrics(i, params, metrics)`` is called every ``every`` updates with the metrics averaged over
-    those ``every`` updates (one batch's loss varies with the few rewards it holds)."""
+                    every: int = 0, on_metrics=None, params=None):
+    """``updates`` world-model gradient steps on windows of ``replay``, from ``params`` (default: a fresh model)
+    with a fresh optimiser; returns ``(params, metrics per update)``; ``on_metrics(i, params, metrics)`` is called
+    every ``every`` updates with the metrics averaged over those ``every`` updates (one batch's loss varies with
+    the few rewards it holds)."""
     config = parts.config
-    params = init_params(parts, agent_keys(jax.random.PRNGKey(seed))[0])["wm"]  # init()'s, with no env
+    if params is None:
+        params = init_params(parts, agent_keys(jax.random.PRNGKey(seed))[0])["wm"]  # init()'s, with no env
     opt = parts.wm_tx.init(params)
 
     @jax.jit
