@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
             parts = build(with_settings(config, dict(args.changes)))
         except ConfigError as error:
             parser.error(f"--set: {error}")
-        fresh = jax.eval_shape(lambda: init_params(parts, jax.random.PRNGKey(0))["wm"])
-        if args.warm and jax.tree.map(jnp.shape, fresh) != jax.tree.map(jnp.shape, wm_params):
-            parser.error(f"--warm: the run's world model has other parameters than one with {dict(args.changes)}")
+        if args.warm:  # shapes only: nothing is initialised
+            fresh = jax.eval_shape(lambda: init_params(parts, jax.random.PRNGKey(0))["wm"])
+            if jax.tree.map(jnp.shape, fresh) != jax.tree.map(jnp.shape, wm_params):
+                parser.error(f"--warm: the run's world model has other parameters than one with {dict(args.changes)}")
         if first_row < parts.config.batch_length:
             parser.error(f"--from {args.start} leaves {first_row} rows to refit on, fewer than a "
                          f"{parts.config.batch_length}-step window")

@@ -53,8 +53,8 @@ def make_drawn_objects(parts: Parts, windows: dict, background, objects: Callabl
     :func:`~ssmrl.agents.world_model.reward_events.shown_frames`; ``objects`` as :func:`object_sums` takes it. In
     batches of ``batch`` windows, compiled once for every call."""
     C = parts.config.imag_context
-    names = list(objects(windows["obs"][:1, :1]))
-    regions = np.stack([region.sum() for region, _ in objects(windows["obs"][:1, :1]).values()])
+    sample = objects(windows["obs"][:1, :1])
+    names, regions = list(sample), np.asarray([region.sum() for region, _ in sample.values()])
     background = jnp.asarray(background, jnp.float32)
 
     def sums(p, o, a, f, k):
