@@ -13,6 +13,8 @@ loss and the moving pixels' error of ``--windows`` windows per env from the rows
 on the values away from each window's median frame, a share of that still frame's (1: no better than drawing the
 still frame). Set beside a ``--refit`` of
 scripts/world_model_reward_events.py at the same settings, which prints the same measure for the whole world model.
+On a game whose objects are read (Pong; agents/world_model/drawn_objects.py), the last reconstructions are read per
+object too: how much of each the autoencoder draws where it is, beside what it paints elsewhere in its region.
 """
 
 from __future__ import annotations
@@ -20,11 +22,21 @@ from __future__ import annotations
 import argparse
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.agent import build
 from ssmrl.agents.world_model.autoencoder import BOTTLENECKS, fit_autoencoder, frame_autoencoder
+from ssmrl.agents.world_model.drawn_objects import (
+    GAME_OBJECTS,
+    drawn_shares,
+    format_drawn,
+    object_regions,
+    object_sums,
+)
+from ssmrl.agents.world_model.networks import postprocess
 from ssmrl.agents.world_model.probe import setting, with_settings
 from ssmrl.agents.world_model.reward_events import replay_windows, window_length
 from ssmrl.experiment import compile_cache
@@ -82,8 +94,31 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"update {i}: reconstruction loss {loss:.2f}, moving pixels' error {drawn} of the still frame's, "
               f"{time.time() - started:.0f} s", flush=True)
 
-    fit_autoencoder(model, parts.wm_tx, frames, windows, args.updates, args.batch, args.seed, args.every, report)
-    return {"checkpoint": step, "frames": int(frames.shape[0]), "progress": progress}
+    params, _ = fit_autoencoder(model, parts.wm_tx, frames, windows, args.updates, args.batch, args.seed, args.every,
+                                report)
+    game, objects = GAME_OBJECTS.get(config.env_name), None
+    if game is not None:
+        objects = reconstructed_objects(model, params, windows, *game, jax.random.PRNGKey(args.seed))
+        print("\nThe game's objects in the reconstructions: the distance from the background on each object's pixels, "
+              "a share of the real frame's (drawn), and on the rest of its region, a share of the real object's per "
+              "pixel (elsewhere)\n\n" + format_drawn(objects))
+    return {"checkpoint": step, "frames": int(frames.shape[0]), "progress": progress, "objects": objects}
+
+
+def reconstructed_objects(model, params, windows: np.ndarray, background, objects, key: jax.Array) -> dict:
+    """:func:`~ssmrl.agents.world_model.drawn_objects.drawn_shares` of the autoencoder's reconstructions of
+    ``windows [T, W, *obs_shape]`` (in batches of 64 windows), pooled over every row: ``{object: {"reconstructed":
+    {"drawn", "elsewhere"}}}``."""
+    names, regions = object_regions(windows, objects)
+
+    @jax.jit
+    def sums(obs):
+        drawn = model.apply(params, obs.reshape(-1, *obs.shape[2:]), key).reshape(obs.shape)
+        return object_sums(postprocess(drawn, jnp.uint8), obs, jnp.asarray(background, jnp.float32), objects)
+
+    totals = np.concatenate([np.asarray(sums(windows[:, j:j + 64])) for j in range(0, windows.shape[1], 64)], 3)
+    shares = drawn_shares(totals, regions, {"reconstructed": np.arange(windows.shape[0])})
+    return dict(zip(names, shares))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ real next frame's most likely class, by what imagined steps 1 and 2 were paid: t
 that latent. A model with ``reward_ahead`` heads gets a third: their predictions of the rewards 1 .. K steps later
 from the observed state, against what was paid then. Then, whether its frames draw what moves at all
 (agents/world_model/moving_content.py): the squared error on the values away from each window's median frame, as a
-share of that still frame's (1: no better than drawing the still frame); on Pong, per object (the ball, the agent's
-paddle, the opponent's; agents/world_model/drawn_objects.py), how much of it the frames draw where it is, beside
-what they paint elsewhere in its region. A last table says whether imagination
+share of that still frame's (1: no better than drawing the still frame); on a game whose objects are read (Pong: the
+ball, the agent's paddle, the opponent's; agents/world_model/drawn_objects.py), per object, how much of it the frames
+draw where it is, beside what they paint elsewhere in its region. A last table says whether imagination
 answers the actions (agents/world_model/action_response.py): how far apart the imagined frames of two actions held
 from the last observed step on are, beside how far another sampling key moves them, and the range of the rewards
 predicted for the held actions; a model that imagines the same game whatever the actor does gives it no advantage
@@ -44,7 +44,7 @@ from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.action_response import MEASURES as ANSWER
 from ssmrl.agents.world_model.action_response import format_response, make_action_response
 from ssmrl.agents.world_model.agent import build, init_params
-from ssmrl.agents.world_model.drawn_objects import format_drawn, make_drawn_objects
+from ssmrl.agents.world_model.drawn_objects import GAME_OBJECTS, format_drawn, make_drawn_objects
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import format_content, make_moving_content
 from ssmrl.agents.world_model.probe import fit_world_model, setting, with_settings
@@ -56,7 +56,6 @@ from ssmrl.agents.world_model.reward_events import (
     signed,
     window_length,
 )
-from ssmrl.envs.atari import pong
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
@@ -108,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--from {args.start} leaves {size - first_row} rows, fewer than a {length}-step window")
     windows = replay_windows(state.replay, length, first_row, args.windows)
     events, drawn = make_reward_events(parts, windows), make_moving_content(parts, windows)
-    objects = (make_drawn_objects(parts, windows, pong.BACKGROUND, pong.object_masks)
-               if config.env_name == "atari/Pong" else None)
+    game = GAME_OBJECTS.get(config.env_name)
+    objects = None if game is None else make_drawn_objects(parts, windows, *game)
     answer = (make_action_response(parts, windows) if parts.config.horizon >= 2
               else None)  # else the windows end before the first imagined frame
     key = jax.random.PRNGKey(args.seed)
@@ -166,9 +165,9 @@ def main(argv: list[str] | None = None) -> dict:
     drawn_objects = None
     if objects is not None:
         drawn_objects = objects(wm_params, key)
-        print("\nPong's objects: the frames' distance from the background on each object's pixels, a share of the real "
-              "frame's (drawn), and on the rest of its region, a share of the real object's per pixel (elsewhere)\n\n"
-              + format_drawn(drawn_objects))
+        print("\nThe game's objects: the frames' distance from the background on each object's pixels, a share of the "
+              "real frame's (drawn), and on the rest of its region, a share of the real object's per pixel "
+              "(elsewhere)\n\n" + format_drawn(drawn_objects))
     actions = None
     if answer is not None:
         actions = answer(wm_params, key)

@@ -11,7 +11,6 @@ import dataclasses
 import os
 import re
 import runpy
-import types
 
 import chex
 import flax.linen as nn
@@ -27,7 +26,7 @@ from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.action_response import MEASURES, action_response
 from ssmrl.agents.world_model.agent import build, init_params, open_loop_predictions
 from ssmrl.agents.world_model.autoencoder import BOTTLENECKS, frame_autoencoder
-from ssmrl.agents.world_model.drawn_objects import drawn_shares, format_drawn, object_sums
+from ssmrl.agents.world_model.drawn_objects import GAME_OBJECTS, drawn_shares, format_drawn, object_sums
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import MOVING, moving_errors, moving_sums
 from ssmrl.agents.world_model.networks import preprocess
@@ -377,35 +376,24 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert out["objects"] is None and "Pong's objects" not in printed
 
 
-def test_reward_events_script_reads_pongs_objects_on_a_pong_run(trained_run, capsys):
-    """A Pong run gets the objects' table: here the tiny run stands for one, its frames' first channel for an
-    object."""
+def test_reward_events_and_autoencoder_scripts_read_a_games_objects(trained_run, monkeypatch, capsys):
+    """A run of a game whose objects are read gets their table: here the tiny run's env is given one object, the
+    pixels of its frames' first channel."""
     run_dir, _ = trained_run
-    main = _script("world_model_reward_events.py")
-    opened = main.__globals__["open_world_model_run"]
-
-    def as_pong(directory):
-        parts, step, state = opened(directory)
-        return dataclasses.replace(parts, config=dataclasses.replace(parts.config, env_name="atari/Pong")), step, state
-
-    def object_masks(obs):
-        region = np.ones(obs.shape[-3:-1], bool)
-        return {"thing": (region, obs[..., 0] > 0)}
-
-    pong_module = main.__globals__["pong"]
-    channels = opened(run_dir)[0].obs_shape[-1]
-    main.__globals__.update(open_world_model_run=as_pong,
-                            pong=types.SimpleNamespace(BACKGROUND=(0,) * channels, object_masks=object_masks))
-    try:
-        out = main([run_dir, "--windows", "2"])
-    finally:
-        main.__globals__.update(open_world_model_run=opened, pong=pong_module)
+    channels = _script("world_model_reward_events.py").__globals__["open_world_model_run"](run_dir)[0].obs_shape[-1]
+    monkeypatch.setitem(GAME_OBJECTS, CONFIG.env_name, ((0,) * channels, lambda obs: {
+        "thing": (np.ones(obs.shape[-3:-1], bool), obs[..., 0] > 0)}))
     H = CONFIG.horizon
+    out = _script("world_model_reward_events.py")([run_dir, "--windows", "2"])
     assert list(out["objects"]) == ["thing"]
     assert list(out["objects"]["thing"]) == ["observed", *(f"imagined {k}" for k in sorted({1, 2, H // 2, H - 1}))]
     printed = capsys.readouterr().out
-    assert "Pong's objects: the frames' distance from the background" in printed
+    assert "The game's objects: the frames' distance from the background" in printed
     assert re.search(r"\| thing \| \d+\.\d{2} / \d+\.\d{2} \|", printed), printed
+    out = _script("world_model_autoencoder.py")([run_dir, "--updates", "1", "--every", "1", "--batch", "4",
+                                                  "--windows", "2"])
+    assert list(out["objects"]) == ["thing"] and list(out["objects"]["thing"]) == ["reconstructed"]
+    assert "The game's objects in the reconstructions" in capsys.readouterr().out
 
 
 def test_reward_from_frames_rows():
@@ -615,6 +603,7 @@ def test_frame_autoencoder_learns_the_runs_frames_and_its_script_reads_a_run(tra
     main = _script("world_model_autoencoder.py")
     out = main([run_dir, "--updates", "60", "--every", "20", "--batch", "16", "--windows", "4", "--set", "wm_lr=3e-3"])
     assert [p["update"] for p in out["progress"]] == [20, 40, 60] and out["frames"] == 90 * CONFIG.num_envs
+    assert out["objects"] is None  # MinAtar's objects are not read
     assert out["progress"][-1]["loss"] < 0.3 * out["progress"][0]["loss"], out["progress"]
     assert all(p["moving"] is None or p["moving"] >= 0 for p in out["progress"])
     printed = capsys.readouterr().out

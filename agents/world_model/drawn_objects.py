@@ -27,8 +27,11 @@ import numpy as np
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
 from ssmrl.agents.world_model.networks import postprocess
 from ssmrl.agents.world_model.reward_events import over_batches, shown_frames
+from ssmrl.envs.atari import pong
 
 MEASURES = ("drawn", "elsewhere")
+# env name -> (its background colour, its objects as object_sums takes them): the games whose objects are read
+GAME_OBJECTS = {"atari/Pong": (pong.BACKGROUND, pong.object_masks)}
 
 
 def object_sums(frames: jax.Array, real: jax.Array, background: jax.Array, objects: Callable) -> jax.Array:
@@ -53,8 +56,7 @@ def make_drawn_objects(parts: Parts, windows: dict, background, objects: Callabl
     :func:`~ssmrl.agents.world_model.reward_events.shown_frames`; ``objects`` as :func:`object_sums` takes it. In
     batches of ``batch`` windows, compiled once for every call."""
     C = parts.config.imag_context
-    sample = objects(windows["obs"][:1, :1])
-    names, regions = list(sample), np.asarray([region.sum() for region, _ in sample.values()])
+    names, regions = object_regions(windows["obs"], objects)
     background = jnp.asarray(background, jnp.float32)
 
     def sums(p, o, a, f, k):
@@ -69,6 +71,12 @@ def make_drawn_objects(parts: Parts, windows: dict, background, objects: Callabl
         return dict(zip(names, drawn_shares(totals, regions, columns)))
 
     return drawn
+
+
+def object_regions(obs: np.ndarray, objects: Callable) -> tuple[list[str], np.ndarray]:
+    """The objects' names and their regions' sizes in pixels, read from one frame of ``obs [T, N, ...]``."""
+    sample = objects(obs[:1, :1])
+    return list(sample), np.asarray([region.sum() for region, _ in sample.values()])
 
 
 def drawn_shares(totals: np.ndarray, regions: np.ndarray, columns: dict) -> list[dict]:
