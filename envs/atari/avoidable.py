@@ -71,12 +71,13 @@ def share(avoided: np.ndarray) -> float:
     return float(avoided.mean()) if avoided.size else float("nan")
 
 
-def random_play(ale, actions: list, seed: int, event, events: int, after: int = 0) -> tuple[list, list[float], list]:
+def random_play(ale, actions: list, seed: int, event, events: int, after: int = 0
+                ) -> tuple[list, list[float], list, list[int]]:
     """Random play (actions uniform over ``actions``) until ``events`` events have each been followed by ``after``
-    more rows: ``(before, reward, ram)``, per row the emulator's state before the agent step (None on the row an
-    episode's reset takes, whose reward is 0 and RAM the reset's), its summed reward and the RAM after it.
-    ``event(reward, ram)``, called after each agent step with the rows so far, returns the row of an event that step
-    reveals, or None."""
+    more rows: ``(before, reward, ram, found)``, per row the emulator's state before the agent step (None on the row
+    an episode's reset takes, whose reward is 0 and RAM the reset's), its summed reward and the RAM after it, and the
+    events' rows. ``event(reward, ram)``, called after each agent step with the rows so far, returns the row of an
+    event that step reveals, or None."""
     rng = np.random.default_rng(seed)
     before, reward, ram, found = [], [], [], []
     while len(found) < events or len(before) <= found[events - 1] + after:
@@ -89,7 +90,7 @@ def random_play(ale, actions: list, seed: int, event, events: int, after: int = 
         row = event(reward, ram)
         if row is not None:
             found.append(row)
-    return before, reward, ram
+    return before, reward, ram, found
 
 
 def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, seed: int = 0) -> dict:
@@ -101,9 +102,8 @@ def avoidable(game: str, penalties: int, leads: Sequence[int], tail: int = 4, se
         raise ValueError(f"penalties must be >= 1, tail >= 0 and leads non-empty and >= 1, got penalties "
                          f"{penalties}, tail {tail}, leads {list(leads)}")
     ale, actions = new_emulator(game, seed)
-    before, reward, _ = random_play(ale, actions, seed, lambda reward, ram: len(reward) - 1 if reward[-1] < 0 else None,
-                                    penalties)
-    penalised = [t for t, r in enumerate(reward) if r < 0]
+    before, _, _, penalised = random_play(ale, actions, seed,
+                                          lambda reward, ram: len(reward) - 1 if reward[-1] < 0 else None, penalties)
     noop = next(a for a in actions if a.name == "NOOP")  # every minimal action set has it
     moves = [a for a in actions if a != noop]
     rows = []
@@ -140,8 +140,8 @@ def losable_returns(returns: int, leads: Sequence[int], tail: int = 4, seed: int
         found = pong.returns_in_ram([r[pong.BALL_X_RAM] for r in ram[-3:]])
         return len(ram) - 2 if found.size else None
 
-    before, _, ram = random_play(ale, actions, seed, turn, returns, after=pong.PAID_AFTER)
-    paid = pong.returns_in_ram([r[pong.BALL_X_RAM] for r in ram])[:returns] + pong.PAID_AFTER
+    before, _, _, turns = random_play(ale, actions, seed, turn, returns, after=pong.PAID_AFTER)
+    paid = np.asarray(turns[:returns]) + pong.PAID_AFTER
     rows = []
     for k in leads:
         lost = [[not avoids(ale, before[p - k + 1], [a] * (k + tail)) for a in actions]
