@@ -16,7 +16,15 @@ from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
 from ssmrl.agents.world_model.agent import build, init_params, observation_spec, open_loop, policy_step, train_step
 from ssmrl.agents.world_model.behavior import actor_critic_losses, actor_policy, imagine, lambda_returns
-from ssmrl.agents.world_model.world_model import ahead_mask, next_latents, state, value_bins, world_model_loss
+from ssmrl.agents.world_model.networks import preprocess
+from ssmrl.agents.world_model.world_model import (
+    MOVING,
+    ahead_mask,
+    next_latents,
+    state,
+    value_bins,
+    world_model_loss,
+)
 
 MODELS = ("drama", "s4wm", "rssm")
 A = 4  # actions
@@ -422,6 +430,32 @@ def test_prior_reward_loss_reads_the_state_built_on_prior_samples():
     every_first = {**b, "first": jnp.ones_like(b["first"])}
     _, m = losses(params, 3.0, every_first)
     np.testing.assert_allclose(m["prior_reward_loss"], m["reward_loss"], rtol=1e-5)
+
+
+def test_recon_moving_loss_is_the_squared_error_on_the_values_that_move():
+    """recon_moving_weight adds that weight times the frames' squared error summed over the values more than MOVING
+    from the window's per-value median over its rows (the moving square's, not the still background's), averaged over
+    the frames; at 0 it is not computed."""
+    config = tiny("drama", recon_moving_weight=5.0)
+    parts = build(config, num_actions=A)
+    wm, params = parts.wm, jax.jit(lambda k: init_params(parts, k))(jax.random.PRNGKey(0))["wm"]
+    b, key = batch(), jax.random.PRNGKey(0)
+
+    def loss_and_metrics(p, c):
+        loss, (out, m) = world_model_loss(p, wm, c, b, key)
+        return loss, m, wm.apply(p, out["z"], out["h_prev"], method="decode")
+
+    losses = jax.jit(loss_and_metrics, static_argnums=1)
+    (off, m_off, _), (on, m, drawn) = losses(params, dataclasses.replace(config, recon_moving_weight=0.0)), \
+        losses(params, config)
+    assert "recon_moving_loss" not in m_off
+    np.testing.assert_allclose(on - off, 5.0 * m["recon_moving_loss"], rtol=1e-5)
+    real = np.asarray(preprocess(b["obs"]))
+    moving = np.abs(real - np.median(real, axis=0)) > MOVING
+    assert 0 < moving.mean() < 0.1  # the square's edges as it moves, not the black background
+    errors = (np.asarray(drawn) - real) ** 2
+    np.testing.assert_allclose(m["recon_moving_loss"], np.where(moving, errors, 0.0).sum((2, 3, 4)).mean(), rtol=1e-5)
+    assert float(m["recon_moving_loss"]) < 0.5 * float(m["recon_loss"])
 
 
 def test_ahead_mask_keeps_the_later_rewards_of_h_ts_episode_in_the_window():

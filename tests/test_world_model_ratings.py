@@ -28,7 +28,7 @@ from ssmrl.agents.world_model.agent import build, init_params, open_loop_predict
 from ssmrl.agents.world_model.autoencoder import BOTTLENECKS, frame_autoencoder
 from ssmrl.agents.world_model.drawn_objects import GAME_OBJECTS, drawn_shares, format_drawn, object_sums
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
-from ssmrl.agents.world_model.moving_content import MOVING, moving_errors, moving_sums
+from ssmrl.agents.world_model.moving_content import moving_errors, moving_sums
 from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.ratings import env_ratings, imagined_ratings, policy_names
 from ssmrl.agents.world_model.reward_events import (
@@ -40,6 +40,7 @@ from ssmrl.agents.world_model.reward_events import (
     replay_windows,
     window_length,
 )
+from ssmrl.agents.world_model.world_model import MOVING
 from ssmrl.envs.atari import pong
 from ssmrl.experiment.world_model import run_world_model
 

@@ -107,6 +107,10 @@ class WorldModelConfig:
                                 "(MuZero's reward unrolled from a state), each head's loss at reward_loss_scale, so "
                                 "the state holds a reward before the frame that decides it; auxiliary: imagination "
                                 "reads the reward head alone (0: off; docs/RESULTS.md, Pong's lost point)", ge=0)
+    recon_moving_weight: float = setting(0.0, "weight of a second reconstruction loss, the observation's squared "
+                                         "error on the values that move within the window (more than 0.05 in "
+                                         "preprocess' units from their median over its rows): a two-pixel ball's "
+                                         "error is otherwise lost beside the background's (0: off)", ge=0)
     recon_gradient: bool = setting(True, "the reconstruction's gradient shapes the model state (DreamerV3, Drama); "
                                    "false: the decoder reads the state through stop_gradient, so the reward, "
                                    "continuation and KL losses alone decide what the encoder and latent hold")

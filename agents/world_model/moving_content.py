@@ -8,7 +8,8 @@ ones on the pixels that differ from a still frame, the window's own per-pixel me
 for the window's length: walls, colours, a score that did not change): the model's squared error there, as a share
 of the still frame's. 0: the moving content is drawn as it was; 1: no better than drawing the still frame; above 1:
 worse (moving content drawn in the wrong place). Observations are compared in ``preprocess``' units (pixels in
-[-0.5, 0.5], vectors symlog); a value moves where it is more than ``MOVING`` away from the still frame's.
+[-0.5, 0.5], vectors symlog); a value moves where it is more than
+:data:`~ssmrl.agents.world_model.world_model.MOVING` away from the still frame's.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import numpy as np
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
 from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.reward_events import over_batches, shown_frames
+from ssmrl.agents.world_model.world_model import moving_values
 
-MOVING = 0.05  # in preprocess' units: 13 of 255 pixel levels
 MEASURES = ("moving pixels' error, a share of the still frame's", "share of the values moving")
 
 
@@ -34,7 +35,7 @@ def moving_sums(frames: jax.Array, real: jax.Array) -> jax.Array:
     frame, its per-value median over the ``T`` rows), the still frame's summed over them, and their count."""
     chex.assert_equal_shape([frames, real])
     still = jnp.median(real, axis=0)
-    moving = jnp.abs(real - still) > MOVING
+    moving = moving_values(real)
     values = tuple(range(2, real.ndim))
     total = lambda x: jnp.sum(jnp.where(moving, x, 0.0), values)  # noqa: E731
     return jnp.stack([total((frames - real) ** 2), total((still - real) ** 2), total(jnp.ones_like(real))])

@@ -13,7 +13,8 @@ cross-entropy of ``1 - term_t`` from ``h_t``; KL balancing between the prior fro
 t+1 (free bits, 0.5 dynamics / 0.1 representation), skipped where frame t+1 starts a new episode. Optionally
 (``prior_reward_scale``) the reward once more, read from the sequence model fed prior samples in place of the
 posteriors, as imagination feeds it; and (``reward_ahead``) the rewards 1 .. K steps later, read from ``h_t`` with
-the actions between, each head's loss at the reward's weight.
+the actions between, each head's loss at the reward's weight; and (``recon_moving_weight``) the observation's squared
+error once more on the values that move within the window.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from ssmrl.agents.world_model.distributions import (
 )
 from ssmrl.agents.world_model.networks import MLP, make_observation_networks, preprocess
 from ssmrl.agents.world_model.sequence import SequenceModel
+
+MOVING = 0.05  # in preprocess' units: 13 of 255 pixel levels
 
 
 class WorldModel(nn.Module):
@@ -254,6 +257,12 @@ def value_bins(config: WorldModelConfig) -> jax.Array:
     return bin_values(config.reward_bins, -config.twohot_range, config.twohot_range)
 
 
+def moving_values(real: jax.Array) -> jax.Array:
+    """``real [T, B, *obs_shape]`` (``preprocess``' units) -> bool, the same shape: the values more than ``MOVING``
+    from the window's still frame, their median over its ``T`` rows (what stays put: walls, colours, the score)."""
+    return jnp.abs(real - jnp.median(real, axis=0)) > MOVING
+
+
 def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(x * mask) / jnp.maximum(1.0, jnp.sum(mask))
 
@@ -273,7 +282,9 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
     decoded = (out["z"], out["h_prev"]) if config.recon_gradient else (sg(out["z"]), sg(out["h_prev"]))
     recon = model.apply(params, *decoded, method="decode")
     obs_axes = tuple(range(2, obs.ndim))
-    recon_loss = jnp.sum((recon - preprocess(obs)) ** 2, axis=obs_axes).mean()
+    target = preprocess(obs)
+    recon_error = (recon - target) ** 2
+    recon_loss = jnp.sum(recon_error, axis=obs_axes).mean()
     reward_logits, cont_logit = model.apply(params, state(out), action, out["h"], next_latents(out), method="heads")
     reward_loss = _masked_mean(model.reward_error(reward_logits, reward), reward_mask(config.reward_input, first))
     cont_loss = optax.sigmoid_binary_cross_entropy(cont_logit, 1.0 - term.astype(jnp.float32)).mean()
@@ -294,6 +305,10 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
         # each head at the reward's full weight, so that more heads do not thin the first ones' weight
         optional["reward_ahead_loss"] = per_head.mean()
         loss = loss + config.reward_loss_scale * per_head.sum()
+    if config.recon_moving_weight:
+        # a two-pixel ball's error is a few values of a frame's 12,288: summed with the background's it barely moves
+        optional["recon_moving_loss"] = jnp.sum(jnp.where(moving_values(target), recon_error, 0.0), obs_axes).mean()
+        loss = loss + config.recon_moving_weight * optional["recon_moving_loss"]
     if config.prior_reward_scale:
         optional["prior_reward_loss"] = _prior_fed_reward_loss(params, model, config.reward_input, out, batch,
                                                                jax.random.fold_in(key, T))
