@@ -8,7 +8,8 @@
 ```
 A used directory is never silently reused: without ``resume`` it is refused; with ``resume`` the stored
 config is compared with the new one before anything is written, and only keys that cannot change the
-results (``RESULT_FREE``: progress display, logging, the resume flag itself) may differ. A trainer may
+results (``RESULT_FREE``: progress display, logging, the resume flag itself) may differ; a setting added since the
+run was stored is the same run while left at its default (``defaults``). A trainer may
 also name ``extendable`` keys (a world model's ``total_steps``) that may grow on resume: the run goes on
 past its old end, ``run.json`` lists each extension and the old ``summary.json`` is kept beside the new
 one as ``summary.<key>=<old value>.json``.
@@ -89,14 +90,16 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: config}
 
 
-def changed_keys(stored: dict, new: dict) -> list[str]:
+def changed_keys(stored: dict, new: dict, defaults: dict | None = None) -> list[str]:
     """Dotted keys whose values differ between two configs, except ``RESULT_FREE`` ones. A key the stored
-    config lacks and the new one holds empty (``[]`` / ``{}``: options added by a later version, none set)
-    is the same run."""
+    config lacks and the new one holds empty (``[]`` / ``{}``: options added by a later version, none set),
+    or at its value in ``defaults`` (a setting added by a later version, left at its default, which keeps the
+    old behaviour), is the same run."""
     a, b = flatten(stored), flatten(json.loads(json.dumps(new, default=str)))
-    added_empty = {k for k in set(b) - set(a) if b[k] in ([], {})}
+    d = flatten(json.loads(json.dumps(defaults or {}, default=str)))
+    added_unset = {k for k in set(b) - set(a) if b[k] in ([], {}) or (k in d and b[k] == d[k])}
     return sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>")
-                  and k.rsplit(".", 1)[-1] not in RESULT_FREE and k not in added_empty)
+                  and k.rsplit(".", 1)[-1] not in RESULT_FREE and k not in added_unset)
 
 
 def refuse_used(path: str) -> None:
@@ -111,14 +114,15 @@ def refuse_used(path: str) -> None:
 class RunDir:
     """An open run directory: checked, locked, ``run.json`` written. Use as a context manager.
 
-    ``RunDir(path, kind, config, resume, extendable)``: ``config`` is everything the run was started with
-    (JSON-able); ``extendable``: dotted keys of ``config`` (integers) that may grow on resume.
+    ``RunDir(path, kind, config, resume, extendable, defaults)``: ``config`` is everything the run was started with
+    (JSON-able); ``extendable``: dotted keys of ``config`` (integers) that may grow on resume; ``defaults``: the
+    config's default values, so that a run stored before a setting existed resumes while it is left at its default.
     ``resuming`` is True when ``resume`` found an earlier run of the same config to continue.
     ``run.json`` lists every growth so far under ``extensions``, ``[{"key", "from", "to"}]``, the newest last.
     """
 
     def __init__(self, path: str, kind: str, config: dict, resume: bool = False,
-                 extendable: tuple[str, ...] = ()) -> None:
+                 extendable: tuple[str, ...] = (), defaults: dict | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown run kind {kind!r}; valid: {list(KINDS)}")
         self.path, self.kind, self.config = os.path.abspath(path), kind, config
@@ -131,7 +135,7 @@ class RunDir:
             refuse_used(self.path)
         if resume and os.path.exists(os.path.join(self.path, RUN_FILE)):
             stored = read_run(self.path)
-            grown = self._check_same_run(stored, extendable)  # before anything is written
+            grown = self._check_same_run(stored, extendable, defaults)  # before anything is written
             extensions = list(stored.get("extensions", [])) + grown
             self.resuming = True
         elif used:
@@ -155,12 +159,12 @@ class RunDir:
             tags = ",".join(f"{g['key'].rsplit('.', 1)[-1]}={g['from']}" for g in grown)
             os.replace(old, os.path.join(self.path, f"summary.{tags}.json"))
 
-    def _check_same_run(self, stored: dict, extendable: tuple[str, ...]) -> list[dict]:
+    def _check_same_run(self, stored: dict, extendable: tuple[str, ...], defaults: dict | None) -> list[dict]:
         """Refuse a changed config; return the ``extendable`` keys that grew, ``[{"key", "from", "to"}]``."""
         where = os.path.join(self.path, RUN_FILE)
         if stored["kind"] != self.kind:
             raise RunDirError(f"cannot resume: {where} is a {stored['kind']!r} run, not {self.kind!r}")
-        changed = changed_keys(stored["config"], self.config)
+        changed = changed_keys(stored["config"], self.config, defaults)
         old, new = flatten(stored["config"]), flatten(json.loads(json.dumps(self.config, default=str)))
         grown = []
         for key in [k for k in changed if k in extendable]:

@@ -97,7 +97,9 @@ def run_world_model(config: WorldModelConfig, run_dir: str, seed: int = 0, resum
     """
     validate(config)
     record = {"world_model": to_fields(config), "seed": seed, "progress": progress}
-    with RunDir(run_dir, "world_model", record, resume, extendable=("world_model.total_steps",)) as run:
+    defaults = {"world_model": to_fields(WorldModelConfig())}
+    with RunDir(run_dir, "world_model", record, resume, extendable=("world_model.total_steps",),
+                defaults=defaults) as run:
         return _train(config, run, seed, stop_after, progress)
 
 

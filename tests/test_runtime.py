@@ -261,6 +261,22 @@ def test_options_added_by_a_later_version_and_left_empty_do_not_block_resume():
     assert changed_keys({**stored, "extra": 1}, stored) == ["extra"]  # a key the new config lacks still counts
 
 
+def test_settings_added_by_a_later_version_at_their_defaults_do_not_block_resume(tmp_path):
+    """A run stored before a setting existed resumes while the setting is left at its default (which keeps the old
+    behaviour), and is refused when it is set; a stored key keeps counting whatever its default."""
+    stored, defaults = {"wm": {"lr": 0.1}}, {"wm": {"lr": 1e-4, "moving_weight": 0.0}}
+    assert changed_keys(stored, {"wm": {"lr": 0.1, "moving_weight": 0.0}}, defaults) == []
+    assert changed_keys(stored, {"wm": {"lr": 0.1, "moving_weight": 20.0}}, defaults) == ["wm.moving_weight"]
+    assert changed_keys(stored, {"wm": {"lr": 0.1, "moving_weight": 0.0}}) == ["wm.moving_weight"]  # no defaults
+    assert changed_keys(stored, {"wm": {"lr": 1e-4}}, defaults) == ["wm.lr"]
+    RunDir(str(tmp_path), "world_model", stored).close()
+    with pytest.raises(RunDirError, match="differs from .* in \\['wm.moving_weight'\\]"):
+        RunDir(str(tmp_path), "world_model", {"wm": {"lr": 0.1, "moving_weight": 0.0}}, resume=True)
+    with RunDir(str(tmp_path), "world_model", {"wm": {"lr": 0.1, "moving_weight": 0.0}}, resume=True,
+                defaults=defaults) as run:
+        assert run.resuming
+
+
 def test_corrupt_files_are_named(tmp_path):
     _run(tmp_path, stop_after=1)
     (tmp_path / "run.json").write_text("{not json")
