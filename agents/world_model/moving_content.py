@@ -24,7 +24,7 @@ import numpy as np
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
 from ssmrl.agents.world_model.networks import preprocess
 from ssmrl.agents.world_model.reward_events import over_batches, shown_frames
-from ssmrl.agents.world_model.world_model import moving_values
+from ssmrl.agents.world_model.world_model import moving_values, still_frame
 
 MEASURES = ("moving pixels' error, a share of the still frame's", "share of the values moving")
 
@@ -34,8 +34,8 @@ def moving_sums(frames: jax.Array, real: jax.Array) -> jax.Array:
     error of ``frames`` summed over the values of ``real`` that move (more than ``MOVING`` from the window's still
     frame, its per-value median over the ``T`` rows), the still frame's summed over them, and their count."""
     chex.assert_equal_shape([frames, real])
-    still = jnp.median(real, axis=0)
-    moving = moving_values(real)
+    still = still_frame(real)
+    moving = moving_values(real, still)
     values = tuple(range(2, real.ndim))
     total = lambda x: jnp.sum(jnp.where(moving, x, 0.0), values)  # noqa: E731
     return jnp.stack([total((frames - real) ** 2), total((still - real) ** 2), total(jnp.ones_like(real))])

@@ -257,10 +257,16 @@ def value_bins(config: WorldModelConfig) -> jax.Array:
     return bin_values(config.reward_bins, -config.twohot_range, config.twohot_range)
 
 
-def moving_values(real: jax.Array) -> jax.Array:
-    """``real [T, B, *obs_shape]`` (``preprocess``' units) -> bool, the same shape: the values more than ``MOVING``
-    from the window's still frame, their median over its ``T`` rows (what stays put: walls, colours, the score)."""
-    return jnp.abs(real - jnp.median(real, axis=0)) > MOVING
+def still_frame(real: jax.Array) -> jax.Array:
+    """``real [T, B, *obs_shape]`` -> ``[B, *obs_shape]``: each value's median over the window's ``T`` rows, what
+    stays put (walls, colours, the score)."""
+    return jnp.median(real, axis=0)
+
+
+def moving_values(real: jax.Array, still: jax.Array) -> jax.Array:
+    """``real [T, B, *obs_shape]`` (``preprocess``' units), ``still`` its :func:`still_frame` -> bool, the shape of
+    ``real``: the values more than ``MOVING`` from the still frame."""
+    return jnp.abs(real - still) > MOVING
 
 
 def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -307,7 +313,8 @@ def world_model_loss(params, model: WorldModel, config: WorldModelConfig, batch:
         loss = loss + config.reward_loss_scale * per_head.sum()
     if config.recon_moving_weight:
         # a two-pixel ball's error is a few values of a frame's 12,288: summed with the background's it barely moves
-        optional["recon_moving_loss"] = jnp.sum(jnp.where(moving_values(target), recon_error, 0.0), obs_axes).mean()
+        moving = moving_values(target, still_frame(target))
+        optional["recon_moving_loss"] = jnp.sum(jnp.where(moving, recon_error, 0.0), obs_axes).mean()
         loss = loss + config.recon_moving_weight * optional["recon_moving_loss"]
     if config.prior_reward_scale:
         optional["prior_reward_loss"] = _prior_fed_reward_loss(params, model, config.reward_input, out, batch,
