@@ -58,7 +58,7 @@ def collect(run: CollectRun, run_dir: str, resume: bool = False, stop_after: int
     parts = build(config)
     train_tasks, test_tasks = task_split(env_name, run.split_seed)
     fields = to_fields(run)
-    with RunDir(run_dir, "collect", fields, resume) as directory:
+    with RunDir(run_dir, "collect", fields, resume, defaults=to_fields(CollectRun())) as directory:
         writer = make_writer("tensorboard", directory.path, fields)
         checkpoints = Checkpoints(os.path.join(directory.path, "checkpoints"))
         bar = Progress(config.num_updates * config.steps_per_update, config.steps_per_update, enabled=run.progress)

@@ -52,7 +52,7 @@ def run_dt(run: DTRun, run_dir: str, resume: bool = False, stop_after: int | Non
     setup, data, parts = setup_dt(run)
     config = parts.config
     fields = to_fields(run)
-    with RunDir(run_dir, "dt", fields, resume) as directory:
+    with RunDir(run_dir, "dt", fields, resume, defaults=to_fields(DTRun())) as directory:
         writer = make_writer("tensorboard", directory.path, fields)
         try:
             k_init, k_eval = jax.random.split(jax.random.PRNGKey(run.seed))

@@ -160,7 +160,7 @@ def run_meta_dt(run: MetaDTRun, run_dir: str, resume: bool = False, stop_after: 
     ms = setup_meta(run)
     config, dt = ms.parts.config, ms.parts.dt_config
     fields = to_fields(run)
-    with RunDir(run_dir, "meta_dt", fields, resume) as directory:
+    with RunDir(run_dir, "meta_dt", fields, resume, defaults=to_fields(MetaDTRun())) as directory:
         writer = make_writer("tensorboard", directory.path, fields)
         try:
             k_wm, k_init, k_eval = jax.random.split(jax.random.PRNGKey(run.seed), 3)

@@ -89,7 +89,8 @@ def run_ppo(config: PPOConfig, run_dir: str, seeds: int = 1, seed: int = 0, resu
     validate(config)
     check_logger(logger)
     record = run_record(config, seeds, seed, deterministic_eval, progress, logger)
-    with RunDir(run_dir, "ppo", record, resume) as run:
+    defaults = {"ppo": to_fields(PPOConfig())}
+    with RunDir(run_dir, "ppo", record, resume, defaults=defaults) as run:
         return _train(config, run, seeds, seed, stop_after, progress, deterministic_eval, logger)
 
 

@@ -1,5 +1,6 @@
 """Test-wide JAX settings: a persistent compile cache outside the repo and fast, unoptimised XLA."""
 
+import json
 import os
 
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/ssmrl-jax-tests"))
@@ -8,6 +9,28 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+@pytest.fixture
+def stored_without():
+    """``stored_without(run_dir, key)``: rewrite ``run_dir``'s ``run.json`` as a version that lacked the setting ``key``
+    (dotted, within the stored config) would have written it, so that a test can resume a run from before a setting
+    existed."""
+
+    def forget(run_dir, key: str) -> None:
+        path = os.path.join(run_dir, "run.json")
+        with open(path) as f:
+            run = json.load(f)
+        *parents, last = key.split(".")
+        node = run["config"]
+        for part in parents:
+            node = node[part]
+        del node[last]
+        with open(path, "w") as f:
+            json.dump(run, f)
+
+    return forget

@@ -157,7 +157,7 @@ def test_evaluation_rtg_bookkeeping():
     assert np.all(rewards < 0)
 
 
-def test_end_to_end_point_robot(tmp_path):
+def test_end_to_end_point_robot(tmp_path, stored_without):
     from ssmrl.experiment.collect import collect
 
     values = _compose("collect", ["preset=small", "model.features=16"])
@@ -166,6 +166,7 @@ def test_end_to_end_point_robot(tmp_path):
     data_dir = str(tmp_path / "data")
     # a collection cut after its first chunk and resumed writes exactly the uninterrupted one's datasets
     assert collect(parse("collect", values), data_dir, stop_after=1)["stopped"] == "stop_after"
+    stored_without(data_dir, "medium_expert_fraction")  # stored before it existed: resumes at its default
     summary = collect(parse("collect", values), data_dir, resume=True)
     whole = collect(parse("collect", values), str(tmp_path / "whole"))
     assert summary["curve"] == whole["curve"] and summary["datasets"] == whole["datasets"]

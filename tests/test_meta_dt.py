@@ -142,7 +142,7 @@ def _tiny(name, data_dir, overrides=()):
 
 
 @pytest.mark.parametrize("method,modes", [("meta_dt", {"zero_shot", "few_shot"}), ("prompt_dt", {"prompted"})])
-def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
+def test_end_to_end_point_robot(data_dir, tmp_path, method, modes, stored_without):
     from ssmrl.experiment.meta_dt import run_meta_dt
 
     values = _tiny("meta_dt", data_dir, [f"method={method}", "model=s5"])
@@ -160,18 +160,20 @@ def test_end_to_end_point_robot(data_dir, tmp_path, method, modes):
     if method == "meta_dt":  # cut in the world-model phase, resumed: the same world model, DT and returns
         config = parse("meta_dt", values)
         assert run_meta_dt(config, str(tmp_path / "cut"), stop_after=1)["stopped"] == "stop_after"
+        stored_without(str(tmp_path / "cut"), "meta.task_context")  # stored before it existed: resumes at its default
         resumed = run_meta_dt(config, str(tmp_path / "cut"), resume=True)
         assert resumed["world_model"]["losses"] == summary["world_model"]["losses"]
         assert resumed["losses"] == summary["losses"] and resumed["eval"] == summary["eval"]
 
 
-def test_dt_resume_and_evaluate(data_dir, tmp_path):
+def test_dt_resume_and_evaluate(data_dir, tmp_path, stored_without):
     from ssmrl.experiment.dt import run_dt
     from ssmrl.experiment.evaluation import evaluate_run
 
     values = parse("dt", _tiny("dt", data_dir))
     whole = run_dt(values, str(tmp_path / "whole"))
     assert run_dt(values, str(tmp_path / "cut"), stop_after=1)["finished"] is False
+    stored_without(str(tmp_path / "cut"), "target_return")  # stored before it existed: resumes at its default
     resumed = run_dt(values, str(tmp_path / "cut"), resume=True)
     assert [x["loss"] for x in resumed["losses"]] == [x["loss"] for x in whole["losses"]]
     assert resumed["eval"]["test"]["per_task_return"] == whole["eval"]["test"]["per_task_return"]

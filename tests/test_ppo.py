@@ -95,11 +95,12 @@ def test_continuous_actions():
     assert np.all(np.isfinite(np.asarray(metrics["loss"])))
 
 
-def test_run_writes_outputs_and_resume_reaches_the_same_result(tmp_path):
+def test_run_writes_outputs_and_resume_reaches_the_same_result(tmp_path, stored_without):
     whole = run_ppo(TINY, str(tmp_path / "whole"), seeds=2, progress=False)
     crashed = tmp_path / "crashed"
     partial = run_ppo(TINY, str(crashed), seeds=2, progress=False, stop_after=1)
     assert not partial["finished"] and partial["updates"] == TINY.chunk_updates
+    stored_without(str(crashed), "ppo.precision")  # stored before precision existed: resumes at its default
     resumed = run_ppo(TINY, str(crashed), seeds=2, resume=True, progress=False)
     assert resumed["finished"] and resumed["updates"] == whole["updates"] == TINY.num_updates
     # bit for bit: the same learning curve and final evaluation as the uninterrupted run

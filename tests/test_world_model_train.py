@@ -14,7 +14,7 @@ from ssmrl.experiment.checkpoint import Checkpoints
 from ssmrl.experiment.world_model import restore_world_model_run, run_world_model
 
 
-def test_small_run_crash_resume_and_outputs(tmp_path):
+def test_small_run_crash_resume_and_outputs(tmp_path, stored_without):
     config = wmc.validate(wmc.small(
         env_name="atari/Boxing", model="drama", hidden=16, latent_groups=4, latent_classes=4, channels=(4, 8, 8, 8, 8),
         mlp_hidden=16, ac_hidden=16, imag_batch=8, imag_context=3, horizon=4, batch_size=2, batch_length=8,
@@ -34,6 +34,7 @@ def test_small_run_crash_resume_and_outputs(tmp_path):
     assert step == 1 and int(saved.updates) == 2 and int(saved.replay.size) == 120
     assert int(saved.replay.trained.sum()) == 2 * config.batch_size
 
+    stored_without(run_dir, "world_model.recon_moving_weight")  # stored before that setting existed
     summary = run_world_model(config, run_dir, resume=True, progress=False)
     assert summary["finished"] and summary["updates"] == 4 and summary["env_steps"] == 200
     ckpt = Checkpoints(os.path.join(run_dir, "checkpoints"))
