@@ -1,6 +1,5 @@
 """Test-wide JAX settings: a persistent compile cache outside the repo and fast, unoptimised XLA."""
 
-import json
 import os
 
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/ssmrl-jax-tests"))
@@ -21,16 +20,16 @@ def stored_without():
     (dotted, within the stored config) would have written it, so that a test can resume a run from before a setting
     existed."""
 
+    from ssmrl.experiment.run_dir import RUN_FILE, read_json, write_json
+
     def forget(run_dir, key: str) -> None:
-        path = os.path.join(run_dir, "run.json")
-        with open(path) as f:
-            run = json.load(f)
+        path = os.path.join(run_dir, RUN_FILE)
+        run = read_json(path)
         *parents, last = key.split(".")
         node = run["config"]
         for part in parents:
             node = node[part]
         del node[last]
-        with open(path, "w") as f:
-            json.dump(run, f)
+        write_json(path, run)
 
     return forget
