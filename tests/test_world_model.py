@@ -277,6 +277,34 @@ def test_posterior_head_linear_is_one_dense_from_the_embedding():
     assert inputs["rssm"] == inputs["drama"] + TINY["hidden"], inputs
 
 
+def test_action_input_separate_embeds_the_latent_and_the_action_apart():
+    """action_input="separate": the latent's Dense reads z_t alone, the action's reads [a_t, first_t]; the sequence
+    output answers the action through the action's embedding only (zeroing its action rows leaves one output for
+    every action), and the loss is finite. The default, joint, reads all three in one Dense."""
+    L = TINY["latent_groups"] * TINY["latent_classes"]
+    joint = make_parts(tiny("drama"))[1]["wm"]["params"]["sequence"]
+    assert joint["in_proj"]["kernel"].shape[0] == L + A + 1 and "action_proj" not in joint
+    for model in ("drama", "rssm"):
+        parts, params, fns = make_parts(tiny(model, action_input="separate"))
+        sequence = params["wm"]["params"]["sequence"]
+        assert sequence["in_proj"]["kernel"].shape[0] == L
+        assert sequence["action_proj"]["kernel"].shape[0] == A + 1 and "action_norm" in sequence
+        z = jax.nn.one_hot(jnp.zeros((A, TINY["latent_groups"]), int), TINY["latent_classes"]).reshape(A, L)
+        carry = parts.wm.initialize_carry(A)
+
+        def outputs(p):
+            return np.asarray(fns.step(p, carry, z, jnp.arange(A), jnp.zeros((A,), bool))[1])
+
+        h = outputs(params["wm"])
+        assert np.abs(h[1:] - h[0]).max() > 1e-4, model  # each action its own output
+        blind = jax.tree_util.tree_map(lambda x: x, params["wm"])
+        kernel = blind["params"]["sequence"]["action_proj"]["kernel"]
+        blind["params"]["sequence"]["action_proj"]["kernel"] = kernel.at[:A].set(0.0)
+        h = outputs(blind)
+        np.testing.assert_allclose(h[1:], np.broadcast_to(h[0], h[1:].shape), atol=1e-6, err_msg=model)
+        assert np.isfinite(float(fns.loss(params["wm"], batch(), jax.random.PRNGKey(0))[0]))
+
+
 def test_reward_zero_init_sets_whether_the_reward_gradient_reaches_the_state_from_the_first_update():
     """reward_zero_init (default): the reward head starts at 0 and its first gradient stops at its output layer;
     false: it reaches the encoder at once."""

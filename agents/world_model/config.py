@@ -19,6 +19,7 @@ MODELS = ("drama", "s4wm", "rssm")
 DECODERS = ("subpixel", "conv_transpose")
 DECODER_INPUTS = ("state", "latent")
 POSTERIOR_HEADS = ("mlp", "linear")
+ACTION_INPUTS = ("joint", "separate")
 SAMPLERS = ("uniform", "dfs")
 REWARD_INPUTS = ("after_action", "state_action", "state_per_action", "next_state")
 REWARD_OUTPUTS = ("twohot", "symlog_mse")
@@ -74,6 +75,11 @@ class WorldModelConfig:
                                   "one Dense from the frame's embedding (with h_{t-1} for rssm) to the latent's "
                                   "logits (docs/RESULTS.md: the MLP's hidden layer kept Pong's moving pixels out of "
                                   "an autoencoder)", choices=POSTERIOR_HEADS)
+    action_input: str = setting("joint", "how the sequence model reads (z_t, a_t): joint = one Dense over [z_t, "
+                                "a_t, first_t], LayerNorm, SiLU (Drama); separate = z_t and [a_t, first_t] each "
+                                "through a Dense, LayerNorm and SiLU of their own, summed (DreamerV3's RSSM embeds "
+                                "each input apart), so a one-hot action is not one input of a thousand beside a "
+                                "32x32 latent", choices=ACTION_INPUTS)
     reward_input: str = setting("after_action", "what the reward head reads: after_action = h_t, the sequence output "
                                 "after a_t (Drama); state_action = [z_t, h_{t-1}, a_t], the actor's input "
                                 "and its action, so the features the actor reads must hold what the reward needs; "

@@ -70,11 +70,15 @@ class SequenceModel(nn.Module):
     posterior_layers: int = 1
     s4wm_layer: str = "s4"
     layer_options: tuple = ()  # more ssm.make options of the blocks, as (name, value) pairs
+    action_input: str = "joint"
 
     def setup(self):
         latent_logits = self.groups * self.classes
         self.in_proj = nn.Dense(self.hidden)
         self.in_norm = nn.LayerNorm()
+        if self.action_input == "separate":
+            self.action_proj = nn.Dense(self.hidden)
+            self.action_norm = nn.LayerNorm()
         if self.kind == "rssm":
             self.cell = LayerNormGRU(self.hidden)
         else:
@@ -102,9 +106,12 @@ class SequenceModel(nn.Module):
         return unimix_logits(logits.reshape(*logits.shape[:-1], self.groups, self.classes), self.unimix)
 
     def _inputs(self, z: jax.Array, action: jax.Array, first: jax.Array) -> jax.Array:
-        """``z [..., L]``, one-hot ``action [..., A]``, ``first [...]`` -> ``[..., H]``."""
-        x = jnp.concatenate([z, action, first[..., None].astype(z.dtype)], -1)
-        return nn.silu(self.in_norm(self.in_proj(x)))
+        """``z [..., L]``, one-hot ``action [..., A]``, ``first [...]`` -> ``[..., H]``: one embedding of all three
+        (``action_input="joint"``), or the latent's plus the action's and flag's (``"separate"``)."""
+        control = jnp.concatenate([action, first[..., None].astype(z.dtype)], -1)
+        if self.action_input == "separate":
+            return nn.silu(self.in_norm(self.in_proj(z))) + nn.silu(self.action_norm(self.action_proj(control)))
+        return nn.silu(self.in_norm(self.in_proj(jnp.concatenate([z, control], -1))))
 
     def prior(self, h: jax.Array) -> jax.Array:
         """``h [..., H] -> log p(z_{t+1} | h_t) [..., G, C]``."""

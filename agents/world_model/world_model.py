@@ -74,6 +74,7 @@ class WorldModel(nn.Module):
     reward_zero_init: bool = True
     reward_norm: bool = True
     reward_ahead: int = 0
+    action_input: str = "joint"
 
     def setup(self):
         self.encoder, self.observation_decoder = make_observation_networks(
@@ -93,7 +94,8 @@ class WorldModel(nn.Module):
                              state_size=self.state_size, groups=self.groups, classes=self.classes,
                              mlp_hidden=self.mlp_hidden, mlp_layers=self.mlp_layers, unimix=self.unimix,
                              posterior_layers=self.posterior_layers,
-                             s4wm_layer=self.s4wm_layer, layer_options=self.layer_options)
+                             s4wm_layer=self.s4wm_layer, layer_options=self.layer_options,
+                             action_input=self.action_input)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> dict:
@@ -213,7 +215,8 @@ def make_world_model(config: WorldModelConfig, num_actions: int, obs_shape: tupl
                       vector_layers=config.vector_layers,
                       twohot_range=config.twohot_range, reward_input=config.reward_input,
                       reward_output=config.reward_output, reward_zero_init=config.reward_zero_init,
-                      reward_norm=config.reward_norm, reward_ahead=config.reward_ahead)
+                      reward_norm=config.reward_norm, reward_ahead=config.reward_ahead,
+                      action_input=config.action_input)
 
 
 def state(out: dict) -> jax.Array:
