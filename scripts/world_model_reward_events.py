@@ -23,6 +23,10 @@ answers the actions (agents/world_model/action_response.py): how far apart the i
 from the last observed step on are, beside how far another sampling key moves them, and the range of the rewards
 predicted for the held actions; a model that imagines the same game whatever the actor does gives it no advantage
 to learn.
+On a game whose paddle is read (Pong; agents/world_model/paddle_response.py), the last table
+gives the same answer in the paddle's rows: how far the imagined paddle stands from the real one, and how much
+further down a held down action puts it than a held up action, beside how much further the replay's own paddle
+moved after that many down steps than after as many up steps.
 
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
@@ -39,6 +43,7 @@ import argparse
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.action_response import MEASURES as ANSWER
@@ -47,6 +52,8 @@ from ssmrl.agents.world_model.agent import build, init_params
 from ssmrl.agents.world_model.drawn_objects import GAME_OBJECTS, format_drawn, make_drawn_objects
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import format_content, make_moving_content
+from ssmrl.agents.world_model.paddle_response import GAME_PADDLES, format_paddle, make_paddle_response
+from ssmrl.agents.world_model.paddle_response import MEASURES as PADDLE
 from ssmrl.agents.world_model.probe import fit_world_model, setting, with_settings
 from ssmrl.agents.world_model.reward_events import (
     OUTCOMES,
@@ -109,8 +116,11 @@ def main(argv: list[str] | None = None) -> dict:
     events, drawn = make_reward_events(parts, windows), make_moving_content(parts, windows)
     game = GAME_OBJECTS.get(config.env_name)
     objects = None if game is None else make_drawn_objects(parts, windows, *game)
-    answer = (make_action_response(parts, windows) if parts.config.horizon >= 2
-              else None)  # else the windows end before the first imagined frame
+    imagines = parts.config.horizon >= 2  # else the windows end before the first imagined frame
+    answer = make_action_response(parts, windows) if imagines else None
+    paddle = GAME_PADDLES.get(config.env_name)
+    probed_rows = {name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("obs", "action", "first")}
+    paddles = make_paddle_response(parts, windows, probed_rows, *paddle) if paddle and imagines else None
     key = jax.random.PRNGKey(args.seed)
     print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "
           f"{first_row}" + (f"; {'the run' if args.warm else 'a fresh'} model refitted on rows 0-{first_row}, "
@@ -121,9 +131,11 @@ def main(argv: list[str] | None = None) -> dict:
             tables, content = events(params, key), drawn(params, key)
             actions = None if answer is None else answer(params, key)
             drawn_objects = None if objects is None else objects(params, key)
+            paddle_table = None if paddles is None else paddles(params, key)
             progress.append({"update": i, "table": tables["rewards"], "agreement": tables.get("agreement"),
                              "ahead": tables.get("ahead"), "content": content, "actions": actions,
-                             "objects": drawn_objects, "reward_loss": metrics["reward_loss"]})
+                             "objects": drawn_objects, "paddle": paddle_table,
+                             "reward_loss": metrics["reward_loss"]})
             correlations = ", ".join(f"{name} {signed(e['correlation'])}"
                                      for name, e in {**tables["rewards"], **tables.get("ahead", {})}.items())
             extra = "".join(f", {name} {metrics[metric]:.3f}" for metric, name in (
@@ -142,6 +154,11 @@ def main(argv: list[str] | None = None) -> dict:
                 first = actions["imagined 1"]
                 drawing += (f"; imagined frame 1: actions apart {first[ANSWER[0]]:.5f}, sampling keys apart "
                             f"{first[ANSWER[1]]:.5f}")
+            if paddle_table is not None:
+                drawing += "; paddle's rows, down minus up (replay), error: " + ", ".join(
+                    f"imagined {k} {paddle_table[f'imagined {k}'][PADDLE[2]]:.2f} "
+                    f"({paddle_table[f'imagined {k}'][PADDLE[3]]:.2f}), {paddle_table[f'imagined {k}'][PADDLE[0]]:.2f}"
+                    for k in (1, 2) if f"imagined {k}" in paddle_table)
             span = "the update" if args.every == 1 else f"{args.every} updates"
             print(f"update {i}: correlation {correlations}; mean over {span}: reconstruction loss "
                   f"{metrics['recon_loss']:.2f}, reward loss "
@@ -173,9 +190,15 @@ def main(argv: list[str] | None = None) -> dict:
         actions = answer(wm_params, key)
         print(f"\nImagination's answer to the actions: each of the {parts.num_actions} actions held from the last "
               "observed step on, one sampling key\n\n" + format_response(actions))
+    paddle_table = None
+    if paddles is not None:
+        paddle_table = paddles(wm_params, key)
+        print("\nThe agent's paddle: where imagination puts it, in the frame's rows (one sampling key), and how much "
+              "further down a held down action puts it than a held up one, beside the replay's own moves\n\n"
+              + format_paddle(paddle_table))
     return {"checkpoint": step, "first_row": first_row, "table": tables["rewards"],
             "agreement": tables.get("agreement"), "ahead": tables.get("ahead"), "content": content,
-            "objects": drawn_objects, "actions": actions, "progress": progress}
+            "objects": drawn_objects, "actions": actions, "paddle": paddle_table, "progress": progress}
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ it sees the rewards of its replay (agents/world_model/reward_events.py, scripts/
 which window rows the table reads, and the script on the same tiny run; and whether a network of its own reads the
 rewards from the replay's frames (scripts/reward_from_frames.py): which rows it trains and scores on, the script; and
 whether its encoder and decoder alone draw the frames (scripts/world_model_autoencoder.py): what each bottleneck feeds
-the decoder, the script; and how much of Pong's objects its frames draw (agents/world_model/drawn_objects.py)."""
+the decoder, the script; and how much of Pong's objects its frames draw (agents/world_model/drawn_objects.py) and
+where it puts the agent's paddle (agents/world_model/paddle_response.py)."""
 
 import dataclasses
 import os
@@ -29,7 +30,8 @@ from ssmrl.agents.world_model.autoencoder import BOTTLENECKS, frame_autoencoder
 from ssmrl.agents.world_model.drawn_objects import GAME_OBJECTS, drawn_shares, format_drawn, object_sums
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import moving_errors, moving_sums
-from ssmrl.agents.world_model.networks import preprocess
+from ssmrl.agents.world_model.networks import postprocess, preprocess
+from ssmrl.agents.world_model.paddle_response import GAME_PADDLES, held_moves, paddle_response
 from ssmrl.agents.world_model.ratings import env_ratings, imagined_ratings, policy_names
 from ssmrl.agents.world_model.reward_events import (
     OUTCOMES,
@@ -237,6 +239,75 @@ def test_action_response_holds_each_action_from_the_last_observed_step(parts):
     assert np.all(response[0] == 0) and np.all(response[2] == 0) and np.all(response[1] > 0)
 
 
+def test_paddle_row_reads_the_agents_paddle_and_a_smear_at_its_mass():
+    """Pong's paddle reader on hand-made frames: a paddle on rows 30-33 reads 31.5, a background frame NaN, a
+    paddle smeared evenly down its whole column the column's middle, and a ball left of the paddle's columns is not
+    read."""
+    frames = np.broadcast_to(np.asarray(pong.BACKGROUND, np.uint8), (3, 64, 64, 3)).copy()
+    frames[0, 30:34, 56:58] = (92, 186, 92)
+    frames[0, 50, 54:56] = 236  # the ball, beside the paddle's columns
+    frames[2, 11:59, 56:58] = (120, 100, 60)
+    rows = np.asarray(pong.paddle_row(frames))
+    assert rows[0] == 31.5 and np.isnan(rows[1]) and rows[2] == pytest.approx(34.5)
+
+
+def test_held_moves_compare_the_replays_down_and_up_runs():
+    """Per k, the mean move over k rows whose k actions were all down, less that over all up; a run across an
+    episode's start, or from an unread row, is left out; counts of each."""
+    row = np.asarray([10.0, 12, 14, 13, 12, 20, 18, 18, np.nan, 5])[:, None]  # [N=10, E=1]
+    action = np.asarray([1, 1, 0, 0, 2, 1, 2, 1, 0, 0])[:, None]  # up = 0, down = 1
+    first = np.zeros((10, 1), bool)
+    first[5] = True  # row 4's move to row 5 crosses an episode's start
+    moves = held_moves(row, action, first, up=(0,), down=(1,), steps=2)
+    # k=1: down from rows 0, 1, 5 (2, 2, -2; row 7's next row is unread); up from rows 2, 3 (-1, -1; row 8 is unread,
+    # row 9 has no next row)
+    np.testing.assert_allclose(moves[0], [2 / 3 - (-1), 3, 2])
+    # k=2: down-down from row 0 (+4) only; up-up from row 2 (-2)
+    np.testing.assert_allclose(moves[1], [4 - (-2), 1, 1])
+    assert np.isnan(held_moves(row, action, first, up=(3,), down=(1,), steps=1)[0, 0])
+
+
+def test_paddle_response_reads_the_recorded_and_held_actions_frames(parts):
+    """Against a hand computation with a stand-in reader (a frame's mean first channel): the row error of the
+    frames the recorded actions reconstruct and imagine, the real frames' move from the last observed one, and the
+    down actions' reading less the up actions' with each held from the last observed step on, one key. A model blind
+    to the actions gives 0 for the last."""
+    C, T, B, A = CONFIG.imag_context, window_length(parts), 3, parts.num_actions
+    params = init_params(parts, jax.random.PRNGKey(0))["wm"]
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    noise = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = tree.unflatten([x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, noise)])
+    k_obs, k_action, key = jax.random.split(jax.random.PRNGKey(2), 3)
+    obs = jax.random.bernoulli(k_obs, 0.3, (T, B, *parts.obs_shape)).astype(parts.obs_dtype)
+    action = jax.random.randint(k_action, (T, B), 0, A)
+    first = jnp.zeros((T, B), bool).at[0].set(True)
+
+    def reader(frames):
+        return jnp.asarray(frames, jnp.float32)[..., 0].mean((-1, -2))
+
+    up, down = (0,), (1, 2)
+    measure = jax.jit(lambda p: paddle_response(parts, p, obs, action, first, key, reader, up, down))
+    got = np.asarray(measure(params))
+    assert got.shape == (3, T, B)
+
+    def rows(actions):
+        frames, _ = open_loop_predictions(parts, params, obs, actions, first, C, key)
+        return np.asarray(reader(postprocess(frames, parts.obs_dtype)))
+
+    real = np.asarray(reader(obs))
+    held = [rows(action.at[C - 1:].set(a)) for a in range(A)]
+    np.testing.assert_allclose(got[0], np.abs(rows(action) - real), atol=1e-6)
+    np.testing.assert_allclose(got[1], np.abs(real - real[C - 1]), atol=1e-6)
+    np.testing.assert_allclose(got[2], (held[1] + held[2]) / 2 - held[0], atol=1e-6)
+    assert np.all(got[2][:C] == 0) and np.any(got[2][C:] != 0)
+
+    L = CONFIG.latent_groups * CONFIG.latent_classes
+    blind = jax.tree_util.tree_map(lambda x: x, params)
+    blind["params"]["sequence"]["in_proj"]["kernel"] = params["params"]["sequence"]["in_proj"]["kernel"].at[
+        L:L + A].set(0.0)
+    assert np.all(np.asarray(measure(blind))[2] == 0)
+
+
 def test_moving_sums_count_the_values_away_from_the_windows_still_frame(parts):
     """Only values more than ``MOVING`` from the window's per-value median over its rows count: drawing the real
     frames scores 0, drawing the still frame scores the still frame's own error; and the model's frames are those
@@ -375,6 +446,7 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
             main([run_dir, *argv])
         assert message in capsys.readouterr().err, argv
     assert out["objects"] is None and "Pong's objects" not in printed
+    assert out["paddle"] is None and "The agent's paddle" not in printed
 
 
 def test_reward_events_and_autoencoder_scripts_read_a_games_objects(trained_run, monkeypatch, capsys):
@@ -395,6 +467,29 @@ def test_reward_events_and_autoencoder_scripts_read_a_games_objects(trained_run,
                                                   "--windows", "2"])
     assert list(out["objects"]) == ["thing"] and list(out["objects"]["thing"]) == ["reconstructed"]
     assert "The game's objects in the reconstructions" in capsys.readouterr().out
+
+
+def test_reward_events_script_reads_a_games_paddle(trained_run, monkeypatch, capsys):
+    """A run of a game whose paddle is read gets its table and, with --every, its figures on each progress line:
+    here the tiny run's env is given a stand-in reader (a frame's mean first channel) and one up and one down
+    action."""
+    run_dir, _ = trained_run
+    monkeypatch.setitem(GAME_PADDLES, CONFIG.env_name,
+                        (lambda frames: jnp.asarray(frames, jnp.float32)[..., 0].mean((-1, -2)), (0,), (1,)))
+    H = CONFIG.horizon
+    main = _script("world_model_reward_events.py")
+    out = main([run_dir, "--windows", "2"])
+    columns = ["observed", *(f"imagined {k}" for k in sorted({1, 2, H // 2, H - 1}))]
+    assert list(out["paddle"]) == columns
+    assert out["paddle"]["observed"]["down minus up, imagined"] is None
+    held = out["paddle"]["imagined 1"]["replay rows held down, up"]
+    assert held[0] > 0 and held[1] > 0  # random play holds each action for one step
+    printed = capsys.readouterr().out
+    assert "The agent's paddle: where imagination puts it" in printed
+    assert re.search(r"\| down minus up, replay \| - \| -?\d+\.\d{2} \|", printed), printed
+    main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--from", "0.75"])
+    assert re.search(r"; paddle's rows, down minus up \(replay\), error: imagined 1 -?\d+\.\d{2} \(-?\d+\.\d{2}\), "
+                     r"\d+\.\d{2}, imagined 2 ", capsys.readouterr().out)
 
 
 def test_reward_from_frames_rows():

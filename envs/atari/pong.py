@@ -13,11 +13,16 @@ back. Had the paddle missed it there, the point would have been paid :data:`PAID
   field that is not the background colour is the ball's.
 
 :func:`object_masks` gives each of the three objects' pixels in a frame, and the region it moves in, for measures of
-what a world model draws of them (:mod:`~ssmrl.agents.world_model.drawn_objects`).
+what a world model draws of them (:mod:`~ssmrl.agents.world_model.drawn_objects`); :func:`paddle_row` where the
+agent's paddle stands, for whether a world model moves it as the actions do
+(:mod:`~ssmrl.agents.world_model.paddle_response`): in the minimal action set, RIGHT and RIGHTFIRE move it up,
+LEFT and LEFTFIRE down (on the emulator, held from rest: 3 rows of a 64x64 frame in the first agent step, then
+about 6.6 per step).
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 BALL_X_RAM = 49
@@ -28,6 +33,7 @@ _RAM_TURN_X = (180, 195)
 FIELD_ROWS, BALL_COLUMNS = slice(11, 59), slice(8, 56)
 OPPONENT_COLUMNS, AGENT_COLUMNS = slice(6, 8), slice(56, 58)
 BACKGROUND = (144, 72, 17)
+UP_ACTIONS, DOWN_ACTIONS = (2, 4), (3, 5)  # indices in the minimal action set: RIGHT(FIRE), LEFT(FIRE)
 _FRAME_HALF = 40  # a return is counted when the ball, coming back, crosses this column
 _FRAME_LOOKBACK = 20  # agent steps before that crossing searched for the turn
 _FRAME_TURN_X = 50  # the paddle turns the ball at column 54-55; a serve comes from the middle
@@ -94,3 +100,15 @@ def object_masks(obs):
     return {"ball": (REGIONS["ball"], off_background & REGIONS["ball"]),
             "agent's paddle": (REGIONS["agent's paddle"], green & REGIONS["agent's paddle"]),
             "opponent's paddle": (REGIONS["opponent's paddle"], off_background & REGIONS["opponent's paddle"])}
+
+
+def paddle_row(frames):
+    """``frames [..., 64, 64, 3]`` uint8 (numpy or jax) -> ``[...]`` float32: the row of the agent's paddle, the mean
+    of its columns' field rows weighted by each pixel's distance from the background (summed over the colour
+    channels), NaN where they are all background. Weighted rather than masked so that a model's blurred frame reads
+    where its paddle's mass is: a paddle smeared down its column reads near the column's middle."""
+    strip = jnp.asarray(frames)[..., FIELD_ROWS, AGENT_COLUMNS, :].astype(jnp.float32)
+    weight = jnp.abs(strip - jnp.asarray(BACKGROUND, jnp.float32)).sum((-1, -2))  # [..., rows]
+    rows = jnp.arange(FIELD_ROWS.start, FIELD_ROWS.stop, dtype=jnp.float32)
+    total = weight.sum(-1)
+    return jnp.where(total > 0, (weight * rows).sum(-1) / jnp.where(total > 0, total, 1.0), jnp.nan)
