@@ -201,20 +201,28 @@ def test_first_latent_agreement_is_the_prior_after_the_context_against_the_next_
     assert [table["imagined 2"][o] for o in OUTCOMES] == [(2, 0.625), (2, 0.625), (0, None)]
 
 
+def _jittered_model_and_windows(parts, B: int):
+    """``(params, obs, action, first, key)``: the tiny model's world-model parameters jittered (the reward head starts
+    at zero), ``B`` random windows of ``window_length`` rows, each starting an episode, and a key."""
+    T = window_length(parts)
+    params = init_params(parts, jax.random.PRNGKey(0))["wm"]
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    noise = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = tree.unflatten([x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, noise)])
+    k_obs, k_action, key = jax.random.split(jax.random.PRNGKey(2), 3)
+    obs = jax.random.bernoulli(k_obs, 0.3, (T, B, *parts.obs_shape)).astype(parts.obs_dtype)
+    action = jax.random.randint(k_action, (T, B), 0, parts.num_actions)
+    first = jnp.zeros((T, B), bool).at[0].set(True)
+    return params, obs, action, first, key
+
+
 def test_action_response_holds_each_action_from_the_last_observed_step(parts):
     """Against a hand computation: the frames imagined with each action held from window row ``imag_context - 1``
     on, one key, their mean absolute difference over the action pairs; the recorded actions under a second key; the
     rewards' range over the held actions. A model blind to the actions (the sequence model's action inputs zeroed)
     answers them with nothing, while its sampling noise stays."""
-    C, H, T, B, A = CONFIG.imag_context, CONFIG.horizon, window_length(parts), 5, parts.num_actions
-    params = init_params(parts, jax.random.PRNGKey(0))["wm"]
-    leaves, tree = jax.tree_util.tree_flatten(params)  # jittered: the reward head starts at zero
-    noise = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    params = tree.unflatten([x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, noise)])
-    k_obs, k_action, key = jax.random.split(jax.random.PRNGKey(2), 3)
-    obs = jax.random.bernoulli(k_obs, 0.3, (T, B, *parts.obs_shape)).astype(parts.obs_dtype)
-    action = jax.random.randint(k_action, (T, B), 0, A)
-    first = jnp.zeros((T, B), bool).at[0].set(True)
+    C, H, B, A = CONFIG.imag_context, CONFIG.horizon, 5, parts.num_actions
+    params, obs, action, first, key = _jittered_model_and_windows(parts, B)
     measure = jax.jit(lambda p: action_response(parts, p, obs, action, first, key))
     response = np.asarray(measure(params))
     assert response.shape == (len(MEASURES), H - 1, B)
@@ -273,14 +281,7 @@ def test_paddle_response_reads_the_recorded_and_held_actions_frames(parts):
     down actions' reading less the up actions' with each held from the last observed step on, one key. A model blind
     to the actions gives 0 for the last."""
     C, T, B, A = CONFIG.imag_context, window_length(parts), 3, parts.num_actions
-    params = init_params(parts, jax.random.PRNGKey(0))["wm"]
-    leaves, tree = jax.tree_util.tree_flatten(params)
-    noise = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    params = tree.unflatten([x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, noise)])
-    k_obs, k_action, key = jax.random.split(jax.random.PRNGKey(2), 3)
-    obs = jax.random.bernoulli(k_obs, 0.3, (T, B, *parts.obs_shape)).astype(parts.obs_dtype)
-    action = jax.random.randint(k_action, (T, B), 0, A)
-    first = jnp.zeros((T, B), bool).at[0].set(True)
+    params, obs, action, first, key = _jittered_model_and_windows(parts, B)
 
     def reader(frames):
         return jnp.asarray(frames, jnp.float32)[..., 0].mean((-1, -2))

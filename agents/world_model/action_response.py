@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
-from ssmrl.agents.world_model.reward_events import over_batches, shown_frames, window_length
+from ssmrl.agents.world_model.reward_events import measure_rows, over_batches, shown_frames, window_length
 
 MEASURES = ("frames: actions apart", "frames: sampling keys apart", "reward: actions' range")
 
@@ -71,7 +71,4 @@ def make_action_response(parts: Parts, windows: dict, batch: int = 64) -> Callab
 
 def format_response(table: dict) -> str:
     """:func:`make_action_response`'s table as Markdown: a row per measure, a column per imagined step."""
-    lines = ["| mean over windows | " + " | ".join(table) + " |", "|---" * (len(table) + 1) + "|"]
-    for name in MEASURES:
-        lines.append(f"| {name} | " + " | ".join(f"{e[name]:.5f}" for e in table.values()) + " |")
-    return "\n".join(lines)
+    return "\n".join(measure_rows("mean over windows", table, MEASURES, 5))

@@ -23,7 +23,7 @@ import numpy as np
 
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
 from ssmrl.agents.world_model.networks import preprocess
-from ssmrl.agents.world_model.reward_events import over_batches, shown_frames
+from ssmrl.agents.world_model.reward_events import measure_rows, over_batches, shown_frames
 from ssmrl.agents.world_model.world_model import moving_values, still_frame
 
 MEASURES = ("moving pixels' error, a share of the still frame's", "share of the values moving")
@@ -77,8 +77,4 @@ def make_moving_content(parts: Parts, windows: dict, batch: int = 64) -> Callabl
 
 def format_content(table: dict) -> str:
     """:func:`make_moving_content`'s table as Markdown: a row per measure, a column per window position."""
-    lines = ["| | " + " | ".join(table) + " |", "|---" * (len(table) + 1) + "|"]
-    for name in MEASURES:
-        lines.append(f"| {name} | " + " | ".join("-" if e[name] is None else f"{e[name]:.3f}"
-                                                  for e in table.values()) + " |")
-    return "\n".join(lines)
+    return "\n".join(measure_rows("", table, MEASURES, 3))

@@ -31,7 +31,7 @@ import numpy as np
 
 from ssmrl.agents.world_model.agent import Parts, open_loop_predictions
 from ssmrl.agents.world_model.networks import postprocess
-from ssmrl.agents.world_model.reward_events import over_batches, shown_frames, window_length
+from ssmrl.agents.world_model.reward_events import measure_rows, over_batches, shown_frames, window_length
 from ssmrl.envs.atari import pong
 
 MEASURES = ("row error, recorded actions", "real move since the last observed frame", "down minus up, imagined",
@@ -107,10 +107,7 @@ def make_paddle_response(parts: Parts, windows: dict, replay_rows: dict, paddle_
 
 def format_paddle(table: dict) -> str:
     """:func:`make_paddle_response`'s table as Markdown: a row per measure, a column per window position."""
-    lines = ["| agent's paddle, rows of the frame | " + " | ".join(table) + " |", "|---" * (len(table) + 1) + "|"]
-    for name in MEASURES:
-        lines.append(f"| {name} | " + " | ".join("-" if e[name] is None else f"{e[name]:.2f}"
-                                                  for e in table.values()) + " |")
+    lines = measure_rows("agent's paddle, rows of the frame", table, MEASURES, 2)
     held = [e.get("replay rows held down, up") for e in table.values()]
     lines.append("| replay rows held down / up | " + " | ".join("-" if h is None else f"{h[0]} / {h[1]}"
                                                                 for h in held) + " |")

@@ -189,3 +189,14 @@ def format_table(table: dict, measure: str = "mean prediction (steps)") -> str:
         lines.append(f"| {outcome}: {measure} | " + " | ".join(cells) + " |")
     lines.append("| correlation | " + " | ".join(signed(e["correlation"]) for e in table.values()) + " |")
     return "\n".join(lines)
+
+
+def measure_rows(title: str, table: dict, measures, digits: int) -> list[str]:
+    """Markdown lines of a ``{column: {measure: value or None}}`` table: its header (``title`` in the first cell, a
+    column per window position) and a row per measure in ``measures``, each value to ``digits`` decimals, ``-`` for
+    None."""
+    lines = [f"| {title} | " + " | ".join(table) + " |", "|---" * (len(table) + 1) + "|"]
+    for name in measures:
+        lines.append(f"| {name} | " + " | ".join("-" if e[name] is None else f"{e[name]:.{digits}f}"
+                                                  for e in table.values()) + " |")
+    return lines
