@@ -22,11 +22,10 @@ draw where it is, beside what they paint elsewhere in its region. A last table s
 answers the actions (agents/world_model/action_response.py): how far apart the imagined frames of two actions held
 from the last observed step on are, beside how far another sampling key moves them, and the range of the rewards
 predicted for the held actions; a model that imagines the same game whatever the actor does gives it no advantage
-to learn.
-On a game whose paddle is read (Pong; agents/world_model/paddle_response.py), the last table
-gives the same answer in the paddle's rows: how far the imagined paddle stands from the real one, and how much
-further down a held down action puts it than a held up action, beside how much further the replay's own paddle
-moved after that many down steps than after as many up steps.
+to learn. On a game whose paddle is read (Pong; agents/world_model/paddle_response.py), the last table gives the
+same answer in the paddle's rows: how far the imagined paddle stands from the real one, and how much further down a
+held down action puts it than a held up action, beside how much further the replay's own paddle moved after that
+many down steps than after as many up steps.
 
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
@@ -118,9 +117,10 @@ def main(argv: list[str] | None = None) -> dict:
     objects = None if game is None else make_drawn_objects(parts, windows, *game)
     imagines = parts.config.horizon >= 2  # else the windows end before the first imagined frame
     answer = make_action_response(parts, windows) if imagines else None
-    paddle = GAME_PADDLES.get(config.env_name)
-    probed_rows = {name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("obs", "action", "first")}
-    paddles = make_paddle_response(parts, windows, probed_rows, *paddle) if paddle and imagines else None
+    paddle, paddles = GAME_PADDLES.get(config.env_name), None
+    if paddle and imagines:  # the replay's own moves read from the probed rows
+        probed = {name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("obs", "action", "first")}
+        paddles = make_paddle_response(parts, windows, probed, *paddle)
     key = jax.random.PRNGKey(args.seed)
     print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "
           f"{first_row}" + (f"; {'the run' if args.warm else 'a fresh'} model refitted on rows 0-{first_row}, "

@@ -16,8 +16,8 @@ back. Had the paddle missed it there, the point would have been paid :data:`PAID
 what a world model draws of them (:mod:`~ssmrl.agents.world_model.drawn_objects`); :func:`paddle_row` where the
 agent's paddle stands, for whether a world model moves it as the actions do
 (:mod:`~ssmrl.agents.world_model.paddle_response`): in the minimal action set, RIGHT and RIGHTFIRE move it up,
-LEFT and LEFTFIRE down (on the emulator, held from rest: 3 rows of a 64x64 frame in the first agent step, then
-about 6.6 per step).
+LEFT and LEFTFIRE down (on the emulator, held from rest: 2.4-3 rows of a 64x64 frame in the first agent step,
+then about 6.7 per step).
 """
 
 from __future__ import annotations
