@@ -155,10 +155,9 @@ def main(argv: list[str] | None = None) -> dict:
                 drawing += (f"; imagined frame 1: actions apart {first[ANSWER[0]]:.5f}, sampling keys apart "
                             f"{first[ANSWER[1]]:.5f}")
             if paddle_table is not None:
+                shown = {k: paddle_table[k] for k in ("imagined 1", "imagined 2") if k in paddle_table}
                 drawing += "; paddle's rows, down minus up (replay), error: " + ", ".join(
-                    f"imagined {k} {paddle_table[f'imagined {k}'][PADDLE[2]]:.2f} "
-                    f"({paddle_table[f'imagined {k}'][PADDLE[3]]:.2f}), {paddle_table[f'imagined {k}'][PADDLE[0]]:.2f}"
-                    for k in (1, 2) if f"imagined {k}" in paddle_table)
+                    f"{k} {e[PADDLE[2]]:.2f} ({e[PADDLE[3]]:.2f}), {e[PADDLE[0]]:.2f}" for k, e in shown.items())
             span = "the update" if args.every == 1 else f"{args.every} updates"
             print(f"update {i}: correlation {correlations}; mean over {span}: reconstruction loss "
                   f"{metrics['recon_loss']:.2f}, reward loss "
