@@ -25,7 +25,10 @@ predicted for the held actions; a model that imagines the same game whatever the
 to learn. On a game whose paddle is read (Pong; agents/world_model/paddle_response.py), the last table gives the
 same answer in the paddle's rows: how far the imagined paddle stands from the real one, and how much further down a
 held down action puts it than a held up action, beside how much further the replay's own paddle moved after that
-many down steps than after as many up steps.
+many down steps than after as many up steps. And whether the model's state holds the paddle's row at all
+(agents/world_model/state_probe.py): linear probes of it from the posterior latent, the prior before the frame and
+the sequence model's output, fitted on the rows before the probed ones and scored on the probed rows, beside the same
+probes of an untrained model's.
 
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
@@ -47,7 +50,7 @@ import numpy as np
 from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.action_response import MEASURES as ANSWER
 from ssmrl.agents.world_model.action_response import format_response, make_action_response
-from ssmrl.agents.world_model.agent import build, init_params
+from ssmrl.agents.world_model.agent import agent_keys, build, init_params
 from ssmrl.agents.world_model.drawn_objects import GAME_OBJECTS, format_drawn, make_drawn_objects
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
 from ssmrl.agents.world_model.moving_content import format_content, make_moving_content
@@ -62,6 +65,8 @@ from ssmrl.agents.world_model.reward_events import (
     signed,
     window_length,
 )
+from ssmrl.agents.world_model.state_probe import FEATURES, WARMUP, format_probe, make_state_probe, probe_windows
+from ssmrl.agents.world_model.state_probe import WINDOW as PROBE_WINDOW
 from ssmrl.experiment import compile_cache
 from ssmrl.experiment.run_dir import RunDirError
 from ssmrl.experiment.world_model import open_world_model_run
@@ -121,6 +126,13 @@ def main(argv: list[str] | None = None) -> dict:
     if paddle and imagines:  # the replay's own moves read from the probed rows
         probed = {name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("obs", "action", "first")}
         paddles = make_paddle_response(parts, windows, probed, *paddle)
+    states, probe_length = None, min(PROBE_WINDOW, first_row, size - first_row)
+    if paddle and probe_length > WARMUP:  # fitted on the rows a refit trains on, scored on the probed rows
+        states = make_state_probe(parts, probe_windows(state.replay, 0, first_row, probe_length),
+                                  probe_windows(state.replay, first_row, size, probe_length), paddle[0])
+    elif paddle:
+        print(f"The paddle's row is not probed from the model's state: rows 0-{first_row} and {first_row}-{size} "
+              f"need more than {WARMUP} rows each")
     key = jax.random.PRNGKey(args.seed)
     print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "
           f"{first_row}" + (f"; {'the run' if args.warm else 'a fresh'} model refitted on rows 0-{first_row}, "
@@ -132,10 +144,11 @@ def main(argv: list[str] | None = None) -> dict:
             actions = None if answer is None else answer(params, key)
             drawn_objects = None if objects is None else objects(params, key)
             paddle_table = None if paddles is None else paddles(params, key)
+            state_table = None if states is None else states(params, key)
             progress.append({"update": i, "table": tables["rewards"], "agreement": tables.get("agreement"),
                              "ahead": tables.get("ahead"), "content": content, "actions": actions,
                              "objects": drawn_objects, "paddle": paddle_table,
-                             "reward_loss": metrics["reward_loss"]})
+                             "state_probe": state_table, "reward_loss": metrics["reward_loss"]})
             correlations = ", ".join(f"{name} {signed(e['correlation'])}"
                                      for name, e in {**tables["rewards"], **tables.get("ahead", {})}.items())
             extra = "".join(f", {name} {metrics[metric]:.3f}" for metric, name in (
@@ -158,6 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
                 shown = {k: paddle_table[k] for k in ("imagined 1", "imagined 2") if k in paddle_table}
                 drawing += "; paddle's rows, down minus up (replay), error: " + ", ".join(
                     f"{k} {e[PADDLE[2]]:.2f} ({e[PADDLE[3]]:.2f}), {e[PADDLE[0]]:.2f}" for k, e in shown.items())
+            if state_table is not None:
+                drawing += "; paddle's row read linearly, held-out error: " + ", ".join(
+                    f"{name} {state_table[name]['error']:.2f}" for name in FEATURES)
             span = "the update" if args.every == 1 else f"{args.every} updates"
             print(f"update {i}: correlation {correlations}; mean over {span}: reconstruction loss "
                   f"{metrics['recon_loss']:.2f}, reward loss "
@@ -195,9 +211,16 @@ def main(argv: list[str] | None = None) -> dict:
         print("\nThe agent's paddle: where imagination puts it, in the frame's rows (one sampling key), and how much "
               "further down a held down action puts it than a held up one, beside the replay's own moves\n\n"
               + format_paddle(paddle_table))
+    state_tables = None
+    if states is not None:
+        untrained = init_params(parts, agent_keys(jax.random.PRNGKey(args.seed))[0])["wm"]  # a refit's start
+        state_tables = {"this model": states(wm_params, key), "untrained": states(untrained, key)}
+        print(f"\nThe agent's paddle's row read linearly from the model's state: probes fitted on rows 0-{first_row}, "
+              f"scored on the rows after\n\n" + format_probe(state_tables, "rows"))
     return {"checkpoint": step, "first_row": first_row, "table": tables["rewards"],
             "agreement": tables.get("agreement"), "ahead": tables.get("ahead"), "content": content,
-            "objects": drawn_objects, "actions": actions, "paddle": paddle_table, "progress": progress}
+            "objects": drawn_objects, "actions": actions, "paddle": paddle_table,
+            "state_probe": state_tables, "progress": progress}
 
 
 if __name__ == "__main__":

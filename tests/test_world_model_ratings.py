@@ -6,7 +6,8 @@ which window rows the table reads, and the script on the same tiny run; and whet
 rewards from the replay's frames (scripts/reward_from_frames.py): which rows it trains and scores on, the script; and
 whether its encoder and decoder alone draw the frames (scripts/world_model_autoencoder.py): what each bottleneck feeds
 the decoder, the script; and how much of Pong's objects its frames draw (agents/world_model/drawn_objects.py) and
-where it puts the agent's paddle (agents/world_model/paddle_response.py)."""
+where it puts the agent's paddle (agents/world_model/paddle_response.py), and whether its state holds the paddle's row
+(agents/world_model/state_probe.py)."""
 
 import dataclasses
 import os
@@ -42,9 +43,18 @@ from ssmrl.agents.world_model.reward_events import (
     replay_windows,
     window_length,
 )
+from ssmrl.agents.world_model.state_probe import (
+    FEATURES,
+    REFERENCES,
+    WARMUP,
+    make_state_probe,
+    probe_scores,
+    probe_windows,
+    state_features,
+)
 from ssmrl.agents.world_model.world_model import MOVING
 from ssmrl.envs.atari import pong
-from ssmrl.experiment.world_model import run_world_model
+from ssmrl.experiment.world_model import open_world_model_run, run_world_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HORIZON, EPISODES = 8, 6
@@ -309,6 +319,73 @@ def test_paddle_response_reads_the_recorded_and_held_actions_frames(parts):
     assert np.all(np.asarray(measure(blind))[2] == 0)
 
 
+def test_linear_probe_reads_a_linear_value_and_not_noise():
+    """Scored on held-out rows: a value that is a linear function of the features is read almost exactly, one drawn
+    apart from them is not read at all (R^2 about 0 or below)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 20))
+    linear = x @ rng.normal(size=20) + 3.0
+    fitted, scored = slice(0, 1500), slice(1500, None)
+    read = probe_scores((x[fitted], linear[fitted]), (x[scored], linear[scored]))
+    assert read["error"] < 0.01 and read["r2"] > 0.999
+    noise = rng.normal(size=2000)
+    unread = probe_scores((x[fitted], noise[fitted]), (x[scored], noise[scored]))
+    assert unread["r2"] < 0.05 and unread["error"] > 0.7
+
+
+def test_state_features_are_the_posterior_pass_probabilities(parts):
+    """Per frame: the posterior's class probabilities of z_t, the prior's from h_{t-1} (frame 0's from the fresh
+    carry) and h_{t-1}, against the posterior pass itself."""
+    T, B, G, K = window_length(parts), 3, CONFIG.latent_groups, CONFIG.latent_classes
+    params, obs, action, first, key = _jittered_model_and_windows(parts, B)
+    got = np.asarray(jax.jit(lambda p: state_features(parts, p, obs, action, first, key))(params))
+    assert got.shape == (T, B, 2 * G * K + CONFIG.hidden)
+    wm = parts.wm
+    _, out = wm.apply(params, wm.initialize_carry(B), obs, action, first, jax.random.split(key, T), method="observe")
+
+    def probabilities(logits):
+        return np.asarray(jax.nn.softmax(logits, -1)).reshape(*logits.shape[:-2], -1)
+
+    np.testing.assert_allclose(got[..., :G * K], probabilities(out["post"]), atol=1e-5)
+    np.testing.assert_allclose(got[1:, :, G * K:2 * G * K], probabilities(out["prior"][:-1]), atol=1e-5)
+    np.testing.assert_allclose(got[0, :, G * K:2 * G * K],
+                               probabilities(wm.apply(params, out["h_prev"][0], method="prior")), atol=1e-5)
+    np.testing.assert_allclose(got[..., 2 * G * K:], np.asarray(out["h_prev"]), atol=1e-5)
+
+
+def test_state_probe_windows_and_references(parts, trained_run):
+    """The probe's windows cover every row from WARMUP on; its references against a hand computation (a stand-in
+    value: the column of Breakout's paddle, channel 0): the fitted rows' mean, and the frame before's value, within an
+    episode."""
+    _, _, state = open_world_model_run(trained_run[0])
+    size = int(state.replay.size)
+    windows = probe_windows(state.replay, 0, size // 2, 20)
+    starts = windows["first"].shape[1]
+    assert windows["obs"].shape[:2] == (20, starts)
+    np.testing.assert_array_equal(windows["obs"][:, 0], np.asarray(state.replay.obs[:20, 0]))
+    np.testing.assert_array_equal(windows["obs"][:, -1], np.asarray(state.replay.obs[size // 2 - 20:size // 2, 0]))
+    covered = np.unique(np.linspace(0, size // 2 - 20, starts).astype(int)[:, None] + np.arange(WARMUP, 20))
+    np.testing.assert_array_equal(covered, np.arange(WARMUP, size // 2))
+    with pytest.raises(ValueError, match="hold no 20-row window"):
+        probe_windows(state.replay, 0, 19, 20)
+
+    def value(frames):
+        paddle = jnp.asarray(frames, jnp.float32)[..., 0]
+        return (paddle * jnp.arange(paddle.shape[-1])).sum((-1, -2)) / paddle.sum((-1, -2))
+
+    scored = probe_windows(state.replay, size // 2, size, 20)
+    table = make_state_probe(parts, windows, scored, value)(init_params(parts, jax.random.PRNGKey(0))["wm"],
+                                                            jax.random.PRNGKey(1))
+    assert list(table) == [*FEATURES, *REFERENCES]
+    fit_y, y = (np.asarray(value(w["obs"]))[WARMUP:].ravel() for w in (windows, scored))
+    assert y.std() > 0
+    np.testing.assert_allclose(table[REFERENCES[0]]["error"], np.mean(np.abs(y - fit_y.mean())), rtol=1e-5)
+    before = np.asarray(value(scored["obs"]))[WARMUP - 1:-1].ravel()
+    same_episode = ~scored["first"][WARMUP:].ravel()
+    np.testing.assert_allclose(table[REFERENCES[1]]["error"],
+                               np.mean(np.abs(before - y)[same_episode]), rtol=1e-5)
+
+
 def test_moving_sums_count_the_values_away_from_the_windows_still_frame(parts):
     """Only values more than ``MOVING`` from the window's per-value median over its rows count: drawing the real
     frames scores 0, drawing the still frame scores the still frame's own error; and the model's frames are those
@@ -488,9 +565,16 @@ def test_reward_events_script_reads_a_games_paddle(trained_run, monkeypatch, cap
     printed = capsys.readouterr().out
     assert "The agent's paddle: where imagination puts it" in printed
     assert re.search(r"\| down minus up, replay \| - \| -?\d+\.\d{2} \|", printed), printed
+    assert list(out["state_probe"]) == ["this model", "untrained"]
+    assert all(list(table) == [*FEATURES, *REFERENCES] for table in out["state_probe"].values())
+    assert "The agent's paddle's row read linearly from the model's state" in printed
+    assert re.search(r"\| posterior of z_t \| \d+\.\d{2} / [+-]\d\.\d{3} \| \d+\.\d{2} / [+-]\d\.\d{3} \|", printed)
     main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--from", "0.75"])
+    progress = capsys.readouterr().out
     assert re.search(r"; paddle's rows, down minus up \(replay\), error: imagined 1 -?\d+\.\d{2} \(-?\d+\.\d{2}\), "
-                     r"\d+\.\d{2}, imagined 2 ", capsys.readouterr().out)
+                     r"\d+\.\d{2}, imagined 2 ", progress)
+    assert re.search(r"; paddle's row read linearly, held-out error: posterior of z_t \d+\.\d{2}, prior of z_t "
+                     r"\d+\.\d{2}, h_\{t-1\} \d+\.\d{2}", progress), progress
 
 
 def test_reward_from_frames_rows():
