@@ -130,13 +130,13 @@ def main(argv: list[str] | None = None) -> dict:
     if paddle and probe_length > WARMUP:  # fitted on the rows a refit trains on, scored on the probed rows
         states = make_state_probe(parts, probe_windows(state.replay, 0, first_row, probe_length),
                                   probe_windows(state.replay, first_row, size, probe_length), paddle[0])
-    elif paddle:
-        print(f"The paddle's row is not probed from the model's state: rows 0-{first_row} and {first_row}-{size} "
-              f"need more than {WARMUP} rows each")
     key = jax.random.PRNGKey(args.seed)
     print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "
           f"{first_row}" + (f"; {'the run' if args.warm else 'a fresh'} model refitted on rows 0-{first_row}, "
                             f"{dict(args.changes)}" if args.refit else ""), flush=True)
+    if paddle and states is None:
+        print(f"The paddle's row is not probed from the model's state: rows 0-{first_row} and {first_row}-{size} "
+              f"need more than {WARMUP} rows each")
     progress = []
     if args.refit:
         def report(i, params, metrics):

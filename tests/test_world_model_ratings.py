@@ -548,9 +548,9 @@ def test_reward_events_and_autoencoder_scripts_read_a_games_objects(trained_run,
 
 
 def test_reward_events_script_reads_a_games_paddle(trained_run, monkeypatch, capsys):
-    """A run of a game whose paddle is read gets its table and, with --every, its figures on each progress line:
-    here the tiny run's env is given a stand-in reader (a frame's mean first channel) and one up and one down
-    action."""
+    """A run of a game whose paddle is read gets its table and the state probe's, and with --every their figures on
+    each progress line; too few rows before the probed ones to fit a probe on are said. Here the tiny run's env is
+    given a stand-in reader (a frame's mean first channel) and one up and one down action."""
     run_dir, _ = trained_run
     monkeypatch.setitem(GAME_PADDLES, CONFIG.env_name,
                         (lambda frames: jnp.asarray(frames, jnp.float32)[..., 0].mean((-1, -2)), (0,), (1,)))
@@ -569,6 +569,8 @@ def test_reward_events_script_reads_a_games_paddle(trained_run, monkeypatch, cap
     assert all(list(table) == [*FEATURES, *REFERENCES] for table in out["state_probe"].values())
     assert "The agent's paddle's row read linearly from the model's state" in printed
     assert re.search(r"\| posterior of z_t \| \d+\.\d{2} / [+-]\d\.\d{3} \| \d+\.\d{2} / [+-]\d\.\d{3} \|", printed)
+    assert main([run_dir, "--windows", "2", "--from", "0.05"])["state_probe"] is None  # 6 rows before the probed
+    assert "The paddle's row is not probed from the model's state: rows 0-6" in capsys.readouterr().out
     main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--from", "0.75"])
     progress = capsys.readouterr().out
     assert re.search(r"; paddle's rows, down minus up \(replay\), error: imagined 1 -?\d+\.\d{2} \(-?\d+\.\d{2}\), "
