@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
               + format_paddle(paddle_table))
     state_tables = None
     if states is not None:
-        untrained = init_params(parts, agent_keys(jax.random.PRNGKey(args.seed))[0])["wm"]  # a refit's start
+        untrained = init_params(parts, agent_keys(jax.random.PRNGKey(args.seed))[0])["wm"]  # a fresh refit's start
         state_tables = {"this model": states(wm_params, key), "untrained": states(untrained, key)}
         print(f"\nThe agent's paddle's row read linearly from the model's state: probes fitted on rows 0-{first_row}, "
               f"scored on the rows after\n\n" + format_probe(state_tables, "rows"))

@@ -34,7 +34,7 @@ from ssmrl.agents.world_model.reward_events import over_batches, replay_windows
 FEATURES = ("posterior of z_t", "prior of z_t", "h_{t-1}")
 REFERENCES = ("constant (the fitted rows' mean)", "the frame before's value")
 PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # times the features' mean variance
-WINDOW, WARMUP = 64, 8  # a probed row has at least WARMUP frames of its episode's context before it, where it has
+WINDOW, WARMUP = 64, 8  # a probed row follows at least WARMUP rows of its window: context, unless an episode starts
 
 
 def state_features(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, first: jax.Array, key: jax.Array
