@@ -103,35 +103,36 @@ def prediction_scores(predicted: np.ndarray, y: np.ndarray) -> dict:
             "r2": float(1.0 - np.mean((predicted - y) ** 2) / max(float(np.var(y)), 1e-12))}
 
 
-def _rows(windows: dict, features: np.ndarray, target: Callable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The probed rows of windows: ``(features [N, F], value [N], the frame before's value [N])``: rows after each
-    window's ``WARMUP`` with a value there, NaN for the frame before where it starts an episode."""
+def _probed_values(windows: dict, target: Callable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The probed rows of windows: ``(which [T - WARMUP, B] bool, value [N], the frame before's value [N])``: rows
+    after each window's ``WARMUP`` with a value there, NaN for the frame before where it starts an episode."""
     value = np.asarray(target(windows["obs"]), np.float64)  # [T, B]
     before = np.where(windows["first"][1:], np.nan, value[:-1])
     keep = ~np.isnan(value[WARMUP:])
-    return features[WARMUP:][keep], value[WARMUP:][keep], before[WARMUP - 1:][keep]
+    return keep, value[WARMUP:][keep], before[WARMUP - 1:][keep]
 
 
 def make_state_probe(parts: Parts, fitted_windows: dict, scored_windows: dict, target: Callable, batch: int = 32
                      ) -> Callable[[Any, jax.Array], dict]:
     """``probe(wm_params, key) -> {row: {"error", "r2"}}`` for each of :data:`FEATURES` and :data:`REFERENCES`:
     probes of ``target(frames [..., *obs_shape]) -> [...]`` fitted on :func:`probe_windows`' ``fitted_windows`` and
-    scored on ``scored_windows``; the features in batches of ``batch`` windows, compiled once for every call."""
+    scored on ``scored_windows``; the features in batches of ``batch`` windows, compiled once for every call. The
+    values, and the references read from them alone, are computed here once."""
     features = jax.jit(lambda p, o, a, f, k: state_features(parts, p, o, a, f, k))
     L = parts.config.latent_groups * parts.config.latent_classes
     spans = dict(zip(FEATURES, (slice(0, L), slice(L, 2 * L), slice(2 * L, None))))
+    fit_keep, fit_y, _ = _probed_values(fitted_windows, target)
+    keep, y, before = _probed_values(scored_windows, target)
+    seen = ~np.isnan(before)
+    references = {REFERENCES[0]: prediction_scores(np.full_like(y, fit_y.mean()), y),
+                  REFERENCES[1]: prediction_scores(before[seen], y[seen])}
 
     def probe(wm_params, key: jax.Array) -> dict:
         k_fit, k_score = jax.random.split(key)
-        fit_x, fit_y, _ = _rows(fitted_windows, over_batches(features, fitted_windows, batch, wm_params, k_fit, 1),
-                                target)
-        x, y, before = _rows(scored_windows, over_batches(features, scored_windows, batch, wm_params, k_score, 1),
-                             target)
-        table = {name: probe_scores((fit_x[:, span], fit_y), (x[:, span], y)) for name, span in spans.items()}
-        table[REFERENCES[0]] = probe_scores((np.zeros((len(fit_y), 1)), fit_y), (np.zeros((len(y), 1)), y))
-        seen = ~np.isnan(before)
-        table[REFERENCES[1]] = prediction_scores(before[seen], y[seen])
-        return table
+        fit_x = over_batches(features, fitted_windows, batch, wm_params, k_fit, 1)[WARMUP:][fit_keep]
+        x = over_batches(features, scored_windows, batch, wm_params, k_score, 1)[WARMUP:][keep]
+        return {**{name: probe_scores((fit_x[:, span], fit_y), (x[:, span], y)) for name, span in spans.items()},
+                **references}
 
     return probe
 
