@@ -131,9 +131,12 @@ def main(argv: list[str] | None = None) -> dict:
         states = make_state_probe(parts, probe_windows(state.replay, 0, first_row, probe_length),
                                   probe_windows(state.replay, first_row, size, probe_length), paddle[0])
     key = jax.random.PRNGKey(args.seed)
+    refitted = ""
+    if args.refit:  # the refitted backbone is the run's unless --set model= names another
+        whose = "the run's" if args.warm else "a fresh"
+        refitted = f"; {whose} {parts.config.model} model refitted on rows 0-{first_row}, {dict(args.changes)}"
     print(f"{config.model} on {config.env_name}, checkpoint {step}, {size} replay rows per env; windows from row "
-          f"{first_row}" + (f"; {'the run' if args.warm else 'a fresh'} model refitted on rows 0-{first_row}, "
-                            f"{dict(args.changes)}" if args.refit else ""), flush=True)
+          f"{first_row}{refitted}", flush=True)
     if paddle and states is None:
         print(f"The paddle's row is not probed from the model's state: rows 0-{first_row} and {first_row}-{size} "
               f"need more than {WARMUP} rows each")

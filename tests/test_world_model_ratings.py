@@ -480,16 +480,19 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     refit = main([run_dir, "--windows", "2", "--refit", "2", "--every", "1", "--set", "hidden=8", "--from", "0.75"])
     assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
     printed = capsys.readouterr().out
-    assert "a fresh model refitted on rows 0-90, {'hidden': 8}" in printed
+    assert "a fresh rssm model refitted on rows 0-90, {'hidden': 8}" in printed
     assert re.search(r"update 2: correlation .*; mean over the update: reconstruction loss \d+\.\d{2}, reward loss "
                      r"\d+\.\d{3}, representation KL \d+\.\d{2} nats; first latent agrees, by imagined 2's "
                      r"payment: paid < 0 .*; moving pixels' "
                      r"error \d\.\d{3} of the still frame's \(observed\); imagined frame 1: actions apart \d\.\d{5}, "
                      r"sampling keys apart \d\.\d{5}\n", printed)
     assert all(p["content"]["observed"] and p["actions"]["imagined 1"] for p in refit["progress"])
-    main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "prior_reward_scale=1", "--from", "0.75"])
-    assert re.search(r"update 1: .*representation KL \d+\.\d{2} nats, prior-fed reward loss \d+\.\d{3}; ",
-                     capsys.readouterr().out)
+    main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "prior_reward_scale=1", "--set",
+          "model=drama", "--from", "0.75"])
+    printed = capsys.readouterr().out
+    # the header names the run's backbone, then the one refitted
+    assert printed.startswith("rssm on Breakout-MinAtar") and "a fresh drama model refitted on rows 0-90" in printed
+    assert re.search(r"update 1: .*representation KL \d+\.\d{2} nats, prior-fed reward loss \d+\.\d{3}; ", printed)
     ahead = main([run_dir, "--windows", "2", "--refit", "1", "--every", "1", "--set", "reward_ahead=2", "--from",
                   "0.75"])
     printed = capsys.readouterr().out
@@ -505,7 +508,7 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert "Imagination's first latent" not in printed and "answer to the actions" not in printed
 
     warm = main([run_dir, "--windows", "2", "--refit", "1", "--warm", "--set", "wm_lr=1e-9", "--from", "0.75"])
-    assert "the run model refitted on rows 0-90, {'wm_lr': 1e-09}" in capsys.readouterr().out
+    assert "the run's rssm model refitted on rows 0-90, {'wm_lr': 1e-09}" in capsys.readouterr().out
     # one update at a learning rate of 1e-9 leaves the run's model where it was: its table, not a fresh model's
     fresh = main([run_dir, "--windows", "2", "--refit", "1", "--set", "wm_lr=1e-9", "--from", "0.75"])
     as_run = main([run_dir, "--windows", "2", "--from", "0.75"])
