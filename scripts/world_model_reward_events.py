@@ -17,18 +17,19 @@ that latent. A model with ``reward_ahead`` heads gets a third: their predictions
 from the observed state, against what was paid then. Then, whether its frames draw what moves at all
 (agents/world_model/moving_content.py): the squared error on the values away from each window's median frame, as a
 share of that still frame's (1: no better than drawing the still frame); on a game whose objects are read (Pong: the
-ball, the agent's paddle, the opponent's; agents/world_model/drawn_objects.py), per object, how much of it the frames
-draw where it is, beside what they paint elsewhere in its region. A last table says whether imagination
+ball, the agent's paddle, the opponent's; agents/world_model/drawn_objects.py), per object, how much of it the
+frames draw where it is, beside what they paint elsewhere in its region. Another table says whether imagination
 answers the actions (agents/world_model/action_response.py): how far apart the imagined frames of two actions held
 from the last observed step on are, beside how far another sampling key moves them, and the range of the rewards
-predicted for the held actions; a model that imagines the same game whatever the actor does gives it no advantage
-to learn. On a game whose paddle is read (Pong; agents/world_model/paddle_response.py), the last table gives the
-same answer in the paddle's rows: how far the imagined paddle stands from the real one, and how much further down a
-held down action puts it than a held up action, beside how much further the replay's own paddle moved after that
-many down steps than after as many up steps. And whether the model's state holds the paddle's row at all
-(agents/world_model/state_probe.py): linear probes of it from the posterior latent, the prior before the frame and
-the sequence model's output, fitted on the rows before the probed ones and scored on the probed rows, beside the same
-probes of an untrained model's.
+predicted for the held actions; a model that imagines the same game whatever the actor does gives it no advantage to
+learn. Then the return imagination gives each action, held or taken once, beside what the env paid from each action
+the replay took: a preference the env does not pay for is one the actor learns from the model alone. On a game whose
+paddle is read (Pong; agents/world_model/paddle_response.py), a table gives the same answer in the paddle's
+rows: how far the imagined paddle stands from the real one, and how much further down a held down action puts it
+than a held up action, beside how much further the replay's own paddle moved after that many down steps than after
+as many up steps. And whether the model's state holds the paddle's row at all (agents/world_model/state_probe.py):
+linear probes of it from the posterior latent, the prior before the frame and the sequence model's output, fitted on
+the rows before the probed ones and scored on the probed rows, beside the same probes of an untrained model's.
 
 ``--refit N`` reads instead a fresh world model trained alone for N updates on the replay's rows before the
 probed ones (the run's settings with each ``--set NAME=VALUE`` changed, a world-model config field; the value
@@ -49,7 +50,12 @@ import numpy as np
 
 from ssmrl.agents.config import ConfigError
 from ssmrl.agents.world_model.action_response import MEASURES as ANSWER
-from ssmrl.agents.world_model.action_response import format_response, make_action_response
+from ssmrl.agents.world_model.action_response import (
+    format_response,
+    format_returns,
+    make_action_response,
+    make_action_returns,
+)
 from ssmrl.agents.world_model.agent import agent_keys, build, init_params
 from ssmrl.agents.world_model.drawn_objects import GAME_OBJECTS, format_drawn, make_drawn_objects
 from ssmrl.agents.world_model.moving_content import MEASURES as CONTENT
@@ -122,6 +128,10 @@ def main(argv: list[str] | None = None) -> dict:
     objects = None if game is None else make_drawn_objects(parts, windows, *game)
     imagines = parts.config.horizon >= 2  # else the windows end before the first imagined frame
     answer = make_action_response(parts, windows) if imagines else None
+    returns = None
+    if imagines:  # what the env paid from each action the probed rows took
+        returns = make_action_returns(parts, windows, {
+            name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("action", "reward", "first")})
     paddle, paddles = GAME_PADDLES.get(config.env_name), None
     if paddle and imagines:  # the replay's own moves read from the probed rows
         probed = {name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("obs", "action", "first")}
@@ -208,6 +218,13 @@ def main(argv: list[str] | None = None) -> dict:
         actions = answer(wm_params, key)
         print(f"\nImagination's answer to the actions: each of the {parts.num_actions} actions held from the last "
               "observed step on, one sampling key\n\n" + format_response(actions))
+    action_returns = None
+    if returns is not None:
+        action_returns = returns(wm_params, key)
+        print(f"\nThe return imagination gives each action: the rewards predicted for imagined steps 1-"
+              f"{parts.config.horizon - 1} summed, mean over windows; beside what the env paid over as many steps "
+              "from each action the probed rows took (the replay's policy after it)\n\n"
+              + format_returns(action_returns))
     paddle_table = None
     if paddles is not None:
         paddle_table = paddles(wm_params, key)
@@ -222,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"scored on the rows after\n\n" + format_probe(state_tables, "rows"))
     return {"checkpoint": step, "first_row": first_row, "table": tables["rewards"],
             "agreement": tables.get("agreement"), "ahead": tables.get("ahead"), "content": content,
-            "objects": drawn_objects, "actions": actions, "paddle": paddle_table,
+            "objects": drawn_objects, "actions": actions, "returns": action_returns, "paddle": paddle_table,
             "state_probe": state_tables, "progress": progress}
 
 

@@ -25,7 +25,13 @@ import pytest
 from ssmrl.agents.world_model import config as wmc
 from ssmrl.agents.world_model import distributions as D
 from ssmrl.agents.world_model import replay as rb
-from ssmrl.agents.world_model.action_response import MEASURES, action_response
+from ssmrl.agents.world_model.action_response import (
+    MEASURES,
+    RETURNS,
+    action_response,
+    action_returns,
+    paid_after_actions,
+)
 from ssmrl.agents.world_model.agent import build, init_params, open_loop_predictions
 from ssmrl.agents.world_model.autoencoder import BOTTLENECKS, frame_autoencoder
 from ssmrl.agents.world_model.drawn_objects import GAME_OBJECTS, drawn_shares, format_drawn, object_sums
@@ -257,6 +263,47 @@ def test_action_response_holds_each_action_from_the_last_observed_step(parts):
     assert np.all(response[0] == 0) and np.all(response[2] == 0) and np.all(response[1] > 0)
 
 
+def test_action_returns_sum_each_actions_imagined_rewards(parts):
+    """Against a hand computation: the rewards predicted for imagined steps 1 .. H - 1 summed, with each action held
+    from window row ``imag_context - 1`` on and with it at that row only, one key. A model blind to the actions
+    rates them all alike, held or once."""
+    C, H, B, A = CONFIG.imag_context, CONFIG.horizon, 5, parts.num_actions
+    params, obs, action, first, key = _jittered_model_and_windows(parts, B)
+    measure = jax.jit(lambda p: action_returns(parts, p, obs, action, first, key))
+    returns = np.asarray(measure(params))
+    assert returns.shape == (2, A, B)
+
+    def summed(actions):
+        logits = open_loop_predictions(parts, params, obs, actions, first, C, key)[1]
+        return np.asarray(parts.wm.reward_value(logits))[C - 1:-1].sum(0)
+
+    held = np.stack([summed(action.at[C - 1:].set(a)) for a in range(A)])
+    once = np.stack([summed(action.at[C - 1].set(a)) for a in range(A)])
+    np.testing.assert_allclose(returns, np.stack([held, once]), atol=1e-5)
+    assert np.ptp(returns[0], 0).min() > 0 and not np.allclose(returns[0], returns[1])
+
+    L = CONFIG.latent_groups * CONFIG.latent_classes  # the sequence model's inputs: [z, one-hot action, first]
+    blind = jax.tree_util.tree_map(lambda x: x, params)
+    blind["params"]["sequence"]["in_proj"]["kernel"] = params["params"]["sequence"]["in_proj"]["kernel"].at[
+        L:L + A].set(0.0)
+    returns = np.asarray(measure(blind))
+    np.testing.assert_allclose(returns, np.broadcast_to(returns[:, :1], returns.shape), atol=1e-6)
+    assert H > 2 and RETURNS[0] == "imagined: the action held"
+
+
+def test_paid_after_actions_sums_what_each_action_was_paid_and_the_steps_after():
+    """Over 3 steps: the rows that took each action whose next 2 rows start no episode, by hand."""
+    action = np.array([[0], [1], [0], [1], [0], [1], [0]])
+    reward = np.array([[0.0], [1.0], [0.0], [-1.0], [2.0], [0.0], [5.0]])
+    first = np.zeros((7, 1), bool)
+    first[4] = True  # rows 2 and 3 reach into the episode row 4 starts
+    paid, rows = paid_after_actions(action, reward, first, 3, 3)
+    # action 0: rows 0 (0 + 1 + 0) and 4 (2 + 0 + 5); action 1: row 1 (1 + 0 - 1); rows 5 and 6 have no 3 steps left
+    assert rows.tolist() == [2, 1, 0]
+    np.testing.assert_allclose(paid[:2], [4.0, 0.0])
+    assert np.isnan(paid[2])
+
+
 def test_paddle_row_reads_the_agents_paddle_and_a_smear_at_its_mass():
     """Pong's paddle reader on hand-made frames: a paddle on rows 30-33 reads 31.5, a background frame NaN, a
     paddle smeared evenly down its whole column the column's middle, and a ball left of the paddle's columns is not
@@ -476,6 +523,10 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert all(list(column) == list(MEASURES) and min(column.values()) >= 0 for column in out["actions"].values())
     assert "each of the 3 actions held from the last observed step on" in printed
     assert "| frames: actions apart |" in printed
+    assert list(out["returns"]) == [*RETURNS, "replay rows"]
+    assert all(len(row) == 3 for row in out["returns"].values()) and sum(out["returns"]["replay rows"]) > 0
+    assert "The return imagination gives each action" in printed
+    assert re.search(r"\| imagined: the action held \| [+-]\d\.\d{3} \| [+-]\d\.\d{3} \| [+-]\d\.\d{3} \|", printed)
 
     refit = main([run_dir, "--windows", "2", "--refit", "2", "--every", "1", "--set", "hidden=8", "--from", "0.75"])
     assert [p["update"] for p in refit["progress"]] == [1, 2] and refit["first_row"] == 90
@@ -503,7 +554,7 @@ def test_reward_events_script_reads_a_run_and_refits(trained_run, capsys):
     assert out["ahead"] is None
     one_step = main([run_dir, "--windows", "2", "--refit", "1", "--set", "horizon=1", "--from", "0.75"])
     # with one imagined step the windows end before the frame the first latent is compared with
-    assert one_step["agreement"] is None and one_step["actions"] is None
+    assert one_step["agreement"] is None and one_step["actions"] is None and one_step["returns"] is None
     printed = capsys.readouterr().out
     assert "Imagination's first latent" not in printed and "answer to the actions" not in printed
 
