@@ -128,14 +128,13 @@ def main(argv: list[str] | None = None) -> dict:
     objects = None if game is None else make_drawn_objects(parts, windows, *game)
     imagines = parts.config.horizon >= 2  # else the windows end before the first imagined frame
     answer = make_action_response(parts, windows) if imagines else None
-    returns = None
-    if imagines:  # what the env paid from each action the probed rows took
-        returns = make_action_returns(parts, windows, {
-            name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("action", "reward", "first")})
+    # what the env paid from each action the probed rows took, and their paddle's own moves
+    probed = {name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("action", "reward", "first")}
+    returns = make_action_returns(parts, windows, probed) if imagines else None
     paddle, paddles = GAME_PADDLES.get(config.env_name), None
-    if paddle and imagines:  # the replay's own moves read from the probed rows
-        probed = {name: np.asarray(getattr(state.replay, name)[first_row:size]) for name in ("obs", "action", "first")}
-        paddles = make_paddle_response(parts, windows, probed, *paddle)
+    if paddle and imagines:
+        paddles = make_paddle_response(parts, windows, {**probed, "obs": np.asarray(state.replay.obs[first_row:size])},
+                                       *paddle)
     states, probe_length = None, min(PROBE_WINDOW, first_row, size - first_row)
     if paddle and probe_length > WARMUP:  # fitted on the rows a refit trains on, scored on the probed rows
         states = make_state_probe(parts, probe_windows(state.replay, 0, first_row, probe_length),

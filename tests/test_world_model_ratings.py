@@ -267,7 +267,7 @@ def test_action_returns_sum_each_actions_imagined_rewards(parts):
     """Against a hand computation: the rewards predicted for imagined steps 1 .. H - 1 summed, with each action held
     from window row ``imag_context - 1`` on and with it at that row only, one key. A model blind to the actions
     rates them all alike, held or once."""
-    C, H, B, A = CONFIG.imag_context, CONFIG.horizon, 5, parts.num_actions
+    C, B, A = CONFIG.imag_context, 5, parts.num_actions
     params, obs, action, first, key = _jittered_model_and_windows(parts, B)
     measure = jax.jit(lambda p: action_returns(parts, p, obs, action, first, key))
     returns = np.asarray(measure(params))
@@ -288,7 +288,6 @@ def test_action_returns_sum_each_actions_imagined_rewards(parts):
         L:L + A].set(0.0)
     returns = np.asarray(measure(blind))
     np.testing.assert_allclose(returns, np.broadcast_to(returns[:, :1], returns.shape), atol=1e-6)
-    assert H > 2 and RETURNS[0] == "imagined: the action held"
 
 
 def test_paid_after_actions_sums_what_each_action_was_paid_and_the_steps_after():
