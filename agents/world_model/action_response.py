@@ -54,17 +54,14 @@ def action_response(parts: Parts, wm_params, obs: jax.Array, action: jax.Array, 
     C, T, A = parts.config.imag_context, window_length(parts), parts.num_actions
     chex.assert_shape([action, first], (T, obs.shape[1]))
     k_same, k_other = jax.random.split(key)
-
-    def imagine(actions: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return imagined(parts, wm_params, obs, actions, first, k)
-
     held = jnp.arange(A)[:, None, None] * jnp.ones_like(action[C - 1:])
-    frames, rewards = jax.vmap(lambda a: imagine(action.at[C - 1:].set(a), k_same))(held)  # [A, H - 1, B, ...]
+    frames, rewards = jax.vmap(lambda a: imagined(parts, wm_params, obs, action.at[C - 1:].set(a), first, k_same))(
+        held)  # [A, H - 1, B, ...]
     i, j = np.triu_indices(A, 1)
     pixels = tuple(range(3, frames.ndim))
     apart = jnp.mean(jnp.abs(frames[i] - frames[j]), pixels).mean(0)  # [H - 1, B]
-    recorded, _ = imagine(action, k_same)
-    other, _ = imagine(action, k_other)
+    recorded, _ = imagined(parts, wm_params, obs, action, first, k_same)
+    other, _ = imagined(parts, wm_params, obs, action, first, k_other)
     noise = jnp.mean(jnp.abs(recorded - other), tuple(range(2, other.ndim)))
     return jnp.stack([apart, noise, rewards.max(0) - rewards.min(0)])
 
